@@ -1,0 +1,119 @@
+"""Box formats and their conversions; the only place that converts boxes.
+
+Formats (all in pixels of the original frame, arrays of shape ``(N, 4)``):
+
+``xyxy``
+    ``x1, y1, x2, y2``: top-left and bottom-right corners.
+``xywh``
+    ``x1, y1, w, h``: top-left corner, width and height (COCO ``bbox``).
+``cxcywh``
+    ``cx, cy, w, h``: centre, width and height.
+``xyah``
+    ``cx, cy, a, h``: centre, aspect ratio ``a = w / h`` and height (the
+    Kalman filter's measurement space, as in SORT/ByteTrack).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _f(boxes) -> np.ndarray:
+    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+
+
+def xyxy_to_xywh(boxes) -> np.ndarray:
+    b = _f(boxes)
+    return np.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], axis=1)
+
+
+def xywh_to_xyxy(boxes) -> np.ndarray:
+    b = _f(boxes)
+    return np.stack([b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]], axis=1)
+
+
+def xyxy_to_cxcywh(boxes) -> np.ndarray:
+    b = _f(boxes)
+    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+    return np.stack([b[:, 0] + w / 2, b[:, 1] + h / 2, w, h], axis=1)
+
+
+def cxcywh_to_xyxy(boxes) -> np.ndarray:
+    b = _f(boxes)
+    return np.stack([b[:, 0] - b[:, 2] / 2, b[:, 1] - b[:, 3] / 2,
+                     b[:, 0] + b[:, 2] / 2, b[:, 1] + b[:, 3] / 2], axis=1)
+
+
+def xyxy_to_xyah(boxes) -> np.ndarray:
+    """Corners to centre, aspect ratio ``w / h`` and height; ``h`` of 0 gives ``a`` of 0."""
+    c = xyxy_to_cxcywh(boxes)
+    h = c[:, 3]
+    a = np.divide(c[:, 2], h, out=np.zeros_like(h), where=h > 0)
+    return np.stack([c[:, 0], c[:, 1], a, h], axis=1)
+
+
+def xyah_to_xyxy(boxes) -> np.ndarray:
+    b = _f(boxes)
+    w = b[:, 2] * b[:, 3]
+    return cxcywh_to_xyxy(np.stack([b[:, 0], b[:, 1], w, b[:, 3]], axis=1))
+
+
+def box_area_xyxy(boxes) -> np.ndarray:
+    b = _f(boxes)
+    return np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+
+
+def box_iou_xyxy(a, b) -> np.ndarray:
+    """Pairwise intersection over union.
+
+    Parameters
+    ----------
+    a : (N, 4) array_like, ``xyxy``
+    b : (M, 4) array_like, ``xyxy``
+
+    Returns
+    -------
+    (N, M) float64 in ``[0, 1]``; 0 where both boxes have zero area.
+    """
+    a, b = _f(a), _f(b)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    wh = np.clip(rb - lt, 0, None)
+    inter = wh[..., 0] * wh[..., 1]
+    union = box_area_xyxy(a)[:, None] + box_area_xyxy(b)[None, :] - inter
+    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+
+
+def clip_xyxy(boxes, width: int, height: int) -> np.ndarray:
+    """Clip boxes to the frame ``[0, width] x [0, height]``."""
+    b = _f(boxes).copy()
+    b[:, [0, 2]] = np.clip(b[:, [0, 2]], 0, width)
+    b[:, [1, 3]] = np.clip(b[:, [1, 3]], 0, height)
+    return b
+
+
+def xyxy_to_center_scale(boxes, aspect_ratio: float, padding: float = 1.25):
+    """Box corners to the centre and size of a top-down crop.
+
+    The box is grown to the crop's aspect ratio (``w / h``), never shrunk, then
+    multiplied by ``padding``.
+
+    Parameters
+    ----------
+    boxes : (N, 4) array_like, ``xyxy`` pixels
+    aspect_ratio : float
+        Width over height of the network input.
+    padding : float
+        Scale factor applied to the box (1.25 in SimpleBaseline/HRNet).
+
+    Returns
+    -------
+    center : (N, 2) float64, pixels
+    scale : (N, 2) float64, width and height in pixels of the region cropped
+    """
+    c = xyxy_to_cxcywh(boxes)
+    w, h = c[:, 2].copy(), c[:, 3].copy()
+    wide = w > h * aspect_ratio
+    h[wide] = w[wide] / aspect_ratio
+    w[~wide] = h[~wide] * aspect_ratio
+    return c[:, :2], np.stack([w, h], axis=1) * padding

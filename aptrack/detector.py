@@ -1,0 +1,96 @@
+"""Animal detector: Ultralytics YOLO with the animal classes merged into one."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+
+from .config import DetectorConfig
+from .errors import WeightsError
+from .structures import Instances
+
+log = logging.getLogger(__name__)
+
+ANIMAL_LABEL = 0
+"""Label of the merged "animal" class in :class:`Instances`."""
+
+
+def _import_yolo():
+    # Never let Ultralytics install packages or reach its hub from inside aptrack.
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "False")
+    os.environ.setdefault("YOLO_VERBOSE", "False")
+    from ultralytics import YOLO
+    return YOLO
+
+
+class YoloAnimalDetector:
+    """Detect animals in BGR frames with any Ultralytics detection weights (.pt, .onnx, ...).
+
+    Detections of the configured classes become label 0 ("animal"); the model's
+    class name (e.g. "dog") is kept in ``Instances.categories``. NMS is
+    class-agnostic, so one animal seen as both "dog" and "cat" gives one box.
+
+    Parameters
+    ----------
+    weights : str or Path
+        A weights file Ultralytics can load.
+    config : DetectorConfig
+    device : str
+        ``"cpu"`` or ``"cuda"``.
+    """
+
+    def __init__(self, weights: str | Path, config: DetectorConfig = DetectorConfig(),
+                 device: str = "cpu"):
+        self.config = config
+        self.device = device
+        YOLO = _import_yolo()
+        try:
+            self.model = YOLO(str(weights), task="detect")
+            names = dict(self.model.names)
+        except Exception as exc:  # any loader failure means the file is not usable weights
+            raise WeightsError(f"cannot load detector weights {weights}: "
+                               f"{exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+                               ) from None
+        if config.classes is None:
+            self.class_ids = None
+        else:
+            missing = [c for c in config.classes if c not in names]
+            if missing:
+                raise WeightsError(f"detector weights {weights} have no class id(s) {missing}; "
+                                   f"they are not COCO weights (set detector.classes in the pipeline)")
+            self.class_ids = list(config.classes)
+        self.names = names
+
+    def __call__(self, frame: np.ndarray, frame_index: int = 0) -> Instances:
+        """Detect animals in one frame.
+
+        Parameters
+        ----------
+        frame : (H, W, 3) uint8, BGR
+        frame_index : int
+
+        Returns
+        -------
+        Instances with boxes, scores, label 0 and species names; no keypoints.
+        """
+        cfg = self.config
+        result = self.model.predict(
+            frame, conf=cfg.score_threshold, iou=cfg.nms_iou_threshold, imgsz=cfg.image_size,
+            classes=self.class_ids, agnostic_nms=True, max_det=cfg.max_detections,
+            device=self.device, verbose=False)[0]
+        boxes = result.boxes
+        if boxes is None or len(boxes) == 0:
+            return Instances.empty(frame_index=frame_index)
+        xyxy = boxes.xyxy.cpu().numpy()
+        cls = boxes.cls.cpu().numpy().astype(int)
+        return Instances(
+            boxes_xyxy=xyxy,
+            scores=boxes.conf.cpu().numpy(),
+            labels=np.full(len(xyxy), ANIMAL_LABEL),
+            categories=[self.names.get(c, str(c)) for c in cls],
+            frame_index=frame_index,
+        )

@@ -1,0 +1,154 @@
+"""The one record that flows through every stage of the pipeline.
+
+A detector creates an :class:`Instances`, the pose estimator returns a copy with
+keypoints filled in, the tracker returns a copy with track ids.  An empty
+result is an empty :class:`Instances`, never ``None`` or ``[]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Sequence
+
+import numpy as np
+
+UNTRACKED = -1
+"""Track id of an instance that no tracker has assigned yet."""
+
+
+def _as(array, dtype, shape_tail: tuple[int, ...], name: str) -> np.ndarray:
+    out = np.asarray(array, dtype=dtype)
+    if out.ndim != 1 + len(shape_tail) or tuple(out.shape[1:]) != shape_tail:
+        want = "(N" + "".join(f", {d}" for d in shape_tail) + ")"
+        raise ValueError(f"{name} must have shape {want}, got {out.shape}")
+    return out
+
+
+@dataclass(frozen=True, eq=False)
+class Instances:
+    """Animals found in one video frame.
+
+    Parameters
+    ----------
+    boxes_xyxy : (N, 4) float32
+        Boxes as ``x1, y1, x2, y2`` in pixels of the original frame.
+    scores : (N,) float32
+        Detection confidence in ``[0, 1]``.
+    labels : (N,) int64
+        Class index; ``0`` is the merged "animal" class.
+    categories : (N,) object
+        Species name per instance (e.g. ``"dog"``), ``""`` if unknown.
+    keypoints : (N, K, 2) float32
+        Keypoint ``x, y`` in pixels of the original frame. ``K`` is 0 when no
+        pose was estimated.
+    keypoint_scores : (N, K) float32
+        Confidence of each keypoint in ``[0, 1]``.
+    track_ids : (N,) int64
+        Track identity, :data:`UNTRACKED` (-1) before tracking.
+    frame_index : int
+        0-based index of the frame in its video.
+    """
+
+    boxes_xyxy: np.ndarray
+    scores: np.ndarray
+    labels: np.ndarray | None = None
+    categories: np.ndarray | None = None
+    keypoints: np.ndarray | None = None
+    keypoint_scores: np.ndarray | None = None
+    track_ids: np.ndarray | None = None
+    frame_index: int = 0
+
+    def __post_init__(self) -> None:
+        boxes = _as(self.boxes_xyxy, np.float32, (4,), "boxes_xyxy")
+        n = len(boxes)
+        scores = np.asarray(self.scores, dtype=np.float32).reshape(-1)
+        labels = (np.zeros(n, np.int64) if self.labels is None
+                  else np.asarray(self.labels, dtype=np.int64).reshape(-1))
+        categories = (np.full(n, "", dtype=object) if self.categories is None
+                      else np.asarray(list(self.categories), dtype=object).reshape(-1))
+        if self.keypoints is None:
+            keypoints = np.zeros((n, 0, 2), np.float32)
+        else:
+            keypoints = np.asarray(self.keypoints, dtype=np.float32)
+            if keypoints.ndim != 3 or keypoints.shape[2] != 2:
+                raise ValueError(f"keypoints must have shape (N, K, 2), got {keypoints.shape}")
+        k = keypoints.shape[1]
+        kp_scores = (np.ones((n, k), np.float32) if self.keypoint_scores is None
+                     else _as(self.keypoint_scores, np.float32, (k,), "keypoint_scores"))
+        track_ids = (np.full(n, UNTRACKED, np.int64) if self.track_ids is None
+                     else np.asarray(self.track_ids, dtype=np.int64).reshape(-1))
+        for name, arr in (("scores", scores), ("labels", labels), ("categories", categories),
+                          ("keypoints", keypoints), ("keypoint_scores", kp_scores),
+                          ("track_ids", track_ids)):
+            if len(arr) != n:
+                raise ValueError(f"{name} has {len(arr)} rows but boxes_xyxy has {n}")
+        set_ = object.__setattr__
+        set_(self, "boxes_xyxy", boxes)
+        set_(self, "scores", scores)
+        set_(self, "labels", labels)
+        set_(self, "categories", categories)
+        set_(self, "keypoints", keypoints)
+        set_(self, "keypoint_scores", kp_scores)
+        set_(self, "track_ids", track_ids)
+        set_(self, "frame_index", int(self.frame_index))
+        for arr in (boxes, scores, labels, categories, keypoints, kp_scores, track_ids):
+            arr.flags.writeable = False
+
+    # -- construction -------------------------------------------------------
+    @classmethod
+    def empty(cls, num_keypoints: int = 0, frame_index: int = 0) -> "Instances":
+        """An instance set with no animals, keypoint dimension ``num_keypoints``."""
+        return cls(
+            boxes_xyxy=np.zeros((0, 4), np.float32),
+            scores=np.zeros(0, np.float32),
+            keypoints=np.zeros((0, num_keypoints, 2), np.float32),
+            keypoint_scores=np.zeros((0, num_keypoints), np.float32),
+            frame_index=frame_index,
+        )
+
+    def with_(self, **changes) -> "Instances":
+        """Return a copy with some fields replaced (inputs are never mutated)."""
+        return replace(self, **changes)
+
+    @classmethod
+    def concatenate(cls, parts: Sequence["Instances"], frame_index: int | None = None) -> "Instances":
+        """Stack several instance sets of the same frame and keypoint count."""
+        if not parts:
+            return cls.empty(frame_index=frame_index or 0)
+        return cls(
+            boxes_xyxy=np.concatenate([p.boxes_xyxy for p in parts]),
+            scores=np.concatenate([p.scores for p in parts]),
+            labels=np.concatenate([p.labels for p in parts]),
+            categories=np.concatenate([p.categories for p in parts]),
+            keypoints=np.concatenate([p.keypoints for p in parts]),
+            keypoint_scores=np.concatenate([p.keypoint_scores for p in parts]),
+            track_ids=np.concatenate([p.track_ids for p in parts]),
+            frame_index=parts[0].frame_index if frame_index is None else frame_index,
+        )
+
+    # -- access ---------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.boxes_xyxy)
+
+    @property
+    def num_keypoints(self) -> int:
+        return self.keypoints.shape[1]
+
+    @property
+    def has_pose(self) -> bool:
+        return self.num_keypoints > 0
+
+    def __getitem__(self, index) -> "Instances":
+        """Select instances by boolean mask, integer array or slice."""
+        if isinstance(index, (int, np.integer)):
+            index = [int(index)]
+        return Instances(
+            boxes_xyxy=self.boxes_xyxy[index],
+            scores=self.scores[index],
+            labels=self.labels[index],
+            categories=self.categories[index],
+            keypoints=self.keypoints[index],
+            keypoint_scores=self.keypoint_scores[index],
+            track_ids=self.track_ids[index],
+            frame_index=self.frame_index,
+        )

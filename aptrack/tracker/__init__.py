@@ -1,0 +1,8 @@
+"""Multi-animal tracking: Kalman motion, cost-matrix assignment, ByteTrack-style update."""
+
+from .kalman import KalmanBoxMotion
+from .matching import linear_assignment, oks_matrix, similarity_matrix
+from .tracker import PoseTracker, Track, TrackState
+
+__all__ = ["KalmanBoxMotion", "PoseTracker", "Track", "TrackState", "linear_assignment",
+           "oks_matrix", "similarity_matrix"]

@@ -1,0 +1,63 @@
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "False")
+
+PROJECT = Path(__file__).resolve().parent.parent
+SHARED_ASSETS = Path(os.environ.get("APTRACK_MIRROR") or PROJECT.parent / "shared" / "assets")
+DOG_CLIP = SHARED_ASSETS / "videos" / "dog_clip.avi"
+YOLO_INT8 = SHARED_ASSETS / "weights" / "yolov8n_int8.onnx"
+
+
+@pytest.fixture
+def dog_clip() -> Path:
+    if not DOG_CLIP.is_file():
+        pytest.skip(f"shared assets not found at {SHARED_ASSETS} (needs ../shared/assets/videos/dog_clip.avi)")
+    return DOG_CLIP
+
+
+@pytest.fixture
+def mirror(monkeypatch, tmp_path) -> Path:
+    """The shared offline mirror, with an empty private cache so tests never touch ~/.cache."""
+    if not YOLO_INT8.is_file():
+        pytest.skip(f"shared assets not found at {SHARED_ASSETS} (needs weights/yolov8n_int8.onnx)")
+    monkeypatch.setenv("APTRACK_MIRROR", str(SHARED_ASSETS))
+    monkeypatch.setenv("APTRACK_CACHE", str(tmp_path / "cache"))
+    return SHARED_ASSETS
+
+
+def write_video(path: Path, frames: int, size=(64, 48), fourcc="MJPG", fps=10.0) -> Path:
+    """A small synthetic video: a white square moving right on black."""
+    w, h = size
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+    assert writer.isOpened()
+    for i in range(frames):
+        img = np.zeros((h, w, 3), np.uint8)
+        img[10:20, 2 + i:12 + i] = 255
+        writer.write(img)
+    writer.release()
+    return path
+
+
+@pytest.fixture
+def random_pose_checkpoint(tmp_path) -> Path:
+    """An untrained SimpleBaseline checkpoint (for plumbing tests only)."""
+    import torch
+
+    from aptrack.codec import HeatmapCodec
+    from aptrack.config import load_layout
+    from aptrack.models import SimpleBaseline, build_checkpoint
+
+    torch.manual_seed(0)
+    layout = load_layout("ap10k")
+    arch = {"backbone": "mobilenet_v2", "deconv_channels": [32, 32, 32], "deconv_kernel": 4}
+    model = SimpleBaseline(layout.num_keypoints, **arch)
+    path = tmp_path / "pose_random.pt"
+    torch.save(build_checkpoint(model, arch, HeatmapCodec((128, 128), (32, 32), 1.0), layout,
+                                {"note": "random init, tests only"}), path)
+    return path

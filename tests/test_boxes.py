@@ -1,0 +1,26 @@
+import numpy as np
+
+from aptrack import boxes as B
+
+
+def test_round_trips():
+    xyxy = np.array([[10, 20, 50, 100], [0, 0, 1, 2]], float)
+    np.testing.assert_allclose(B.xywh_to_xyxy(B.xyxy_to_xywh(xyxy)), xyxy)
+    np.testing.assert_allclose(B.cxcywh_to_xyxy(B.xyxy_to_cxcywh(xyxy)), xyxy)
+    np.testing.assert_allclose(B.xyah_to_xyxy(B.xyxy_to_xyah(xyxy)), xyxy)
+    np.testing.assert_allclose(B.xyxy_to_xyah(xyxy)[0], [30, 60, 0.5, 80])
+
+
+def test_iou_hand_values():
+    a = [[0, 0, 10, 10]]
+    b = [[5, 0, 15, 10], [20, 20, 30, 30], [0, 0, 10, 10]]
+    np.testing.assert_allclose(B.box_iou_xyxy(a, b), [[50 / 150, 0.0, 1.0]])
+    assert B.box_iou_xyxy(np.zeros((0, 4)), b).shape == (0, 3)
+
+
+def test_center_scale_grows_to_aspect_and_pads():
+    center, scale = B.xyxy_to_center_scale([[0, 0, 100, 50]], aspect_ratio=1.0, padding=1.25)
+    np.testing.assert_allclose(center, [[50, 25]])
+    np.testing.assert_allclose(scale, [[125, 125]])
+    _, scale = B.xyxy_to_center_scale([[0, 0, 30, 120]], aspect_ratio=0.75, padding=1.0)
+    np.testing.assert_allclose(scale, [[90, 120]])

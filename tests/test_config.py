@@ -1,0 +1,46 @@
+import pytest
+
+from aptrack.config import PipelineConfig, TrackerConfig, available_pipelines, load_layout, load_pipeline
+from aptrack.errors import ConfigError
+
+
+def test_default_preset_loads_into_frozen_dataclasses():
+    cfg = load_pipeline("default")
+    assert isinstance(cfg, PipelineConfig)
+    assert cfg.detector.classes == tuple(range(14, 24))
+    assert cfg.tracker.track_buffer == 30
+    with pytest.raises(Exception):
+        cfg.tracker.track_buffer = 3  # frozen
+    assert "default" in available_pipelines()
+
+
+def test_unknown_keys_and_presets_are_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tracker:\n  trak_buffer: 5\n")
+    with pytest.raises(ConfigError, match="trak_buffer"):
+        load_pipeline(bad)
+    with pytest.raises(ConfigError, match="unknown pipeline preset"):
+        load_pipeline("no-such-preset")
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("tracker: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_pipeline(broken)
+
+
+def test_partial_preset_keeps_defaults(tmp_path):
+    p = tmp_path / "p.yaml"
+    p.write_text("tracker:\n  track_buffer: 5\n")
+    cfg = load_pipeline(p)
+    assert cfg.tracker.track_buffer == 5
+    assert cfg.tracker.min_hits == TrackerConfig().min_hits
+
+
+def test_ap10k_layout_facts():
+    layout = load_layout("ap10k")
+    assert layout.num_keypoints == 17
+    assert layout.keypoints[3] == "neck" and layout.keypoints[4] == "root_of_tail"
+    assert (5, 8) in layout.flip_pairs and len(layout.flip_pairs) == 7
+    assert layout.sigmas[11] == 0.107
+    # every flip pair is a left/right pair of the same joint
+    for a, b in layout.flip_pairs:
+        assert layout.keypoints[a].replace("left", "right") == layout.keypoints[b]

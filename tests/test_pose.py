@@ -1,0 +1,109 @@
+import numpy as np
+import pytest
+import torch
+
+from aptrack.codec import HeatmapCodec
+from aptrack.config import KeypointLayout, PoseConfig, load_layout
+from aptrack.errors import WeightsError
+from aptrack.models import SimpleBaseline, build_checkpoint, load_checkpoint
+from aptrack.pose import TopDownPoseEstimator
+from aptrack.structures import Instances
+from aptrack.transforms import apply_affine
+
+LAYOUT = KeypointLayout(name="toy", keypoints=("left", "right", "middle"), flip_pairs=((0, 1),),
+                        skeleton=((0, 2), (1, 2)), sigmas=(0.1, 0.1, 0.1))
+CODEC = HeatmapCodec((64, 64), (16, 16), sigma=1.0, blur_kernel=5)
+# heatmap cell i is centred on crop pixel 4 i + 1.5
+ON_CELLS = np.array([[17.5, 21.5], [45.5, 21.5], [29.5, 41.5]])
+# mirror images of each other across a 64 px crop (x -> 63 - x)
+SYMMETRIC = np.array([[17.5, 21.5], [45.5, 21.5], [31.5, 41.5]])
+
+
+class FixedHeatmaps(torch.nn.Module):
+    """Ignores the image; puts each keypoint's peak at a fixed crop position."""
+
+    def __init__(self, crop_xy):
+        super().__init__()
+        hm, _ = CODEC.encode(np.asarray(crop_xy), np.ones(len(crop_xy)))
+        self.register_buffer("hm", torch.from_numpy(hm))
+
+    def forward(self, x):
+        return self.hm.expand(x.shape[0], -1, -1, -1)
+
+
+def test_keypoints_come_back_in_frame_pixels():
+    crop_xy = ON_CELLS
+    est = TopDownPoseEstimator(FixedHeatmaps(crop_xy), CODEC, LAYOUT, PoseConfig(flip_test=False))
+    frame = np.zeros((200, 300, 3), np.uint8)
+    boxes = np.array([[100, 50, 180, 130], [10, 10, 50, 90]], float)
+    inst = Instances(boxes_xyxy=boxes, scores=[0.9, 0.8])
+    out = est(frame, inst)
+    assert out.keypoints.shape == (2, 3, 2)
+    _, matrices = est.crops(frame, boxes)
+    for i in range(2):
+        back = apply_affine(out.keypoints[i], matrices[i])
+        np.testing.assert_allclose(back, crop_xy, atol=0.1)
+    # box 0: 80 px square -> 100 px region for a 64 px crop, centre (140, 90) at crop (31.5, 31.5)
+    assert out.keypoints[0, 2, 0] == pytest.approx(140.0 + (29.5 - 31.5) * 100 / 64, abs=0.05)
+    np.testing.assert_allclose(out.keypoint_scores, 1.0, atol=0.05)
+    assert len(inst.keypoints[0]) == 0  # input not modified
+
+
+def test_flip_test_swaps_left_and_right():
+    # the model always puts "left" at x=16: after flipping the crop, the flipped pass
+    # says "left" at 47 (as "right") -> averaged heatmap has two modes for each side.
+    # With a symmetric layout of peaks the flip test must give the same answer.
+    crop_xy = SYMMETRIC
+    est = TopDownPoseEstimator(FixedHeatmaps(crop_xy), CODEC, LAYOUT, PoseConfig(flip_test=True))
+    frame = np.zeros((100, 100, 3), np.uint8)
+    box = np.array([[20.0, 20.0, 71.2, 71.2]])
+    with_flip = est(frame, Instances(boxes_xyxy=box, scores=[1.0]))
+    est.config = PoseConfig(flip_test=False)
+    without = est(frame, Instances(boxes_xyxy=box, scores=[1.0]))
+    np.testing.assert_allclose(with_flip.keypoints, without.keypoints, atol=0.05)
+
+
+def test_flip_test_disagreeing_halves_lower_the_score():
+    crop_xy = np.array([[9.5, 21.5], [29.5, 21.5], [31.5, 41.5]])  # not mirror-symmetric
+    est = TopDownPoseEstimator(FixedHeatmaps(crop_xy), CODEC, LAYOUT, PoseConfig(flip_test=True))
+    inst = Instances(boxes_xyxy=[[0, 0, 51.2, 51.2]], scores=[1.0])
+    frame = np.zeros((64, 64, 3), np.uint8)
+    out = est(frame, inst)
+    est.config = PoseConfig(flip_test=False)
+    single = est(frame, inst)
+    # the two passes put "left" 24 px apart: half the peak; the middle agrees with its mirror
+    assert out.keypoint_scores[0, 0] == pytest.approx(0.5 * single.keypoint_scores[0, 0], abs=0.01)
+    assert out.keypoint_scores[0, 2] == pytest.approx(single.keypoint_scores[0, 2], abs=1e-4)
+
+
+def test_empty_frame_gives_empty_keypoints_of_the_layout_size():
+    est = TopDownPoseEstimator(FixedHeatmaps(np.zeros((3, 2)) + 30), CODEC, LAYOUT)
+    out = est(np.zeros((10, 10, 3), np.uint8), Instances.empty())
+    assert out.keypoints.shape == (0, 3, 2)
+
+
+def test_simplebaseline_output_is_stride_4_of_input():
+    model = SimpleBaseline(17, deconv_channels=(16, 16, 16)).eval()
+    with torch.no_grad():
+        out = model(torch.zeros(2, 3, 128, 96))
+    assert out.shape == (2, 17, 32, 24)
+
+
+def test_checkpoint_round_trip_and_bad_files(tmp_path, random_pose_checkpoint):
+    model, codec, layout, meta = load_checkpoint(random_pose_checkpoint)
+    assert layout == load_layout("ap10k")
+    assert codec.input_size == (128, 128) and codec.heatmap_size == (32, 32)
+    assert meta["note"].startswith("random")
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(WeightsError, match="not a torch checkpoint"):
+        load_checkpoint(garbage)
+    wrong = tmp_path / "wrong.pt"
+    torch.save({"state_dict": {}}, wrong)
+    with pytest.raises(WeightsError, match="not an aptrack pose checkpoint"):
+        load_checkpoint(wrong)
+    ckpt = torch.load(random_pose_checkpoint, weights_only=True)
+    ckpt["arch"]["deconv_channels"] = [64, 64, 64]
+    torch.save(ckpt, wrong)
+    with pytest.raises(WeightsError, match="do not match"):
+        load_checkpoint(wrong)

@@ -1,0 +1,125 @@
+"""The tracker on scripted scenes: crossing animals, hiding, low-score boxes, false alarms."""
+
+import numpy as np
+
+from aptrack.config import TrackerConfig
+from aptrack.structures import Instances
+from aptrack.tracker import PoseTracker
+
+
+def frame(index, boxes, scores=None, keypoints=None):
+    boxes = np.asarray(boxes, float).reshape(-1, 4)
+    scores = np.full(len(boxes), 0.9) if scores is None else scores
+    kwargs = {}
+    if keypoints is not None:
+        kwargs = dict(keypoints=keypoints, keypoint_scores=np.ones(np.shape(keypoints)[:2]))
+    return Instances(boxes_xyxy=boxes, scores=scores, frame_index=index, **kwargs)
+
+
+def box_at(cx, cy, w=40, h=30):
+    return [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2]
+
+
+def ids_by_x(out):
+    order = np.argsort(out.boxes_xyxy[:, 0])
+    return out.track_ids[order].tolist()
+
+
+def test_two_animals_crossing_keep_their_ids():
+    tracker = PoseTracker(TrackerConfig())
+    history = {}
+    for f in range(40):
+        a = box_at(50 + 5 * f, 100)      # moves right
+        b = box_at(250 - 5 * f, 104)     # moves left, crosses a around f=20
+        out = tracker.update(frame(f, [a, b]))
+        if a[0] == b[0]:
+            continue  # the frame where they coincide says nothing about who is who
+        for box, tid in zip(out.boxes_xyxy, out.track_ids):
+            direction = "right" if abs(box[0] - a[0]) < 1e-3 else "left"
+            history.setdefault(direction, set()).add(int(tid))
+    assert history == {"right": {1}, "left": {2}}
+    assert tracker.num_ids == 2
+
+
+def test_hidden_animal_gets_its_old_id_back_within_the_buffer():
+    tracker = PoseTracker(TrackerConfig(track_buffer=10))
+    ids = []
+    for f in range(30):
+        visible = not (10 <= f < 18)     # hidden for 8 frames
+        out = tracker.update(frame(f, [box_at(100 + 2 * f, 80)] if visible else []))
+        ids += out.track_ids.tolist()
+    assert set(ids) == {1}
+    assert len(ids) == 22
+
+
+def test_animal_hidden_longer_than_the_buffer_gets_a_new_id():
+    tracker = PoseTracker(TrackerConfig(track_buffer=5))
+    ids = []
+    for f in range(30):
+        visible = not (10 <= f < 20)
+        out = tracker.update(frame(f, [box_at(100, 80)] if visible else []))
+        ids += out.track_ids.tolist()
+    assert sorted(set(ids)) == [1, 2]
+
+
+def test_low_score_boxes_keep_a_track_alive_but_cannot_start_one():
+    tracker = PoseTracker(TrackerConfig())
+    out0 = tracker.update(frame(0, [box_at(100, 100)]))
+    assert out0.track_ids.tolist() == [1]
+    for f in range(1, 6):  # the animal is half hidden: low score; a low-score false alarm elsewhere
+        out = tracker.update(frame(f, [box_at(100 + f, 100), box_at(400, 400)], scores=np.array([0.3, 0.3])))
+        assert out.track_ids.tolist() == [1]
+        assert out.scores.tolist() == [np.float32(0.3)]
+    assert tracker.num_ids == 1
+
+
+def test_new_ids_only_for_confident_detections_that_repeat():
+    tracker = PoseTracker(TrackerConfig(min_hits=2))
+    tracker.update(frame(0, [box_at(50, 50)]))
+    # a one-frame confident false alarm never gets an id
+    out = tracker.update(frame(1, [box_at(50, 50), box_at(300, 300)]))
+    assert out.track_ids.tolist() == [1]
+    out = tracker.update(frame(2, [box_at(50, 50)]))
+    assert tracker.num_ids == 1
+    # a new animal that stays gets an id on its second frame
+    out = tracker.update(frame(3, [box_at(50, 50), box_at(200, 200)]))
+    assert out.track_ids.tolist() == [1]
+    out = tracker.update(frame(4, [box_at(50, 50), box_at(200, 200)]))
+    assert out.track_ids.tolist() == [1, 2]
+
+
+def test_keypoints_resolve_an_ambiguous_overlap():
+    """Two animals with the same box; keypoints tell them apart when they swap places."""
+    sigmas = np.full(3, 0.1)
+    kp_a = np.array([[10.0, 10.0], [20.0, 10.0], [30.0, 10.0]])
+    kp_b = np.array([[10.0, 40.0], [20.0, 40.0], [30.0, 40.0]])
+    box = [0, 0, 50, 50]
+    tracker = PoseTracker(TrackerConfig(oks_weight=0.9, min_common_keypoints=1), sigmas=sigmas)
+    tracker.update(frame(0, [box, box], keypoints=np.stack([kp_a, kp_b])))
+    out = tracker.update(frame(1, [box, box], keypoints=np.stack([kp_b, kp_a])))
+    # detection 0 now carries b's keypoints -> id 2
+    by_kp_y = {float(k[0, 1]): int(t) for k, t in zip(out.keypoints, out.track_ids)}
+    assert by_kp_y == {10.0: 1, 40.0: 2}
+
+
+def test_predict_only_moves_boxes_with_the_learned_velocity():
+    tracker = PoseTracker(TrackerConfig())
+    for f in range(10):
+        tracker.update(frame(f, [box_at(100 + 4 * f, 50)]))
+    out = tracker.predict_only(10)
+    assert out.track_ids.tolist() == [1]
+    cx = out.boxes_xyxy[0, [0, 2]].mean()
+    assert abs(cx - 140) < 2.0
+
+
+def test_reset_restarts_ids():
+    tracker = PoseTracker(TrackerConfig())
+    tracker.update(frame(0, [box_at(10, 10)]))
+    tracker.reset()
+    assert tracker.update(frame(0, [box_at(300, 300)])).track_ids.tolist() == [1]
+
+
+def test_empty_frames_give_empty_instances():
+    tracker = PoseTracker(TrackerConfig())
+    out = tracker.update(Instances.empty(frame_index=3))
+    assert len(out) == 0 and out.frame_index == 3

@@ -1,0 +1,91 @@
+import hashlib
+
+import pytest
+
+from aptrack import weights
+from aptrack.errors import WeightsError
+
+
+def entry(name, file, content, **kw):
+    return weights.WeightsEntry(name=name, file=file, sha256=hashlib.sha256(content).hexdigest(), **kw)
+
+
+@pytest.fixture
+def dirs(tmp_path, monkeypatch):
+    cache, mirror = tmp_path / "cache", tmp_path / "mirror"
+    (mirror / "weights").mkdir(parents=True)
+    monkeypatch.setenv("APTRACK_CACHE", str(cache))
+    monkeypatch.setenv("APTRACK_MIRROR", str(mirror))
+    return cache / "weights", mirror / "weights", tmp_path
+
+
+def test_mirror_then_stand_in(dirs):
+    _, mirror, _ = dirs
+    (mirror / "small.onnx").write_bytes(b"small")
+    reg = {"big": entry("big", "big.pt", b"big", stand_in="small"),
+           "small": entry("small", "small.onnx", b"small")}
+    got = weights.resolve("big", reg)
+    assert got.name == "small" and got.source == "mirror"
+    (mirror / "big.pt").write_bytes(b"big")
+    assert weights.resolve("big", reg).source == "mirror"
+    assert weights.resolve("big", reg).path.name == "big.pt"
+
+
+def test_corrupt_file_is_named_with_expected_sha(dirs):
+    _, mirror, _ = dirs
+    (mirror / "m.pt").write_bytes(b"tampered")
+    reg = {"m": entry("m", "m.pt", b"original")}
+    with pytest.raises(WeightsError) as err:
+        weights.resolve("m", reg)
+    msg = str(err.value)
+    assert "corrupt" in msg and reg["m"].sha256 in msg and str(mirror / "m.pt") in msg
+
+
+def test_download_checks_sha_and_renames_into_cache(dirs):
+    cache, _, tmp = dirs
+    src = tmp / "served.pt"
+    src.write_bytes(b"payload")
+    reg = {"d": entry("d", "d.pt", b"payload", url=src.as_uri())}
+    got = weights.resolve("d", reg)
+    assert got.source == "download" and got.path == cache / "d.pt"
+    assert got.path.read_bytes() == b"payload"
+    assert [p.name for p in cache.iterdir()] == ["d.pt"]  # no temporary left behind
+    assert weights.resolve("d", reg).source == "cache"
+
+
+def test_download_with_wrong_sha_leaves_nothing(dirs):
+    cache, _, tmp = dirs
+    src = tmp / "served.pt"
+    src.write_bytes(b"something else")
+    reg = {"d": entry("d", "d.pt", b"payload", url=src.as_uri())}
+    with pytest.raises(WeightsError, match="corrupt"):
+        weights.resolve("d", reg)
+    assert list(cache.iterdir()) == []
+
+
+def test_missing_everywhere_says_what_and_where(dirs):
+    cache, mirror, tmp = dirs
+    reg = {"x": entry("x", "x.pt", b"x", url=(tmp / "absent.pt").as_uri())}
+    with pytest.raises(WeightsError) as err:
+        weights.resolve("x", reg)
+    msg = str(err.value)
+    assert "x.pt" in msg and reg["x"].sha256 in msg and str(cache) in msg and str(mirror) in msg
+
+
+def test_paths_and_unknown_names(dirs, tmp_path):
+    f = tmp_path / "mine.pt"
+    f.write_bytes(b"abc")
+    got = weights.resolve(str(f), {})
+    assert got.source == "path" and got.sha256 == hashlib.sha256(b"abc").hexdigest()
+    with pytest.raises(WeightsError, match="not found"):
+        weights.resolve(str(tmp_path / "nope.pt"), {})
+    with pytest.raises(WeightsError, match="unknown weights"):
+        weights.resolve("nope", {})
+
+
+def test_shipped_registry_is_well_formed():
+    reg = weights.load_registry()
+    assert reg["yolov8n"].sha256.startswith("f59b3d833e2f")
+    assert reg["yolov8n"].stand_in in reg
+    for e in reg.values():
+        assert len(e.sha256) == 64
