@@ -49,7 +49,8 @@ class VideoReader:
     Raises
     ------
     VideoError
-        If the file is missing, is not a readable video, or has no frames in range.
+        If the file is missing, is not a readable video, or has no frames in
+        range (the first frame is decoded here, before any model loads).
     """
 
     def __init__(self, path: str | Path, start: int = 0, end: int | None = None):
@@ -64,8 +65,6 @@ class VideoReader:
             raise VideoError(f"cannot read {self.path}: not a video, or a format OpenCV cannot decode")
         self._cap = cap
         self.fps = float(cap.get(cv2.CAP_PROP_FPS)) or 30.0
-        self.width = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH))
-        self.height = int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
         count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
         self.frame_count = count if count > 0 else None
         if start < 0 or (end is not None and end <= start):
@@ -79,9 +78,15 @@ class VideoReader:
             self.end = end
         else:
             self.end = self.frame_count if end is None else min(end, self.frame_count)
-        if self.width <= 0 or self.height <= 0 or self.frame_count == 0:
+        if start:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, start)
+        ok, first = cap.read()
+        if not ok or first is None:
             self.close()
-            raise VideoError(f"{self.path} has no frames")
+            raise VideoError(f"{self.path} has no decodable frames"
+                             + (f" from frame {start}" if start else ""))
+        self._first = first
+        self.height, self.width = first.shape[:2]
 
     @property
     def expected_frames(self) -> int | None:
@@ -93,22 +98,22 @@ class VideoReader:
         Raises
         ------
         VideoError
-            If no frame can be decoded, or the stream stops before the frame
-            count in its header (a truncated or corrupt file).
+            If the stream stops before the frame count in its header (a
+            truncated or corrupt file).
         """
-        cap = self._cap
-        if self.start:
-            cap.set(cv2.CAP_PROP_POS_FRAMES, self.start)
+        frame, self._first = self._first, None
+        if frame is None:
+            raise RuntimeError("a VideoReader can be iterated once")
         index = self.start
-        while self.end is None or index < self.end:
-            ok, frame = cap.read()
-            if not ok or frame is None:
-                break
+        while True:
             yield index, frame
             index += 1
+            if self.end is not None and index >= self.end:
+                break
+            ok, frame = self._cap.read()
+            if not ok or frame is None:
+                break
         read = index - self.start
-        if read == 0:
-            raise VideoError(f"{self.path} has no decodable frames")
         if self.expected_frames is not None and read < self.expected_frames:
             raise VideoError(f"{self.path} stopped after {read} of {self.expected_frames} frames: "
                              f"the file is truncated or corrupt")

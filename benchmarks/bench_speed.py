@@ -1,0 +1,171 @@
+"""Speed of each stage on a video (default: the bundled dog clip), and `yolo track` beside it.
+
+Prints:
+  * frames/s of `aptrack run` end to end (decode, networks, tracking, drawing, writing);
+  * each network measured alone over the same frames (detector; pose on the detector's boxes);
+  * the overhead ratio: end-to-end time / (detector time + pose time); target <= 1.15;
+  * Ultralytics `track` (ByteTrack) with the same weights in the same run: frames/s and ids.
+
+Timings on a shared CPU vary by 20% from pass to pass, so aptrack and `yolo track` run
+interleaved for --rounds rounds and the best pass of each is reported (timeit's convention).
+
+Usage:
+  python benchmarks/bench_speed.py [--video PATH] [--pose WEIGHTS|none|untrained] [--device cpu] [--rounds 3]
+
+`--pose untrained` times the default pose architecture with random weights (speed only:
+nothing is drawn or reported from its keypoints). Needs APTRACK_MIRROR or cached weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "False")
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from aptrack import weights  # noqa: E402
+from aptrack.cli import main as aptrack_main  # noqa: E402
+from aptrack.codec import HeatmapCodec  # noqa: E402
+from aptrack.config import load_layout, load_pipeline  # noqa: E402
+from aptrack.detector import YoloAnimalDetector  # noqa: E402
+from aptrack.models import SimpleBaseline, build_checkpoint, load_checkpoint  # noqa: E402
+from aptrack.pose import TopDownPoseEstimator  # noqa: E402
+
+DEFAULT_ARCH = {"backbone": "mobilenet_v2", "deconv_channels": [256, 256, 256], "deconv_kernel": 4}
+
+
+def read_frames(path: Path) -> list[np.ndarray]:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    cap.release()
+    return frames
+
+
+def untrained_checkpoint(out_dir: Path) -> Path:
+    torch.manual_seed(0)
+    layout = load_layout("ap10k")
+    model = SimpleBaseline(layout.num_keypoints, **DEFAULT_ARCH)
+    path = out_dir / "untrained_pose.pt"
+    torch.save(build_checkpoint(model, DEFAULT_ARCH, HeatmapCodec(), layout,
+                                {"note": "random weights, for timing only"}), path)
+    return path
+
+
+def time_networks(frames, det_path, pose_path, device, config):
+    detector = YoloAnimalDetector(det_path, config.detector, device)
+    detector(frames[0])  # warm-up
+    start = time.perf_counter()
+    detections = [detector(f, i) for i, f in enumerate(frames)]
+    det_s = time.perf_counter() - start
+    pose_s = 0.0
+    if pose_path is not None:
+        model, codec, layout, _ = load_checkpoint(pose_path, device)
+        pose = TopDownPoseEstimator(model, codec, layout, config.pose, device)
+        pose(frames[0], detections[0])
+        start = time.perf_counter()
+        for f, d in zip(frames, detections):
+            pose(f, d)
+        pose_s = time.perf_counter() - start
+    return det_s, pose_s, detections
+
+
+def time_aptrack(video, out_dir, pose_arg, device):
+    args = ["run", str(video), "-o", str(out_dir), "--device", device, "--quiet", "--pose", pose_arg]
+    code = aptrack_main(args)
+    if code != 0:
+        raise SystemExit(f"aptrack run failed with status {code}")
+    data = json.loads((out_dir / f"{Path(video).stem}.json").read_text())
+    return data["summary"]
+
+
+def time_yolo_track(video, det_path, device, config):
+    from ultralytics import YOLO
+
+    model = YOLO(str(det_path), task="detect")
+    ids, frames = set(), 0
+    start = time.perf_counter()
+    for result in model.track(source=str(video), stream=True, persist=True, tracker="bytetrack.yaml",
+                              classes=list(config.detector.classes), device=device, verbose=False):
+        frames += 1
+        if result.boxes is not None and result.boxes.id is not None:
+            ids.update(int(i) for i in result.boxes.id.tolist())
+    seconds = time.perf_counter() - start
+    return {"frames": frames, "seconds": seconds, "fps": frames / seconds, "ids": len(ids)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    mirror = os.environ.get("APTRACK_MIRROR", str(ROOT.parent / "shared" / "assets"))
+    parser.add_argument("--video", default=str(Path(mirror) / "videos" / "dog_clip.avi"))
+    parser.add_argument("--pose", default="none", help="pose weights, 'none', or 'untrained'")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved passes; the best is kept")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+
+    config = load_pipeline("default")
+    det = weights.resolve(config.detector.weights)
+    frames = read_frames(Path(args.video))
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        pose_path = None
+        if args.pose == "untrained":
+            pose_path = untrained_checkpoint(tmp)
+        elif args.pose != "none":
+            pose_path = weights.resolve(args.pose).path
+        pose_arg = "none" if pose_path is None else str(pose_path)
+
+        det_s = pose_s = float("inf")
+        summary = yolo = None
+        for _ in range(max(1, args.rounds)):
+            d, p, _ = time_networks(frames, det.path, pose_path, args.device, config)
+            det_s, pose_s = min(det_s, d), min(pose_s, p)
+            run = time_aptrack(args.video, tmp / "out", pose_arg, args.device)
+            summary = run if summary is None or run["seconds"] < summary["seconds"] else summary
+            yt = time_yolo_track(args.video, det.path, args.device, config)
+            yolo = yt if yolo is None or yt["seconds"] < yolo["seconds"] else yolo
+
+    n = len(frames)
+    e2e_s = summary["seconds"]
+    report = {
+        "video": args.video, "frames": n, "device": args.device, "detector": det.describe(),
+        "pose": pose_arg, "aptrack_fps": summary["fps"], "aptrack_ids": summary["tracks"],
+        "aptrack_ms_per_frame": summary["ms_per_frame"],
+        "detector_alone_ms": 1000 * det_s / n, "pose_alone_ms": 1000 * pose_s / n,
+        "overhead_ratio": e2e_s / (det_s + pose_s),
+        "yolo_track_fps": yolo["fps"], "yolo_track_ids": yolo["ids"],
+    }
+    print(f"video              {args.video} ({n} frames), device {args.device}, pose {args.pose}, "
+          f"best of {args.rounds} interleaved rounds")
+    print(f"aptrack run        {report['aptrack_fps']:.2f} frames/s end to end, {summary['tracks']} id(s)")
+    print(f"  per stage        " + ", ".join(f"{k} {v:.1f} ms" for k, v in summary["ms_per_frame"].items()))
+    print(f"detector alone     {report['detector_alone_ms']:.1f} ms/frame")
+    print(f"pose alone         {report['pose_alone_ms']:.1f} ms/frame")
+    print(f"overhead ratio     {report['overhead_ratio']:.3f}  (end-to-end / networks alone; target <= 1.15)")
+    print(f"yolo track         {yolo['fps']:.2f} frames/s, {yolo['ids']} id(s) (ByteTrack, same weights)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

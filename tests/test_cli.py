@@ -1,0 +1,170 @@
+"""The CLI end to end: the real dog clip, and every bad-input case."""
+
+import json
+import subprocess
+import sys
+
+import cv2
+import pytest
+
+from aptrack.cli import main
+from conftest import write_video
+
+
+def run(capsys, *args):
+    code = main(["run", *map(str, args), "--quiet", "--device", "cpu"])
+    captured = capsys.readouterr()
+    return code, captured.err
+
+
+def assert_one_line_error(code, err, *needles):
+    assert code == 2
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("aptrack: error:")]
+    assert len(lines) == 1, err
+    assert "Traceback" not in err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def finals(out_dir):
+    return sorted(p.name for p in out_dir.iterdir() if not p.name.startswith(".")) if out_dir.exists() else []
+
+
+# -- the real clip ------------------------------------------------------------
+
+def test_dog_clip_end_to_end_keeps_one_id(dog_clip, mirror, tmp_path, capsys):
+    out = tmp_path / "out"
+    code = main(["run", str(dog_clip), "-o", str(out), "--device", "cpu", "--trails"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "no pose weights are available" in captured.err
+    assert "tracks (ids)" in captured.out
+    assert finals(out) == ["dog_clip.csv", "dog_clip.json", "dog_clip.mp4"]
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
+
+    data = json.loads((out / "dog_clip.json").read_text())
+    anns = data["annotations"]
+    assert {a["track_id"] for a in anns} == {1}
+    frames = {a["frame"] for a in anns}
+    assert len(frames) >= 0.9 * 296 and len(anns) == len(frames)
+    assert data["info"]["models"]["detector"]["sha256"] == \
+        "83de8f0d2cd521e00ae2b138c340a03dece35b060b3898509bdc69afff417312"
+    assert data["info"]["keypoint_names"] == [] and anns[0]["keypoints"] == []
+    x, y, w, h = anns[0]["bbox"]
+    assert 80 < x < 140 and 150 < y < 210 and w > 80 and h > 100  # the dog, bottom left
+    assert data["summary"]["frames"] == 296 and data["summary"]["tracks"] == 1
+
+    rows = (out / "dog_clip.csv").read_text().strip().splitlines()
+    assert rows[0].startswith("frame,track_id,category,score,x1,y1,x2,y2")
+    assert len(rows) == len(anns) + 1
+
+    cap = cv2.VideoCapture(str(out / "dog_clip.mp4"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 296
+    assert (int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))) == (350, 370)
+    assert cap.get(cv2.CAP_PROP_FPS) == pytest.approx(30.0)
+    cap.release()
+
+
+def test_pose_range_and_det_every(dog_clip, mirror, tmp_path, capsys, random_pose_checkpoint):
+    """Plumbing with an untrained checkpoint given explicitly: keypoints flow to the json."""
+    out = tmp_path / "out"
+    code, err = run(capsys, dog_clip, "-o", out, "--pose", random_pose_checkpoint,
+                    "--start", 100, "--end", 112, "--det-every", 3, "--no-video")
+    assert code == 0, err
+    assert finals(out) == ["dog_clip.csv", "dog_clip.json"]
+    data = json.loads((out / "dog_clip.json").read_text())
+    assert data["info"]["keypoint_names"][3] == "neck"
+    assert data["info"]["models"]["pose"]["source"] == "path"
+    anns = data["annotations"]
+    assert sorted({a["frame"] for a in anns}) == list(range(100, 112))
+    assert all(len(a["keypoints"]) == 17 * 3 for a in anns)
+    a = anns[0]
+    bx, by, bw, bh = a["bbox"]
+    xs, ys = a["keypoints"][0::3], a["keypoints"][1::3]
+    # keypoints land inside the square crop around the box, 1.25 x its longer side
+    half = 0.625 * max(bw, bh) + 1
+    cx, cy = bx + bw / 2, by + bh / 2
+    assert all(abs(x - cx) <= half for x in xs) and all(abs(y - cy) <= half for y in ys)
+
+
+# -- bad input --------------------------------------------------------------------
+
+def test_missing_video(tmp_path, capsys):
+    code, err = run(capsys, tmp_path / "nope.mp4", "-o", tmp_path / "out")
+    assert_one_line_error(code, err, "video not found", "nope.mp4")
+    assert finals(tmp_path / "out") == []
+
+
+def test_not_a_video(tmp_path, capsys):
+    fake = tmp_path / "notes.mp4"
+    fake.write_text("this is not a video\n" * 50)
+    code, err = run(capsys, fake, "-o", tmp_path / "out")
+    assert_one_line_error(code, err, "cannot read", "notes.mp4")
+
+
+def test_zero_frame_video(tmp_path, capsys):
+    empty = write_video(tmp_path / "empty.avi", frames=0)
+    code, err = run(capsys, empty, "-o", tmp_path / "out")
+    assert_one_line_error(code, err, "empty.avi")
+    assert finals(tmp_path / "out") == []
+
+
+def test_truncated_video_leaves_no_final_outputs(mirror, tmp_path, capsys):
+    full = write_video(tmp_path / "full.avi", frames=40)
+    cut = tmp_path / "cut.avi"
+    cut.write_bytes(full.read_bytes()[: full.stat().st_size // 2])
+    out = tmp_path / "out"
+    code, err = run(capsys, cut, "-o", out, "--pose", "none")
+    assert_one_line_error(code, err, "truncated", "cut.avi")
+    assert list(out.iterdir()) == []  # nothing, not even the temporary files
+
+
+def test_unwritable_output_folder(tmp_path, capsys):
+    video = write_video(tmp_path / "v.avi", frames=3)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    code, err = run(capsys, video, "-o", blocker / "out")
+    assert_one_line_error(code, err, "cannot write to output folder")
+
+
+def test_corrupt_detector_weights_file(tmp_path, capsys):
+    video = write_video(tmp_path / "v.avi", frames=3)
+    for name in ("bad.onnx", "bad.pt"):
+        bad = tmp_path / name
+        bad.write_bytes(b"\x00garbage" * 100)
+        code, err = run(capsys, video, "-o", tmp_path / "out", "--detector", bad)
+        assert_one_line_error(code, err, "cannot load detector weights", name)
+        assert finals(tmp_path / "out") == []
+
+
+def test_corrupt_registry_weights_in_mirror(tmp_path, capsys, monkeypatch):
+    mirror = tmp_path / "mirror"
+    (mirror / "weights").mkdir(parents=True)
+    (mirror / "weights" / "yolov8n_int8.onnx").write_bytes(b"truncated download")
+    monkeypatch.setenv("APTRACK_MIRROR", str(mirror))
+    monkeypatch.setenv("APTRACK_CACHE", str(tmp_path / "cache"))
+    video = write_video(tmp_path / "v.avi", frames=3)
+    code, err = run(capsys, video, "-o", tmp_path / "out")
+    assert_one_line_error(code, err, "corrupt", "83de8f0d2cd521e0", "yolov8n_int8.onnx")
+
+
+def test_corrupt_pose_weights(mirror, tmp_path, capsys):
+    video = write_video(tmp_path / "v.avi", frames=3)
+    bad = tmp_path / "pose.pt"
+    bad.write_bytes(b"nope")
+    code, err = run(capsys, video, "-o", tmp_path / "out", "--pose", bad)
+    assert_one_line_error(code, err, "pose weights", "pose.pt")
+
+
+def test_bad_preset(tmp_path, capsys):
+    video = write_video(tmp_path / "v.avi", frames=3)
+    code, err = run(capsys, video, "-o", tmp_path / "out", "--pipeline", "nonexistent")
+    assert_one_line_error(code, err, "unknown pipeline preset")
+
+
+def test_process_exit_status_and_no_traceback(tmp_path):
+    """The installed entry point, as a user runs it."""
+    proc = subprocess.run([sys.executable, "-m", "aptrack", "run", str(tmp_path / "missing.avi")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [f"aptrack: error: video not found: {tmp_path / 'missing.avi'}"]
