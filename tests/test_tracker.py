@@ -123,3 +123,16 @@ def test_empty_frames_give_empty_instances():
     tracker = PoseTracker(TrackerConfig())
     out = tracker.update(Instances.empty(frame_index=3))
     assert len(out) == 0 and out.frame_index == 3
+
+
+def test_new_animal_gets_an_id_when_detection_runs_every_third_frame():
+    tracker = PoseTracker(TrackerConfig(min_hits=2))
+    ids = set()
+    for f in range(12):
+        if f % 3 == 0:
+            boxes = [box_at(50, 50)] + ([box_at(200, 200)] if f >= 3 else [])
+            out = tracker.update(frame(f, boxes))
+        else:
+            out = tracker.predict_only(f)
+        ids.update(out.track_ids.tolist())
+    assert ids == {1, 2}

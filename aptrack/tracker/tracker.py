@@ -37,13 +37,14 @@ class TrackState(enum.Enum):
 class Track:
     """One animal's state: Kalman mean/covariance, last observation and bookkeeping."""
 
-    def __init__(self, mean, covariance, observation: Instances, frame_index: int):
+    def __init__(self, mean, covariance, observation: Instances, frame_index: int, update_index: int):
         self.mean, self.covariance = mean, covariance
         self.track_id = -1
         self.state = TrackState.TENTATIVE
-        self.hits = 1
+        self.hits = 1  # matched in this many consecutive detection updates
         self.start_frame = frame_index
         self.last_frame = frame_index
+        self.last_update = update_index
         self.observe(observation)
 
     def observe(self, observation: Instances) -> None:
@@ -90,6 +91,7 @@ class PoseTracker:
         self.tracks: list[Track] = []
         self.num_ids = 0  # ids handed out since the last reset; the next id is num_ids + 1
         self.frames_seen = 0
+        self.updates = 0  # calls of update() (frames with detections)
 
     # -- helpers -------------------------------------------------------------
     def _similarity(self, tracks: list[Track], dets: Instances, use_pose: bool) -> np.ndarray:
@@ -114,8 +116,10 @@ class PoseTracker:
         track.mean, track.covariance = self.motion.update(
             track.mean, track.covariance, xyxy_to_xyah(det.boxes_xyxy)[0])
         track.observe(det)
-        track.hits = track.hits + 1 if track.last_frame == frame_index - 1 else 1
+        # consecutive detection updates, not frames: with --det-every N they are N frames apart
+        track.hits = track.hits + 1 if track.last_update == self.updates - 1 else 1
         track.last_frame = frame_index
+        track.last_update = self.updates
 
     def _confirm(self, track: Track) -> None:
         track.state = TrackState.TRACKED
@@ -148,6 +152,7 @@ class PoseTracker:
         f = detections.frame_index
         first_frame = self.frames_seen == 0
         self.frames_seen += 1
+        self.updates += 1
         area = ((detections.boxes_xyxy[:, 2] - detections.boxes_xyxy[:, 0])
                 * (detections.boxes_xyxy[:, 3] - detections.boxes_xyxy[:, 1]))
         detections = detections[area >= cfg.min_box_area]
@@ -195,7 +200,7 @@ class PoseTracker:
             if det.scores[0] < cfg.new_track_threshold:
                 continue
             mean, cov = self.motion.initiate(xyxy_to_xyah(det.boxes_xyxy)[0])
-            track = Track(mean, cov, det, f)
+            track = Track(mean, cov, det, f, self.updates)
             self.tracks.append(track)
             if first_frame or cfg.min_hits <= 1:
                 self._confirm(track)
