@@ -169,13 +169,12 @@ def cmd_run(args) -> int:
         summary = {
             "frames": frames, "animals": animals, "max_animals_per_frame": max_animals,
             "tracks": len(track_ids), "seconds": round(elapsed, 3),
-            "fps": frames / elapsed if elapsed > 0 else float("nan"),
+            "fps": round(frames / elapsed, 2) if elapsed > 0 else float("nan"),
             "ms_per_frame": timer.ms_per_frame(frames),
             "outputs": {"json": str(results.json_path), "csv": str(results.csv_path),
                         "video": str(video_out.path) if video_out else None},
             "video_codec": video_out.fourcc if video_out else None,
         }
-        summary["fps"] = round(summary["fps"], 2)
         if video_out is not None:
             video_out.commit()
         results.commit(summary)

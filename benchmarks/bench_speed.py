@@ -69,16 +69,22 @@ def untrained_checkpoint(out_dir: Path) -> Path:
     return path
 
 
-def time_networks(frames, det_path, pose_path, device, config):
+def load_networks(det_path, pose_path, device, config):
     detector = YoloAnimalDetector(det_path, config.detector, device)
+    pose = None
+    if pose_path is not None:
+        model, codec, layout, _ = load_checkpoint(pose_path, device)
+        pose = TopDownPoseEstimator(model, codec, layout, config.pose, device)
+    return detector, pose
+
+
+def time_networks(frames, detector, pose):
     detector(frames[0])  # warm-up
     start = time.perf_counter()
     detections = [detector(f, i) for i, f in enumerate(frames)]
     det_s = time.perf_counter() - start
     pose_s = 0.0
-    if pose_path is not None:
-        model, codec, layout, _ = load_checkpoint(pose_path, device)
-        pose = TopDownPoseEstimator(model, codec, layout, config.pose, device)
+    if pose is not None:
         pose(frames[0], detections[0])
         start = time.perf_counter()
         for f, d in zip(frames, detections):
@@ -134,10 +140,11 @@ def main() -> int:
             pose_path = weights.resolve(args.pose).path
         pose_arg = "none" if pose_path is None else str(pose_path)
 
+        detector, pose = load_networks(det.path, pose_path, args.device, config)
         det_s = pose_s = float("inf")
         summary = yolo = None
         for _ in range(max(1, args.rounds)):
-            d, p, _ = time_networks(frames, det.path, pose_path, args.device, config)
+            d, p, _ = time_networks(frames, detector, pose)
             det_s, pose_s = min(det_s, d), min(pose_s, p)
             run = time_aptrack(args.video, tmp / "out", pose_arg, args.device)
             summary = run if summary is None or run["seconds"] < summary["seconds"] else summary

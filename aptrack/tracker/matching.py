@@ -5,7 +5,7 @@ from __future__ import annotations
 import lap
 import numpy as np
 
-from ..boxes import box_iou_xyxy
+from ..boxes import box_area_xyxy, box_iou_xyxy
 
 
 def linear_assignment(cost: np.ndarray, thresh: float):
@@ -86,7 +86,5 @@ def similarity_matrix(boxes_a, boxes_b, kp_a=None, vis_a=None, kp_b=None, vis_b=
     if (kp_a is None or kp_b is None or sigmas is None or oks_weight <= 0
             or np.asarray(kp_a).shape[1:2] == (0,) or iou.size == 0):
         return iou
-    b = np.asarray(boxes_b, np.float64).reshape(-1, 4)
-    areas = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    oks = oks_matrix(kp_a, vis_a, kp_b, vis_b, areas, sigmas, min_common)
+    oks = oks_matrix(kp_a, vis_a, kp_b, vis_b, box_area_xyxy(boxes_b), sigmas, min_common)
     return np.where(np.isnan(oks), iou, (1 - oks_weight) * iou + oks_weight * oks)

@@ -20,7 +20,7 @@ import enum
 
 import numpy as np
 
-from ..boxes import xyah_to_xyxy, xyxy_to_xyah
+from ..boxes import box_area_xyxy, xyah_to_xyxy, xyxy_to_xyah
 from ..config import TrackerConfig
 from ..structures import Instances
 from .kalman import KalmanBoxMotion
@@ -153,9 +153,7 @@ class PoseTracker:
         first_frame = self.frames_seen == 0
         self.frames_seen += 1
         self.updates += 1
-        area = ((detections.boxes_xyxy[:, 2] - detections.boxes_xyxy[:, 0])
-                * (detections.boxes_xyxy[:, 3] - detections.boxes_xyxy[:, 1]))
-        detections = detections[area >= cfg.min_box_area]
+        detections = detections[box_area_xyxy(detections.boxes_xyxy) >= cfg.min_box_area]
 
         # 1. predict
         self._predict_all(f)
