@@ -64,6 +64,47 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--trails", action="store_true", help="draw a short motion trail per track")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     run.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+
+    train = sub.add_parser("train", help="train the top-down pose network on a keypoint dataset",
+                           description="Train the top-down heatmap pose network on a COCO-style "
+                                       "keypoint file (AP-10K, APT-36K, APTv2, or Animal-Pose).")
+    train.add_argument("--config", default="animalpose_mobilenetv2_160",
+                       help="training config name in configs/train/ or a YAML file")
+    train.add_argument("--data", required=True, help="annotation json")
+    train.add_argument("--images", required=True, help="folder with the images")
+    train.add_argument("-o", "--output", required=True, help="run folder (checkpoints, model)")
+    train.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
+    train.add_argument("--resume", action="store_true", help="continue the run in --output")
+    train.add_argument("--epochs", type=_positive_int, default=None,
+                       help="override the config's number of epochs")
+    train.add_argument("--max-epochs", type=_positive_int, default=None,
+                       help="stop after this many more epochs (the schedule is unchanged)")
+    train.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
+    train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    train.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+
+    ev = sub.add_parser("eval", help="keypoint AP / PCK / EPE of a pose model on a keypoint dataset",
+                        description="Evaluate a pose model: COCO keypoint AP, AP50, AP75, AR with "
+                                    "OKS (pycocotools), per-species AP, PCK@0.05 and EPE.")
+    ev.add_argument("--data", required=True, help="annotation json (COCO keypoints or Animal-Pose)")
+    ev.add_argument("--images", required=True, help="folder with the images")
+    ev.add_argument("--boxes", choices=["gt", "detector"], default="gt",
+                    help="crop ground-truth boxes, or the detector's (class-agnostic AP)")
+    ev.add_argument("--weights", default=None,
+                    help="pose weights (registry name or file; default: the pipeline's)")
+    ev.add_argument("--pipeline", default="default", help="preset for the detector and pose settings")
+    ev.add_argument("--split", choices=["all", "train", "val"], default="all",
+                    help="evaluate all animals, or one side of the seeded split by image")
+    ev.add_argument("--val-instances", type=_positive_int, default=1100,
+                    help="animals held out by the split (default: 1100, as in training)")
+    ev.add_argument("--split-seed", type=int, default=0, help="seed of the split (default: 0)")
+    ev.add_argument("--no-flip", action="store_true", help="disable the flip test")
+    ev.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
+    ev.add_argument("--format", choices=["table", "json"], default="table")
+    ev.add_argument("--save", default=None, metavar="DIR",
+                    help="also write the scored ground truth and predictions (COCO json) here")
+    ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    ev.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     return parser
 
 
@@ -189,6 +230,126 @@ def cmd_run(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from .config import load_layout
+    from .datasets import load_keypoint_dataset, split_by_image
+    from .pipeline import resolve_device
+    from .train import Trainer, load_train_config
+    from .weights import resolve
+
+    config = load_train_config(args.config)
+    if args.epochs is not None:
+        config = dataclasses.replace(config, optim=dataclasses.replace(config.optim, epochs=args.epochs))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    layout = load_layout(config.layout)
+    dataset = load_keypoint_dataset(args.data, args.images, layout)
+    train_idx, val_idx = split_by_image(dataset, config.split.val_instances, config.split.seed)
+    pretrained = resolve(config.model.pretrained) if config.model.pretrained else None
+    meta = {"data": str(Path(args.data).resolve()), "train_instances": int(len(train_idx)),
+            "val_instances": int(len(val_idx)), "split": dataclasses.asdict(config.split),
+            "pretrained": pretrained.describe() if pretrained else None,
+            "command": "aptrack " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("aptrack") else None,
+            "aptrack_version": __version__}
+    out_dir = _prepare_output_dir(Path(args.output))
+    trainer = Trainer(config, dataset.subset(train_idx), dataset.subset(val_idx), out_dir, device,
+                      pretrained.path if pretrained else None, meta)
+    bar = None
+
+    def on_step(i, n, loss, ips):
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=n, unit="batch", disable=args.quiet, dynamic_ncols=True, file=sys.stderr,
+                       desc=f"epoch {trainer.epoch + 1}/{config.optim.epochs}")
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss:.2e}", img_s=f"{ips:.1f}")
+
+    def on_epoch(report):
+        nonlocal bar
+        if bar is not None:
+            bar.close()
+            bar = None
+        if not args.quiet:
+            ap = f"  val AP {report.metrics['AP']:.3f}" if report.metrics else ""
+            print(f"epoch {report.epoch}/{config.optim.epochs}  loss {report.loss:.3e}  "
+                  f"{report.images_per_s:.1f} img/s  lr {report.lr:.2e}{ap}", flush=True)
+
+    trainer.fit(resume=args.resume, on_step=on_step, on_epoch=on_epoch, max_epochs=args.max_epochs)
+    if not args.quiet:
+        print(f"model -> {out_dir / 'model.pt'}  (best validation AP: {out_dir / 'best.pt'})")
+    return 0
+
+
+def _write_json_atomic(path: Path, data) -> None:
+    import json
+    tmp = path.with_name(f".{path.name}.incomplete")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _metrics_table(metrics: dict) -> str:
+    pck = next(k for k in metrics if k.startswith("PCK@"))
+    rows = [(name, f"{metrics[name]:.3f}") for name in ("AP", "AP50", "AP75", "APm", "APl", "AR")]
+    rows += [(pck, f"{metrics[pck]:.3f}"), ("EPE", f"{metrics['EPE']:.2f} px"),
+             ("animals", str(metrics["instances"])), ("images", str(metrics["images"])),
+             ("predictions", str(metrics["predictions"]))]
+    for name, ap in metrics["per_category"].items():
+        rows.append((f"AP {name}", f"{ap:.3f}"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def cmd_eval(args) -> int:
+    import json
+
+    from tqdm import tqdm
+
+    from .datasets import load_keypoint_dataset, select_split
+    from .evaluation import evaluate_predictions, predict_dataset
+    from .pipeline import build_detector, build_pose, resolve_device
+
+    config = _load_config(argparse.Namespace(pipeline=args.pipeline, pose=args.weights, detector=None))
+    if args.no_flip:
+        config = dataclasses.replace(config, pose=dataclasses.replace(config.pose, flip_test=False))
+    if config.pose.weights is None:
+        raise OutputError("no pose weights to evaluate: pass --weights NAME_OR_FILE")
+    device = resolve_device(args.device)
+    estimator, pose_info = build_pose(config.pose, device)
+    dataset = load_keypoint_dataset(args.data, args.images, estimator.layout)
+    dataset = select_split(dataset, args.split, args.val_instances, args.split_seed)
+    detector = None
+    if args.boxes == "detector":
+        detector, _ = build_detector(config.detector, device)
+    save_dir = _prepare_output_dir(Path(args.save)) if args.save else None
+    n_images = len(set(dataset.image_ids.tolist()))
+    with tqdm(total=n_images, unit="image", disable=args.quiet, dynamic_ncols=True,
+              file=sys.stderr, desc="eval") as bar:
+        pred = predict_dataset(estimator, dataset, detector=detector,
+                               progress=lambda done: bar.update(done - bar.n))
+    metrics = evaluate_predictions(dataset, pred, class_agnostic=args.boxes == "detector")
+    gt, results = metrics.pop("gt"), metrics.pop("results")
+    metrics.update({"boxes": args.boxes, "split": args.split, "weights": pose_info,
+                    "data": str(Path(args.data).resolve())})
+    if save_dir is not None:
+        _write_json_atomic(save_dir / "gt.json", gt)
+        _write_json_atomic(save_dir / "results.json", results)
+        _write_json_atomic(save_dir / "metrics.json", metrics)
+    if args.format == "json":
+        print(json.dumps(metrics))
+    else:
+        print(_metrics_table(metrics))
+    return 0
+
+
 def _configure_logging(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("aptrack: %(message)s"))
@@ -208,6 +369,10 @@ def main(argv=None) -> int:
     try:
         if args.command == "run":
             return cmd_run(args)
+        if args.command == "train":
+            return cmd_train(args)
+        if args.command == "eval":
+            return cmd_eval(args)
     except AptrackError as exc:
         print(f"aptrack: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -19,6 +19,8 @@ from .errors import ConfigError
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PIPELINES_DIR = PROJECT_ROOT / "pipelines"
 LAYOUTS_DIR = PROJECT_ROOT / "configs" / "layouts"
+MAPPINGS_DIR = PROJECT_ROOT / "configs" / "mappings"
+TRAIN_DIR = PROJECT_ROOT / "configs" / "train"
 
 COCO_ANIMAL_CLASSES = tuple(range(14, 24))
 """COCO class ids 14-23: bird, cat, dog, horse, sheep, cow, elephant, bear, zebra, giraffe."""
@@ -104,7 +106,9 @@ class PipelineConfig:
     draw: DrawConfig = field(default_factory=DrawConfig)
 
 
-def _build(cls, data: dict[str, Any], where: str):
+def _build(cls, data: dict[str, Any], where: str, sections: dict | None = None):
+    """Build the frozen dataclass ``cls`` from a mapping; nested sections by ``sections``."""
+    sections = _SECTIONS if sections is None else sections
     if data is None:
         return cls()
     if not isinstance(data, dict):
@@ -116,9 +120,9 @@ def _build(cls, data: dict[str, Any], where: str):
                           f"allowed: {', '.join(sorted(fields))}")
     values = {}
     for key, value in data.items():
-        sub = _SECTIONS.get((cls, key))
+        sub = sections.get((cls, key))
         if sub is not None:
-            value = _build(sub, value, f"{where}.{key}")
+            value = _build(sub, value, f"{where}.{key}", sections)
         elif isinstance(value, list):
             value = tuple(value)
         values[key] = value
@@ -160,13 +164,19 @@ def load_pipeline(name_or_path: str | Path = "default") -> PipelineConfig:
 
 @dataclass(frozen=True)
 class KeypointLayout:
-    """Names, flip pairs, skeleton and OKS sigmas of a keypoint set (0-based indices)."""
+    """Names, flip pairs, skeleton and OKS sigmas of a keypoint set (0-based indices).
+
+    ``upper_body`` lists the keypoints of the front half of the body (head and
+    front legs); training's half-body augmentation crops either these or the
+    rest. Empty disables half-body crops.
+    """
 
     name: str
     keypoints: tuple[str, ...]
     flip_pairs: tuple[tuple[int, int], ...]
     skeleton: tuple[tuple[int, int], ...]
     sigmas: tuple[float, ...]
+    upper_body: tuple[int, ...] = ()
 
     def __post_init__(self):
         k = len(self.keypoints)
@@ -175,6 +185,15 @@ class KeypointLayout:
         for a, b in (*self.flip_pairs, *self.skeleton):
             if not (0 <= a < k and 0 <= b < k):
                 raise ConfigError(f"layout {self.name}: index pair ({a}, {b}) out of range 0..{k - 1}")
+        if any(not 0 <= i < k for i in self.upper_body):
+            raise ConfigError(f"layout {self.name}: upper_body index out of range 0..{k - 1}")
+
+    @property
+    def lower_body(self) -> tuple[int, ...]:
+        """Keypoints not in ``upper_body`` (empty when ``upper_body`` is)."""
+        if not self.upper_body:
+            return ()
+        return tuple(i for i in range(self.num_keypoints) if i not in self.upper_body)
 
     @property
     def num_keypoints(self) -> int:
@@ -183,7 +202,8 @@ class KeypointLayout:
     def to_dict(self) -> dict:
         return {"name": self.name, "keypoints": list(self.keypoints),
                 "flip_pairs": [list(p) for p in self.flip_pairs],
-                "skeleton": [list(p) for p in self.skeleton], "sigmas": list(self.sigmas)}
+                "skeleton": [list(p) for p in self.skeleton], "sigmas": list(self.sigmas),
+                "upper_body": list(self.upper_body)}
 
     @classmethod
     def from_dict(cls, data: dict) -> "KeypointLayout":
@@ -191,7 +211,8 @@ class KeypointLayout:
             return cls(name=str(data["name"]), keypoints=tuple(data["keypoints"]),
                        flip_pairs=tuple(tuple(int(i) for i in p) for p in data["flip_pairs"]),
                        skeleton=tuple(tuple(int(i) for i in p) for p in data["skeleton"]),
-                       sigmas=tuple(float(s) for s in data["sigmas"]))
+                       sigmas=tuple(float(s) for s in data["sigmas"]),
+                       upper_body=tuple(int(i) for i in data.get("upper_body", ())))
         except (KeyError, TypeError, ValueError) as exc:
             raise ConfigError(f"malformed keypoint layout: {exc}") from None
 

@@ -27,3 +27,7 @@ class OutputError(AptrackError):
 
 class WeightsError(AptrackError):
     """Model weights are missing, corrupt or of the wrong kind."""
+
+
+class DatasetError(AptrackError):
+    """A keypoint dataset is missing, malformed, or leaves nothing to use."""

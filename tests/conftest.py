@@ -61,3 +61,33 @@ def random_pose_checkpoint(tmp_path) -> Path:
     torch.save(build_checkpoint(model, arch, HeatmapCodec((128, 128), (32, 32), 1.0), layout,
                                 {"note": "random init, tests only"}), path)
     return path
+
+
+ANIMALPOSE = SHARED_ASSETS / "animalpose"
+AP10K_SAMPLE = SHARED_ASSETS / "ap10k_sample"
+
+
+@pytest.fixture
+def animalpose() -> Path:
+    if not (ANIMALPOSE / "keypoints.json").is_file():
+        pytest.skip(f"shared assets not found at {SHARED_ASSETS} (needs animalpose/keypoints.json)")
+    return ANIMALPOSE
+
+
+@pytest.fixture
+def ap10k_sample() -> Path:
+    if not (AP10K_SAMPLE / "test_ap10k.json").is_file():
+        pytest.skip(f"shared assets not found at {SHARED_ASSETS} (needs ap10k_sample/test_ap10k.json)")
+    return AP10K_SAMPLE
+
+
+def animalpose_subset(dest: Path, n_images: int, first: int = 0) -> Path:
+    """A small Animal-Pose-dialect json with the annotations of ``n_images`` real images."""
+    import json
+    data = json.loads((ANIMALPOSE / "keypoints.json").read_text())
+    ids = list(data["images"])[first:first + n_images]
+    sub = {"categories": data["categories"], "info": data.get("info", {}),
+           "images": {i: data["images"][i] for i in ids},
+           "annotations": [a for a in data["annotations"] if str(a["image_id"]) in ids]}
+    dest.write_text(json.dumps(sub))
+    return dest

@@ -1,0 +1,273 @@
+"""Keypoint accuracy: COCO keypoint AP/AR with OKS (pycocotools), PCK and EPE.
+
+``keypoint_ap`` is a thin, quiet wrapper around pycocotools' ``COCOeval`` with
+the layout's OKS sigmas, so its numbers are pycocotools' numbers. PCK and EPE
+are computed on ground-truth/prediction pairs:
+
+* PCK@t: the fraction of labelled keypoints whose prediction lies within
+  ``t * max(box width, box height)`` of the truth (the ground-truth box);
+* EPE: the mean distance in pixels between prediction and truth over labelled
+  keypoints.
+
+With ground-truth boxes every animal has its own prediction. With detector
+boxes, predictions are paired with animals per image by the Hungarian method
+on OKS; an animal left without a prediction counts as wrong for PCK and is left
+out of EPE.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+
+import numpy as np
+
+from .boxes import xyxy_to_xywh
+from .datasets import KeypointDataset
+from .tracker.matching import linear_assignment, oks_matrix
+
+log = logging.getLogger(__name__)
+
+STAT_NAMES = ("AP", "AP50", "AP75", "APm", "APl", "AR", "AR50", "AR75", "ARm", "ARl")
+
+
+def _quiet(fn, *args, **kwargs):
+    """Call a pycocotools function with its prints swallowed (library code logs, never prints)."""
+    with contextlib.redirect_stdout(io.StringIO()):
+        return fn(*args, **kwargs)
+
+
+def _coco(dataset: dict):
+    from pycocotools.coco import COCO
+    coco = COCO()
+    coco.dataset = dataset
+    _quiet(coco.createIndex)
+    return coco
+
+
+def keypoint_ap(gt: dict, results: list[dict], sigmas, use_categories: bool = True,
+                category_ids=None) -> dict:
+    """COCO keypoint AP/AR through pycocotools.
+
+    Parameters
+    ----------
+    gt : dict, standard COCO keypoint ground truth
+    results : list of dict, COCO results (``image_id``, ``category_id``,
+        ``keypoints`` flat ``[x, y, s] * K``, ``score``)
+    sigmas : (K,) OKS constants of the layout
+    use_categories : bool
+        False evaluates class-agnostically (pycocotools ``useCats = 0``).
+    category_ids : optional list restricting the evaluation to these ids
+
+    Returns
+    -------
+    dict with the ten COCO keypoint statistics (``AP``, ``AP50``, ``AP75``,
+    ``APm``, ``APl``, ``AR``, ...); -1 where pycocotools has no data.
+    """
+    from pycocotools.cocoeval import COCOeval
+    if not results:
+        return {name: 0.0 for name in STAT_NAMES}
+    coco_gt = _coco(gt)
+    coco_dt = _quiet(coco_gt.loadRes, list(results))
+    ev = COCOeval(coco_gt, coco_dt, "keypoints")
+    ev.params.kpt_oks_sigmas = np.asarray(sigmas, np.float64)
+    ev.params.useCats = int(use_categories)
+    if category_ids is not None:
+        ev.params.catIds = list(category_ids)
+    _quiet(ev.evaluate)
+    _quiet(ev.accumulate)
+    _quiet(ev.summarize)
+    return {name: float(v) for name, v in zip(STAT_NAMES, ev.stats)}
+
+
+def pose_results(image_ids, category_ids, boxes_xyxy, box_scores, keypoints, keypoint_scores,
+                 keypoint_score_threshold: float = 0.2) -> list[dict]:
+    """COCO results records; each score is the box score times the mean of the
+    keypoint scores above ``keypoint_score_threshold`` (mmpose's rescoring).
+
+    Parameters
+    ----------
+    image_ids, category_ids : (N,) int
+    boxes_xyxy : (N, 4) pixels
+    box_scores : (N,)
+    keypoints : (N, K, 2) pixels
+    keypoint_scores : (N, K) in [0, 1]
+    """
+    out = []
+    xywh = xyxy_to_xywh(np.asarray(boxes_xyxy, np.float64).reshape(-1, 4))
+    for i in range(len(xywh)):
+        ks = np.asarray(keypoint_scores[i], np.float64)
+        good = ks > keypoint_score_threshold
+        kp_score = float(ks[good].mean()) if good.any() else 0.0
+        flat = np.concatenate([np.asarray(keypoints[i], np.float64), ks[:, None]], axis=1).reshape(-1)
+        out.append({"image_id": int(image_ids[i]), "category_id": int(category_ids[i]),
+                    "bbox": [round(float(v), 2) for v in xywh[i]],
+                    "keypoints": [round(float(v), 3) for v in flat],
+                    "score": round(float(box_scores[i]) * kp_score, 5)})
+    return out
+
+
+def pck_epe(gt_keypoints, gt_visible, gt_boxes_xyxy, pred_keypoints, threshold: float = 0.05):
+    """PCK at ``threshold`` of the longer box side, and EPE in pixels.
+
+    Parameters
+    ----------
+    gt_keypoints : (N, K, 2)
+    gt_visible : (N, K) bool
+    gt_boxes_xyxy : (N, 4)
+    pred_keypoints : (N, K, 2); rows of NaN mean "no prediction" (wrong for
+        PCK, left out of EPE)
+
+    Returns
+    -------
+    pck : float in [0, 1] (nan if nothing is labelled)
+    epe : float, pixels (nan if nothing is labelled and predicted)
+    """
+    gt = np.asarray(gt_keypoints, np.float64)
+    vis = np.asarray(gt_visible, bool)
+    boxes = np.asarray(gt_boxes_xyxy, np.float64).reshape(-1, 4)
+    pred = np.asarray(pred_keypoints, np.float64)
+    dist = np.linalg.norm(pred - gt, axis=-1)  # (N, K), nan where no prediction
+    size = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
+    if not vis.any():
+        return float("nan"), float("nan")
+    hit = np.where(np.isnan(dist), False, dist <= threshold * size[:, None])
+    pck = float(hit[vis].mean())
+    measured = vis & ~np.isnan(dist)
+    epe = float(dist[measured].mean()) if measured.any() else float("nan")
+    return pck, epe
+
+
+def match_predictions(dataset: KeypointDataset, pred_image_ids, pred_keypoints, pred_boxes_xyxy):
+    """For each annotated animal, the keypoints of the prediction paired with it.
+
+    Pairs are found per image by the Hungarian method on OKS (layout sigmas).
+
+    Returns
+    -------
+    (N, K, 2) float64, NaN rows for animals with no prediction.
+    """
+    sigmas = np.asarray(dataset.layout.sigmas)
+    out = np.full(dataset.keypoints.shape, np.nan)
+    pred_ids = np.asarray(pred_image_ids)
+    pred_kp = np.asarray(pred_keypoints, np.float64)
+    pred_boxes = np.asarray(pred_boxes_xyxy, np.float64).reshape(-1, 4)
+    for iid in np.unique(dataset.image_ids):
+        rows = np.flatnonzero(dataset.image_ids == iid)
+        cand = np.flatnonzero(pred_ids == iid)
+        if not len(cand):
+            continue
+        gt_boxes = dataset.boxes_xyxy[rows].astype(np.float64)
+        areas = (gt_boxes[:, 2] - gt_boxes[:, 0]) * (gt_boxes[:, 3] - gt_boxes[:, 1])
+        sim = oks_matrix(pred_kp[cand], np.ones(pred_kp[cand].shape[:2], bool),
+                         dataset.keypoints[rows], dataset.visible[rows], areas, sigmas)
+        sim = np.nan_to_num(sim, nan=0.0)  # (predictions, animals)
+        matches, _, _ = linear_assignment(1.0 - sim, 1.0 - 1e-9)
+        for p, g in matches:
+            out[rows[g]] = pred_kp[cand[p]]
+    return out
+
+
+def predict_dataset(estimator, dataset: KeypointDataset, detector=None, image_cache=None,
+                    progress=None):
+    """Run the pose estimator over every image of ``dataset``.
+
+    Parameters
+    ----------
+    estimator : TopDownPoseEstimator
+    dataset : KeypointDataset
+    detector : callable ``frame -> Instances`` or None for ground-truth boxes
+    image_cache : optional dict path -> image, filled as images are read
+    progress : optional callable(n_images_done) for a progress bar
+
+    Returns
+    -------
+    dict of arrays, one row per prediction: ``image_ids`` (P,), ``boxes_xyxy``
+    (P, 4), ``box_scores`` (P,), ``keypoints`` (P, K, 2), ``keypoint_scores``
+    (P, K), ``rows`` (P,) the dataset row of a ground-truth box (-1 for
+    detector boxes).
+    """
+    from .augment import load_image
+    from .structures import Instances
+
+    out = {"image_ids": [], "boxes_xyxy": [], "box_scores": [], "keypoints": [],
+           "keypoint_scores": [], "rows": []}
+    k = dataset.layout.num_keypoints
+    for done, iid in enumerate(np.unique(dataset.image_ids), 1):
+        rows = np.flatnonzero(dataset.image_ids == iid)
+        path = dataset.files[rows[0]]
+        image = image_cache.get(path) if image_cache is not None else None
+        if image is None:
+            image = load_image(path)
+            if image_cache is not None:
+                image_cache[path] = image
+        if detector is None:
+            inst = Instances(dataset.boxes_xyxy[rows], np.ones(len(rows), np.float32))
+            pred_rows = rows
+        else:
+            inst = detector(image)
+            pred_rows = np.full(len(inst), -1)
+        if len(inst):
+            inst = estimator(image, inst)
+            out["image_ids"].append(np.full(len(inst), iid))
+            out["boxes_xyxy"].append(inst.boxes_xyxy)
+            out["box_scores"].append(inst.scores)
+            out["keypoints"].append(inst.keypoints)
+            out["keypoint_scores"].append(inst.keypoint_scores)
+            out["rows"].append(pred_rows)
+        if progress is not None:
+            progress(done)
+    empty = {"image_ids": (0,), "boxes_xyxy": (0, 4), "box_scores": (0,),
+             "keypoints": (0, k, 2), "keypoint_scores": (0, k), "rows": (0,)}
+    return {key: np.concatenate(v) if v else np.zeros(empty[key]) for key, v in out.items()}
+
+
+def evaluate_predictions(dataset: KeypointDataset, pred: dict, class_agnostic: bool = False,
+                         pck_threshold: float = 0.05) -> dict:
+    """All keypoint metrics of ``pred`` (from :func:`predict_dataset`) against ``dataset``.
+
+    With ground-truth boxes each prediction takes the species of its box, and
+    AP is also reported per species. ``class_agnostic`` evaluates every animal
+    as one class (detector boxes).
+
+    Returns
+    -------
+    dict with ``AP``, ``AP50``, ``AP75``, ``APm``, ``APl``, ``AR`` ... (pycocotools),
+    ``PCK@0.05`` (key named after the threshold), ``EPE`` (pixels),
+    ``per_category`` {species: AP}, ``instances``, ``images``, ``predictions``,
+    plus ``gt`` and ``results`` (the COCO dicts that were scored).
+    """
+    gt = dataset.to_coco()
+    cat_id = {c["name"]: c["id"] for c in gt["categories"]}
+    rows = np.asarray(pred["rows"], np.int64)
+    if class_agnostic or (rows < 0).any():
+        class_agnostic = True
+        cats = np.ones(len(rows), np.int64)
+    else:
+        cats = np.array([cat_id[dataset.categories[r]] for r in rows], np.int64)
+    results = pose_results(pred["image_ids"], cats, pred["boxes_xyxy"], pred["box_scores"],
+                           pred["keypoints"], pred["keypoint_scores"])
+    if class_agnostic:
+        for ann in gt["annotations"]:
+            ann["category_id"] = 1
+        gt["categories"] = [{"id": 1, "name": "animal", "supercategory": "animal",
+                             "keypoints": list(dataset.layout.keypoints),
+                             "skeleton": gt["categories"][0]["skeleton"] if gt["categories"] else []}]
+    metrics = keypoint_ap(gt, results, dataset.layout.sigmas, use_categories=not class_agnostic)
+    per_category = {}
+    if not class_agnostic:
+        for name, cid in sorted(cat_id.items()):
+            per_category[name] = keypoint_ap(gt, results, dataset.layout.sigmas,
+                                             category_ids=[cid])["AP"]
+    if (rows >= 0).all() and len(rows) == len(dataset):
+        paired = np.full(dataset.keypoints.shape, np.nan)
+        paired[rows] = pred["keypoints"]
+    else:
+        paired = match_predictions(dataset, pred["image_ids"], pred["keypoints"], pred["boxes_xyxy"])
+    pck, epe = pck_epe(dataset.keypoints, dataset.visible, dataset.boxes_xyxy, paired, pck_threshold)
+    metrics.update({f"PCK@{pck_threshold:g}": pck, "EPE": epe, "per_category": per_category,
+                    "instances": len(dataset), "images": int(len(np.unique(dataset.image_ids))),
+                    "predictions": len(results), "class_agnostic": class_agnostic,
+                    "gt": gt, "results": results})
+    return metrics

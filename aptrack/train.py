@@ -1,0 +1,368 @@
+"""Train the top-down heatmap pose network (``aptrack train``).
+
+The recipe follows the best top-down heatmap methods (SimpleBaseline, HRNet in
+mmpose): random scale / rotation / shift / flip with left-right swapping,
+half-body crops and colour jitter (:mod:`aptrack.augment`); Gaussian heatmap
+targets weighted by keypoint labels (:class:`~aptrack.codec.HeatmapCodec`);
+AdamW with a linear warm-up and a cosine decay.
+
+Reproducible and resumable: the network is initialised from ``seed``; epoch
+``e`` draws its sample order and augmentation from a generator seeded with
+``(seed, e)``. A checkpoint after every epoch holds the network, the optimiser
+and the step, so ``resume`` continues a stopped run exactly where an
+uninterrupted run would have been.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .augment import AugmentConfig, TopDownTrainTransform, load_image
+from .codec import HeatmapCodec
+from .config import (TRAIN_DIR, ConfigError, KeypointLayout, PoseConfig, _build, load_layout,
+                     read_yaml)
+from .datasets import KeypointDataset
+from .errors import DatasetError
+from .models import SimpleBaseline, build_checkpoint, load_imagenet_backbone
+from .pose import TopDownPoseEstimator, normalize_crops
+
+log = logging.getLogger(__name__)
+
+TRAIN_STATE_FORMAT = "aptrack-train-state"
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Network: backbone name, deconvolution head, ImageNet start, frozen stem.
+
+    ``pretrained`` is a registry name or path of ImageNet backbone weights (or
+    None for random init). ``frozen_stages``: the first this many blocks of the
+    backbone keep their ImageNet weights and batch-norm statistics.
+    """
+
+    backbone: str = "mobilenet_v2"
+    deconv_channels: tuple[int, ...] = (128, 128, 128)
+    deconv_kernel: int = 4
+    pretrained: str | None = "mobilenetv2-imagenet"
+    frozen_stages: int = 4
+
+    def arch(self) -> dict:
+        return {"backbone": self.backbone, "deconv_channels": list(self.deconv_channels),
+                "deconv_kernel": self.deconv_kernel}
+
+
+@dataclass(frozen=True)
+class CodecConfig:
+    input_size: tuple[int, int] = (160, 160)
+    heatmap_size: tuple[int, int] = (40, 40)
+    sigma: float = 1.75
+    blur_kernel: int = 11
+
+    def codec(self) -> HeatmapCodec:
+        return HeatmapCodec(tuple(self.input_size), tuple(self.heatmap_size), self.sigma,
+                            self.blur_kernel)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    """AdamW with ``warmup_iters`` of linear warm-up, then a cosine decay to
+    ``lr * min_lr_ratio`` at the last step."""
+
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-4
+    warmup_iters: int = 300
+    min_lr_ratio: float = 0.01
+    grad_clip: float = 5.0
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Seeded split by image; ``val_instances`` animals are held out."""
+
+    val_instances: int = 1100
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    name: str = "pose"
+    layout: str = "ap10k"
+    seed: int = 0
+    min_labelled_keypoints: int = 1
+    eval_every: int = 5
+    cache_images: bool = True
+    model: ModelConfig = field(default_factory=ModelConfig)
+    codec: CodecConfig = field(default_factory=CodecConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    split: SplitConfig = field(default_factory=SplitConfig)
+
+
+_TRAIN_SECTIONS = {
+    (TrainConfig, "model"): ModelConfig, (TrainConfig, "codec"): CodecConfig,
+    (TrainConfig, "augment"): AugmentConfig, (TrainConfig, "optim"): OptimConfig,
+    (TrainConfig, "split"): SplitConfig,
+}
+
+
+def load_train_config(name_or_path: str | Path) -> TrainConfig:
+    """A training config by name (``configs/train/NAME.yaml``) or path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = TRAIN_DIR / f"{name_or_path}.yaml"
+        if not path.is_file():
+            known = ", ".join(sorted(p.stem for p in TRAIN_DIR.glob("*.yaml")))
+            raise ConfigError(f"unknown training config '{name_or_path}'; available: {known}")
+    return _build(TrainConfig, read_yaml(path), str(path), _TRAIN_SECTIONS)
+
+
+def config_to_dict(config) -> dict:
+    return dataclasses.asdict(config)
+
+
+def lr_at(step: int, total_steps: int, cfg: OptimConfig) -> float:
+    """Learning rate at optimiser step ``step`` (0-based): warm-up, then cosine."""
+    if step < cfg.warmup_iters:
+        return cfg.lr * (step + 1) / cfg.warmup_iters
+    span = max(1, total_steps - cfg.warmup_iters)
+    t = min(1.0, (step - cfg.warmup_iters) / span)
+    floor = cfg.lr * cfg.min_lr_ratio
+    return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def heatmap_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """Mean squared error over heatmap cells, each keypoint weighted by its label (0 or 1)."""
+    w = weights[:, :, None, None]
+    return ((pred - target) ** 2 * w).mean()
+
+
+def _atomic_save(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.incomplete")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+@dataclass
+class EpochReport:
+    epoch: int
+    loss: float
+    images_per_s: float
+    lr: float
+    skipped: int
+    metrics: dict | None = None
+
+
+class Trainer:
+    """Train a :class:`SimpleBaseline` on a :class:`KeypointDataset`.
+
+    Parameters
+    ----------
+    config : TrainConfig
+    train_set, val_set : KeypointDataset (``val_set`` may be None)
+    out_dir : folder for ``last.pt`` (training state), ``model.pt`` (the
+        newest aptrack pose checkpoint) and ``best.pt`` (best validation AP)
+    device : "cpu" or "cuda"
+    pretrained_path : ImageNet backbone weights file, or None
+    meta : provenance stored in the model checkpoints
+    """
+
+    def __init__(self, config: TrainConfig, train_set: KeypointDataset, val_set: KeypointDataset | None,
+                 out_dir: str | Path, device: str = "cpu", pretrained_path: str | Path | None = None,
+                 meta: dict | None = None):
+        self.config = config
+        usable = train_set.num_labelled >= config.min_labelled_keypoints
+        if not usable.any():
+            raise DatasetError("the training split has no animal with labelled keypoints")
+        dropped = int((~usable).sum())
+        if dropped:
+            log.info("training on %d animals; %d with fewer than %d labelled keypoints left out",
+                     int(usable.sum()), dropped, config.min_labelled_keypoints)
+        self.train_set = train_set.subset(np.flatnonzero(usable))
+        self.val_set = val_set
+        self.out_dir = Path(out_dir)
+        self.device = device
+        self.meta = dict(meta or {})
+        self.layout: KeypointLayout = train_set.layout
+        self.codec = config.codec.codec()
+        self.transform = TopDownTrainTransform(self.codec.input_size, self.layout.flip_pairs,
+                                               self.layout.upper_body, self.layout.lower_body,
+                                               config.augment, train=True)
+        torch.manual_seed(config.seed)
+        self.model = SimpleBaseline(self.layout.num_keypoints, **config.model.arch())
+        if pretrained_path is not None:
+            n = load_imagenet_backbone(self.model, pretrained_path)
+            log.info("backbone initialised from %s (%d tensors)", pretrained_path, n)
+        self.frozen = self.model.backbone[:config.model.frozen_stages]
+        for p in self.frozen.parameters():
+            p.requires_grad_(False)
+        self.model.to(device)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=config.optim.lr,
+                                           weight_decay=config.optim.weight_decay)
+        self.steps_per_epoch = len(self.train_set) // config.optim.batch_size
+        if self.steps_per_epoch == 0:
+            raise DatasetError(f"{len(self.train_set)} training animals are fewer than one batch "
+                               f"of {config.optim.batch_size}")
+        self.total_steps = self.steps_per_epoch * config.optim.epochs
+        self.epoch = 0
+        self.step = 0
+        self.history: list[dict] = []
+        self.best_ap = -1.0
+        self.images: dict[str, np.ndarray] = {}
+
+    # -- data -------------------------------------------------------------
+    def image(self, path: str) -> np.ndarray:
+        img = self.images.get(path)
+        if img is None:
+            img = load_image(path)
+            if self.config.cache_images:
+                self.images[path] = img
+        return img
+
+    def batch(self, rows, rng: np.random.Generator):
+        """Augmented crops, target heatmaps and weights for dataset ``rows``.
+
+        Returns (images (B, 3, h, w), targets (B, K, hh, hw), weights (B, K), skipped).
+        """
+        ds = self.train_set
+        crops, targets, weights, skipped = [], [], [], 0
+        for r in rows:
+            try:
+                image = self.image(ds.files[r])
+            except OSError as exc:
+                log.warning("%s", exc)
+                skipped += 1
+                continue
+            crop, kp, vis = self.transform(image, ds.boxes_xyxy[r], ds.keypoints[r], ds.visible[r], rng)
+            hm, w = self.codec.encode(kp, vis)
+            crops.append(crop)
+            targets.append(hm)
+            weights.append(w)
+        if not crops:
+            return None, None, None, skipped
+        return (normalize_crops(np.stack(crops)), torch.from_numpy(np.stack(targets)),
+                torch.from_numpy(np.stack(weights)), skipped)
+
+    # -- state ------------------------------------------------------------
+    def _set_train_mode(self) -> None:
+        self.model.train()
+        self.frozen.eval()  # frozen blocks keep their ImageNet batch-norm statistics
+
+    def state(self) -> dict:
+        return {"format": TRAIN_STATE_FORMAT, "config": config_to_dict(self.config),
+                "epoch": self.epoch, "step": self.step, "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(), "history": self.history,
+                "best_ap": self.best_ap}
+
+    def load_state(self, path: Path) -> None:
+        state = torch.load(path, map_location=self.device, weights_only=False)
+        if not isinstance(state, dict) or state.get("format") != TRAIN_STATE_FORMAT:
+            raise ConfigError(f"{path} is not an aptrack training state")
+        if state["config"] != config_to_dict(self.config):
+            raise ConfigError(f"{path} was saved with a different training config; "
+                              "resume with the same config or start a new output folder")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.history, self.best_ap = list(state["history"]), float(state["best_ap"])
+
+    def checkpoint(self, metrics: dict | None = None) -> dict:
+        meta = dict(self.meta)
+        meta.update({"epoch": self.epoch, "train_config": config_to_dict(self.config)})
+        if metrics:
+            meta["val_metrics"] = {k: v for k, v in metrics.items() if k not in ("gt", "results")}
+        model = self.model.cpu() if self.device != "cpu" else self.model
+        ckpt = build_checkpoint(model, self.config.model.arch(), self.codec, self.layout, meta)
+        ckpt["state_dict"] = {k: v.detach().clone() for k, v in ckpt["state_dict"].items()}
+        self.model.to(self.device)
+        return ckpt
+
+    # -- loop -------------------------------------------------------------
+    def evaluate(self, dataset: KeypointDataset | None = None) -> dict:
+        from .evaluation import evaluate_predictions, predict_dataset
+        dataset = dataset if dataset is not None else self.val_set
+        self.model.eval()
+        est = TopDownPoseEstimator(self.model, self.codec, self.layout,
+                                   PoseConfig(flip_test=True), self.device)
+        pred = predict_dataset(est, dataset, image_cache=self.images if self.config.cache_images else None)
+        return evaluate_predictions(dataset, pred)
+
+    def fit(self, resume: bool = False, on_step: Callable | None = None,
+            on_epoch: Callable[[EpochReport], None] | None = None, max_epochs: int | None = None):
+        """Train until ``config.optim.epochs`` (or ``max_epochs`` more epochs).
+
+        ``on_step(step_in_epoch, steps_per_epoch, loss, images_per_s)`` and
+        ``on_epoch(EpochReport)`` let the CLI draw progress.
+        """
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        last = self.out_dir / "last.pt"
+        if resume:
+            if not last.is_file():
+                raise ConfigError(f"nothing to resume: {last} does not exist")
+            self.load_state(last)
+            log.info("resumed from %s at epoch %d (step %d)", last, self.epoch, self.step)
+        cfg = self.config
+        end = cfg.optim.epochs if max_epochs is None else min(cfg.optim.epochs, self.epoch + max_epochs)
+        while self.epoch < end:
+            rng = np.random.default_rng([cfg.seed, self.epoch])
+            order = rng.permutation(len(self.train_set))
+            self._set_train_mode()
+            losses, seen, skipped, t0 = [], 0, 0, time.perf_counter()
+            for b in range(self.steps_per_epoch):
+                rows = order[b * cfg.optim.batch_size:(b + 1) * cfg.optim.batch_size]
+                images, targets, weights, bad = self.batch(rows, rng)
+                skipped += bad
+                lr = lr_at(self.step, self.total_steps, cfg.optim)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                self.step += 1
+                if images is None:
+                    continue
+                images, targets, weights = (t.to(self.device) for t in (images, targets, weights))
+                loss = heatmap_loss(self.model(images), targets, weights)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.optim.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(
+                        [p for p in self.model.parameters() if p.requires_grad], cfg.optim.grad_clip)
+                self.optimizer.step()
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"training diverged at step {self.step} (loss {loss.item()})")
+                losses.append(loss.item())
+                seen += len(images)
+                if on_step is not None:
+                    on_step(b + 1, self.steps_per_epoch, losses[-1], seen / (time.perf_counter() - t0))
+            self.epoch += 1
+            report = EpochReport(self.epoch, float(np.mean(losses)) if losses else float("nan"),
+                                 seen / (time.perf_counter() - t0), lr, skipped)
+            if skipped:
+                log.warning("epoch %d: skipped %d unreadable sample(s)", self.epoch, skipped)
+            evaluate_now = self.val_set is not None and (
+                self.epoch % max(1, cfg.eval_every) == 0 or self.epoch == cfg.optim.epochs)
+            if evaluate_now:
+                report.metrics = self.evaluate()
+            self.history.append({k: v for k, v in dataclasses.asdict(report).items() if k != "metrics"}
+                                | ({"AP": report.metrics["AP"]} if report.metrics else {}))
+            ckpt = self.checkpoint(report.metrics)
+            _atomic_save(ckpt, self.out_dir / "model.pt")
+            if report.metrics and report.metrics["AP"] > self.best_ap:
+                self.best_ap = report.metrics["AP"]
+                _atomic_save(ckpt, self.out_dir / "best.pt")
+            _atomic_save(self.state(), last)
+            log.info("epoch %d/%d loss %.6f %.1f img/s%s", self.epoch, cfg.optim.epochs, report.loss,
+                     report.images_per_s, f" AP {report.metrics['AP']:.3f}" if report.metrics else "")
+            if on_epoch is not None:
+                on_epoch(report)
+        return self.history

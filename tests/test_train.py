@@ -1,0 +1,119 @@
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from aptrack.config import load_layout
+from aptrack.datasets import load_keypoint_dataset
+from aptrack.errors import ConfigError
+from aptrack.train import (CodecConfig, ModelConfig, OptimConfig, TrainConfig, Trainer, heatmap_loss,
+                           load_train_config, lr_at)
+
+from conftest import animalpose_subset
+
+AP10K = load_layout("ap10k")
+
+TINY = TrainConfig(
+    name="tiny", eval_every=100,
+    model=ModelConfig(deconv_channels=(16, 16, 16), pretrained=None, frozen_stages=2),
+    codec=CodecConfig(input_size=(64, 64), heatmap_size=(16, 16), sigma=1.0, blur_kernel=3),
+    optim=OptimConfig(epochs=2, batch_size=4, lr=1e-3, warmup_iters=2))
+
+
+@pytest.fixture
+def tiny_set(animalpose, tmp_path):
+    path = animalpose_subset(tmp_path / "tiny.json", 6)
+    return load_keypoint_dataset(path, animalpose / "images", AP10K)
+
+
+def test_default_config_loads_and_matches_the_issue_budget():
+    cfg = load_train_config("animalpose_mobilenetv2_160")
+    assert cfg.layout == "ap10k" and cfg.model.pretrained == "mobilenetv2-imagenet"
+    assert cfg.split.val_instances == 1100
+    assert tuple(cfg.codec.input_size) == (160, 160)
+    with pytest.raises(ConfigError, match="unknown training config"):
+        load_train_config("nope")
+
+
+def test_lr_warms_up_then_decays_to_the_floor():
+    cfg = OptimConfig(lr=1.0, warmup_iters=4, min_lr_ratio=0.1)
+    lrs = [lr_at(s, 14, cfg) for s in range(14)]
+    assert lrs[:4] == [0.25, 0.5, 0.75, 1.0]
+    assert all(a >= b for a, b in zip(lrs[3:], lrs[4:]))
+    assert lr_at(14, 14, cfg) == pytest.approx(0.1)
+
+
+def test_heatmap_loss_ignores_unlabelled_keypoints():
+    pred = torch.zeros(1, 2, 3, 3)
+    target = torch.ones(1, 2, 3, 3)
+    assert heatmap_loss(pred, target, torch.tensor([[1.0, 0.0]])).item() == pytest.approx(0.5)
+    assert heatmap_loss(pred, target, torch.tensor([[0.0, 0.0]])).item() == 0.0
+
+
+def test_training_steps_on_real_images_lower_the_loss(tiny_set, tmp_path):
+    cfg = dataclasses.replace(TINY, optim=dataclasses.replace(TINY.optim, lr=3e-3))
+    trainer = Trainer(cfg, tiny_set, None, tmp_path)
+    trainer._set_train_mode()
+    rows = np.arange(min(8, len(trainer.train_set)))
+    images, targets, weights, skipped = trainer.batch(rows, np.random.default_rng(0))
+    assert skipped == 0 and weights.sum() > 0
+
+    def loss():
+        with torch.no_grad():
+            return heatmap_loss(trainer.model(images), targets, weights).item()
+
+    before = loss()
+    for _ in range(5):
+        out = heatmap_loss(trainer.model(images), targets, weights)
+        trainer.optimizer.zero_grad()
+        out.backward()
+        trainer.optimizer.step()
+    assert loss() < 0.9 * before
+
+
+def test_resume_continues_exactly(tiny_set, tmp_path):
+    straight = Trainer(TINY, tiny_set, None, tmp_path / "a")
+    straight.fit()
+    first = Trainer(TINY, tiny_set, None, tmp_path / "b")
+    first.fit(max_epochs=1)
+    assert first.epoch == 1 and (tmp_path / "b" / "last.pt").is_file()
+    resumed = Trainer(TINY, tiny_set, None, tmp_path / "b")
+    resumed.fit(resume=True)
+    assert resumed.epoch == straight.epoch == 2 and resumed.step == straight.step
+    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    from aptrack.models import load_checkpoint
+    model, codec, layout, meta = load_checkpoint(tmp_path / "b" / "model.pt")
+    assert codec.input_size == (64, 64) and layout == AP10K and meta["epoch"] == 2
+
+
+def test_resume_refuses_a_different_config(tiny_set, tmp_path):
+    Trainer(TINY, tiny_set, None, tmp_path).fit(max_epochs=1)
+    other = dataclasses.replace(TINY, seed=1)
+    with pytest.raises(ConfigError, match="different training config"):
+        Trainer(other, tiny_set, None, tmp_path).fit(resume=True)
+
+
+def test_frozen_stem_keeps_its_weights(tiny_set, tmp_path):
+    trainer = Trainer(TINY, tiny_set, None, tmp_path)
+    stem = {k: v.clone() for k, v in trainer.frozen.state_dict().items()}
+    trainer.fit(max_epochs=1)
+    for k, v in trainer.frozen.state_dict().items():
+        assert torch.equal(v, stem[k]), k  # weights and batch-norm statistics
+
+
+def test_an_unreadable_image_is_skipped_not_fatal(tiny_set, tmp_path, caplog):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    files = tiny_set.files.copy()
+    files[::2] = str(broken)  # every other animal's image is now unreadable
+    ds = dataclasses.replace(tiny_set, files=files)
+    trainer = Trainer(dataclasses.replace(TINY, optim=dataclasses.replace(TINY.optim, epochs=1)),
+                      ds, None, tmp_path)
+    history = trainer.fit()
+    used = trainer.steps_per_epoch * TINY.optim.batch_size
+    order = np.random.default_rng([TINY.seed, 0]).permutation(len(ds))[:used]
+    assert history[0]["skipped"] == int(np.sum(order % 2 == 0))
+    assert np.isfinite(history[0]["loss"])
+    assert "cannot read image" in caplog.text
