@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .errors import AptrackError, OutputError
+from .errors import AptrackError, ConfigError, OutputError
 
 log = logging.getLogger("aptrack")
 
@@ -83,11 +83,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     train.add_argument("-v", "--verbose", action="store_true", help="log more detail")
 
-    ev = sub.add_parser("eval", help="keypoint AP / PCK / EPE of a pose model on a keypoint dataset",
-                        description="Evaluate a pose model: COCO keypoint AP, AP50, AP75, AR with "
-                                    "OKS (pycocotools), per-species AP, PCK@0.05 and EPE.")
-    ev.add_argument("--data", required=True, help="annotation json (COCO keypoints or Animal-Pose)")
-    ev.add_argument("--images", required=True, help="folder with the images")
+    ev = sub.add_parser("eval", help="keypoint AP / PCK / EPE of a pose model, or score a results file",
+                        description="With --data/--images: evaluate a pose model (COCO keypoint AP, "
+                                    "AP50, AP75, AR with OKS via pycocotools, per-species AP, PCK@0.05, "
+                                    "EPE). With --gt/--pred: score a tracking results file (the same "
+                                    "keypoint metrics plus MOTA, IDF1, ID switches, MOTP, keypoint MOTA).")
+    ev.add_argument("--data", help="annotation json (COCO keypoints or Animal-Pose) to run a pose model on")
+    ev.add_argument("--images", help="folder with the images of --data")
+    ev.add_argument("--gt", help="score a results file instead: video keypoint json (APTv2 style) ...")
+    ev.add_argument("--pred", help="... and the results json (aptrack run / aptrack track output, "
+                                   "or a list of COCO results with track_id)")
     ev.add_argument("--boxes", choices=["gt", "detector"], default="gt",
                     help="crop ground-truth boxes, or the detector's (class-agnostic AP)")
     ev.add_argument("--weights", default=None,
@@ -105,6 +110,49 @@ def build_parser() -> argparse.ArgumentParser:
                     help="also write the scored ground truth and predictions (COCO json) here")
     ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     ev.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+
+    syn = sub.add_parser("synth", help="build an APTv2-layout video dataset from Animal-Pose animals",
+                         description="Build APTv2-layout clips (15 frames, easy/hard by animals per "
+                                     "frame) from real Animal-Pose animals over real backgrounds.")
+    syn.add_argument("--source", required=True,
+                     help="Animal-Pose folder (keypoints.json and images/) or its keypoints.json")
+    syn.add_argument("--out", required=True, help="output folder")
+    syn.add_argument("--clips", type=_positive_int, default=40, help="number of clips (default: 40)")
+    syn.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    syn.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    syn.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+
+    trk = sub.add_parser("track", help="re-track saved detections or poses (no network)",
+                         description="Run only the tracker over detections/poses in the COCO-results "
+                                     "format aptrack run writes; write the same format with new track ids.")
+    trk.add_argument("--detections", required=True, help="results json (aptrack run output or a list)")
+    trk.add_argument("-o", "--output", required=True, help="output json file")
+    trk.add_argument("--pipeline", default="default", help="preset whose tracker settings are used")
+    trk.add_argument("-q", "--quiet", action="store_true", help="no summary line")
+    trk.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+
+    bench = sub.add_parser("bench", help="keypoint AP and tracking metrics on APTv2-style clips",
+                           description="Run the pipeline over every clip of an APTv2-style split and "
+                                       "report keypoint AP, MOTA, IDF1, ID switches and speed.")
+    bench.add_argument("--data", required=True,
+                       help="APTv2 folder (either layout), or one annotation json")
+    bench.add_argument("--images", default=None, help="image folder (default: the data folder)")
+    bench.add_argument("--split", default="hard", help="easy, hard or all (default: hard)")
+    bench.add_argument("--subset", default="test", choices=["train", "val", "test"],
+                       help="which annotation file of the split (default: test)")
+    bench.add_argument("--boxes", choices=["detector", "gt", "gt-first-frame"], default="detector")
+    bench.add_argument("--pipeline", default="default", help="preset in pipelines/ or a YAML file")
+    bench.add_argument("--pose", default=None, metavar="WEIGHTS|none", help="pose weights override")
+    bench.add_argument("--detector", default=None, metavar="WEIGHTS", help="detector weights override")
+    bench.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
+    bench.add_argument("--max-clips", type=_positive_int, default=None, help="only the first N clips")
+    bench.add_argument("--compare", default="bytetrack,botsort",
+                       help="with detector boxes, also run these Ultralytics trackers on the same "
+                            "detections (comma-separated: bytetrack, botsort; 'none' to skip)")
+    bench.add_argument("-o", "--output", default="bench_out", help="report folder (default: bench_out)")
+    bench.add_argument("--format", choices=["table", "json"], default="table")
+    bench.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    bench.add_argument("-v", "--verbose", action="store_true", help="log more detail")
     return parser
 
 
@@ -308,10 +356,76 @@ def _metrics_table(metrics: dict) -> str:
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
 
+def cmd_eval_results(args) -> int:
+    import json
+
+    from .clips import load_clips
+    from .config import load_layout
+    from .report import _clean
+    from .retrack import evaluate_results, read_results
+
+    config = _load_config(argparse.Namespace(pipeline=args.pipeline, pose=None, detector=None))
+    layout = load_layout(config.layout)
+    gt = load_clips(args.gt, None, layout)
+    _, records = read_results(args.pred)
+    result = evaluate_results(gt, records)
+    kp, tr = result["keypoints"], result["tracking"]["overall"]
+    head = {"AP": kp["AP"], "AP50": kp["AP50"], "AP75": kp["AP75"], "AR": kp["AR"],
+            "PCK@0.05": kp["PCK@0.05"], "EPE": kp["EPE"], **{k: v for k, v in tr.items()
+                                                            if k != "keypoint_MOTA_per_keypoint"}}
+    if args.save:
+        save_dir = _prepare_output_dir(Path(args.save))
+        _write_json_atomic(save_dir / "metrics.json", _clean(result))
+    if args.format == "json":
+        print(json.dumps(_clean(head)))
+    else:
+        width = max(len(k) for k in head)
+        for key, v in head.items():
+            print(f"{key:<{width}}  {'n/a' if v is None or v != v else (f'{v:.3f}' if isinstance(v, float) else v)}")
+    return 0
+
+
+def cmd_track(args) -> int:
+    import json
+
+    from .config import load_layout
+    from .retrack import read_results, retrack
+    from .tracker import PoseTracker
+
+    config = _load_config(argparse.Namespace(pipeline=args.pipeline, pose=None, detector=None))
+    layout = load_layout(config.layout)
+    info, records = read_results(args.detections)
+    k = layout.num_keypoints if any(len(r.get("keypoints", ())) == 3 * layout.num_keypoints
+                                    for r in records) else None
+    tracker = PoseTracker(config.tracker, sigmas=layout.sigmas if k else None)
+    started = time.perf_counter()
+    out = retrack(records, tracker, k)
+    seconds = time.perf_counter() - started
+    out_path = Path(args.output)
+    _prepare_output_dir(out_path.parent if str(out_path.parent) else Path("."))
+    summary = {"input": str(Path(args.detections).resolve()), "records_in": len(records),
+               "records_out": len(out), "tracks": len({r["track_id"] for r in out}),
+               "tracker_ms_total": round(1000 * seconds, 2), "pipeline": config.name}
+    _write_json_atomic(out_path, {"info": {**info, "retracked": summary}, "annotations": out,
+                                  "summary": summary})
+    if not args.quiet:
+        print(f"{len(records)} detections -> {len(out)} tracked, {summary['tracks']} tracks "
+              f"({summary['tracker_ms_total']:.1f} ms of tracking) -> {out_path}")
+    return 0
+
+
 def cmd_eval(args) -> int:
     import json
 
     from tqdm import tqdm
+
+    if args.gt or args.pred:
+        if not (args.gt and args.pred) or args.data:
+            raise ConfigError("give either --data and --images (evaluate a model) or --gt and --pred "
+                              "(score a results file)")
+        return cmd_eval_results(args)
+    if not (args.data and args.images):
+        raise ConfigError("aptrack eval needs --data and --images (or --gt and --pred)")
 
     from .datasets import load_keypoint_dataset, select_split
     from .evaluation import evaluate_predictions, predict_dataset
@@ -350,6 +464,93 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_synth(args) -> int:
+    from tqdm import tqdm
+
+    from .config import load_layout
+    from .datasets import load_keypoint_dataset
+    from .synth import synthesize
+
+    source = Path(args.source)
+    ann = source if source.suffix == ".json" else source / "keypoints.json"
+    images = ann.parent / "images"
+    animals = load_keypoint_dataset(ann, images, load_layout("ap10k"))
+    with tqdm(total=args.clips, unit="clip", disable=args.quiet, dynamic_ncols=True, file=sys.stderr,
+              desc="synth") as bar:
+        summary = synthesize(animals, args.out, args.clips, args.seed,
+                             progress=lambda done: bar.update(done - bar.n))
+    if not args.quiet:
+        for split in ("easy", "hard"):
+            print(f"{split:<5} {summary['clips'][split]} clips, {summary['frames'][split]} frames, "
+                  f"{summary['animals'][split]} animals -> {summary['files'][split]}")
+    return 0
+
+
+def _bench_table(report: dict) -> str:
+    from .report import headline
+
+    h = headline(report)
+    rows = []
+    for key in ("AP", "AP50", "AP75", "AR", "PCK@0.05", "EPE", "MOTA", "IDF1", "id_switches", "MOTP",
+                "keypoint_MOTA", "fps"):
+        v = h[key]
+        rows.append((key, "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))))
+    for name, ap in report["keypoints"]["per_category"].items():
+        rows.append((f"AP {name}", f"{ap:.3f}"))
+    for stage, ms in report["speed"]["ms_per_frame"].items():
+        rows.append((f"  {stage}", f"{ms:.1f} ms/frame"))
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def cmd_bench(args) -> int:
+    import json
+
+    from tqdm import tqdm
+
+    from .bench import run_benchmark
+    from .clips import find_annotation_file, load_clips
+    from .config import load_layout
+    from .pipeline import build_pipeline
+    from .report import headline, write_report
+
+    config = _load_config(argparse.Namespace(pipeline=args.pipeline, pose=args.pose, detector=args.detector))
+    ann = find_annotation_file(args.data, args.split, args.subset)
+    images = Path(args.images) if args.images else (Path(args.data) if Path(args.data).is_dir()
+                                                   else Path(args.data).parent)
+    out_dir = _prepare_output_dir(Path(args.output))
+    pipeline, models = build_pipeline(config, args.device)
+    layout = pipeline.layout or load_layout(config.layout)
+    clips = load_clips(ann, images, layout)
+    if args.max_clips:
+        clips = dataclasses.replace(clips, clips=clips.clips[:args.max_clips])
+    with tqdm(total=len(clips.clips), unit="clip", disable=args.quiet, dynamic_ncols=True,
+              file=sys.stderr, desc=f"bench {args.split}") as bar:
+        compare = tuple(n for n in args.compare.split(",") if n and n != "none")
+        unknown = sorted(set(compare) - {"bytetrack", "botsort"})
+        if unknown:
+            raise ConfigError(f"unknown tracker(s) {', '.join(unknown)} for --compare; known: bytetrack, botsort")
+        report = run_benchmark(pipeline, clips, args.boxes, progress=lambda done: bar.update(done - bar.n),
+                               compare=compare)
+    report.update({"data": str(ann), "split": args.split, "models": models,
+                   "aptrack_version": __version__})
+    coco = report.pop("coco")
+    _write_json_atomic(out_dir / "gt.json", coco["gt"])
+    _write_json_atomic(out_dir / "results.json", coco["results"])
+    paths = write_report(report, out_dir)
+    if args.format == "json":
+        print(json.dumps(headline(report)))
+    elif not args.quiet:
+        print(_bench_table(report))
+        if report.get("trackers"):
+            print("same detections through each tracker:")
+            for name, row in report["trackers"].items():
+                print(f"  {name:<10} MOTA {row['MOTA']:.3f}  IDF1 {row['IDF1']:.3f}  "
+                      f"ID switches {row['id_switches']}  {row['ms_per_frame']:.2f} ms/frame")
+        print(f"report -> {paths['md']}, {paths['json']}")
+    return 0
+
+
 def _configure_logging(verbose: bool) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("aptrack: %(message)s"))
@@ -373,6 +574,12 @@ def main(argv=None) -> int:
             return cmd_train(args)
         if args.command == "eval":
             return cmd_eval(args)
+        if args.command == "synth":
+            return cmd_synth(args)
+        if args.command == "bench":
+            return cmd_bench(args)
+        if args.command == "track":
+            return cmd_track(args)
     except AptrackError as exc:
         print(f"aptrack: error: {exc}", file=sys.stderr)
         return exc.exit_code

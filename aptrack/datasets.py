@@ -129,6 +129,7 @@ class KeypointDataset:
     categories : (N,) object, species name
     layout : KeypointLayout
     skipped : dict, reason -> number of annotations dropped at load time
+    track_ids : (N,) int64, the annotation's ``track_id`` (-1 when the file has none)
     """
 
     image_ids: np.ndarray
@@ -140,6 +141,11 @@ class KeypointDataset:
     categories: np.ndarray
     layout: KeypointLayout
     skipped: dict = field(default_factory=dict)
+    track_ids: np.ndarray | None = None
+
+    def __post_init__(self):
+        if self.track_ids is None:
+            object.__setattr__(self, "track_ids", np.full(len(self.image_ids), -1, np.int64))
 
     def __len__(self) -> int:
         return len(self.image_ids)
@@ -149,7 +155,8 @@ class KeypointDataset:
         idx = np.asarray(index)
         return KeypointDataset(self.image_ids[idx], self.files[idx], self.image_sizes[idx],
                                self.boxes_xyxy[idx], self.keypoints[idx], self.visible[idx],
-                               self.categories[idx], self.layout, dict(self.skipped))
+                               self.categories[idx], self.layout, dict(self.skipped),
+                               self.track_ids[idx])
 
     @property
     def num_labelled(self) -> np.ndarray:
@@ -211,7 +218,7 @@ def _image_size(path: Path) -> tuple[int, int] | None:
         return None
 
 
-def load_keypoint_dataset(annotations: str | Path, images_dir: str | Path,
+def load_keypoint_dataset(annotations: str | Path, images_dir: str | Path | None,
                           layout: KeypointLayout, mapping: KeypointMapping | None = None,
                           min_box_size: float = 2.0) -> KeypointDataset:
     """Load a COCO-style keypoint file (either dialect) into ``layout``.
@@ -219,7 +226,9 @@ def load_keypoint_dataset(annotations: str | Path, images_dir: str | Path,
     Parameters
     ----------
     annotations : path to the json file
-    images_dir : folder holding the images named in the file
+    images_dir : folder holding the images named in the file, or None to score
+        annotations without images (sizes then come from the json alone, and
+        boxes are clipped only where the json gives them)
     layout : the model's keypoint layout
     mapping : optional table from the file's keypoints to ``layout``; when None
         and the file's keypoint names differ from the layout's, a table is looked
@@ -233,9 +242,10 @@ def load_keypoint_dataset(annotations: str | Path, images_dir: str | Path,
         Unreadable file, no mapping for its keypoints, or no usable annotation.
     """
     path = Path(annotations)
-    images_dir = Path(images_dir)
     data = _read_json(path)
-    if not images_dir.is_dir():
+    check_images = images_dir is not None
+    images_dir = Path(images_dir) if check_images else Path(".")
+    if check_images and not images_dir.is_dir():
         raise DatasetError(f"image folder not found: {images_dir}")
     animalpose = isinstance(data["images"], dict)
     cats = {int(c["id"]): c for c in data.get("categories", []) if "id" in c}
@@ -255,13 +265,15 @@ def load_keypoint_dataset(annotations: str | Path, images_dir: str | Path,
 
     skipped: Counter = Counter()
     sizes: dict[int, tuple[int, int] | None] = {}
-    rows = {"image_ids": [], "files": [], "sizes": [], "boxes": [], "kps": [], "vis": [], "cats": []}
+    rows = {"image_ids": [], "files": [], "sizes": [], "boxes": [], "kps": [], "vis": [], "cats": [],
+            "tracks": []}
     for ann in data["annotations"]:
         try:
             iid = int(ann["image_id"])
             kp = np.asarray(ann["keypoints"], np.float64).reshape(-1)
             box = np.asarray(ann["bbox"], np.float64).reshape(4)
             cat = cats[int(ann["category_id"])]["name"]
+            track = int(ann.get("track_id", -1))
         except (KeyError, TypeError, ValueError):
             skipped["malformed annotation"] += 1
             continue
@@ -274,7 +286,9 @@ def load_keypoint_dataset(annotations: str | Path, images_dir: str | Path,
         if iid not in sizes:
             im = images[iid]
             file = images_dir / str(im.get("file_name", ""))
-            if "width" in im and "height" in im and file.is_file():
+            if not check_images:
+                sizes[iid] = (int(im.get("width", 0)), int(im.get("height", 0)))
+            elif "width" in im and "height" in im and file.is_file():
                 sizes[iid] = (int(im["width"]), int(im["height"]))
             else:
                 sizes[iid] = _image_size(file) if file.is_file() else None
@@ -283,7 +297,8 @@ def load_keypoint_dataset(annotations: str | Path, images_dir: str | Path,
             continue
         w, h = sizes[iid]
         xyxy = box if animalpose else xywh_to_xyxy(box[None])[0]
-        xyxy = np.clip(xyxy, [0, 0, 0, 0], [w, h, w, h])
+        if w > 0 and h > 0:
+            xyxy = np.clip(xyxy, [0, 0, 0, 0], [w, h, w, h])
         if xyxy[2] - xyxy[0] < min_box_size or xyxy[3] - xyxy[1] < min_box_size:
             skipped["box outside the image or empty"] += 1
             continue
@@ -295,6 +310,7 @@ def load_keypoint_dataset(annotations: str | Path, images_dir: str | Path,
         rows["kps"].append(triples[:, :2])
         rows["vis"].append(triples[:, 2] > 0)
         rows["cats"].append(cat)
+        rows["tracks"].append(track)
     for reason, n in sorted(skipped.items()):
         log.warning("%s: skipped %d annotation(s): %s", path.name, n, reason)
     if not rows["image_ids"]:
@@ -314,7 +330,7 @@ def load_keypoint_dataset(annotations: str | Path, images_dir: str | Path,
         boxes_xyxy=np.asarray(rows["boxes"], np.float32),
         keypoints=kps, visible=vis,
         categories=np.asarray(rows["cats"], object),
-        layout=layout, skipped=dict(skipped))
+        layout=layout, skipped=dict(skipped), track_ids=np.asarray(rows["tracks"], np.int64))
 
 
 def split_by_image(dataset: KeypointDataset, val_instances: int, seed: int):

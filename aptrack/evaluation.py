@@ -46,6 +46,20 @@ def _coco(dataset: dict):
     return coco
 
 
+def single_category(gt: dict, results: list[dict]) -> tuple[dict, list[dict]]:
+    """Copies of ``gt`` and ``results`` with every animal in one category (id 1).
+
+    This is how class-agnostic keypoint AP is computed: pycocotools' OKS
+    (``computeOks``) looks detections up by category even with ``useCats = 0``,
+    so that switch would silently score nothing.
+    """
+    cats = gt.get("categories") or [{}]
+    one = {"id": 1, "name": "animal", "supercategory": "animal",
+           "keypoints": cats[0].get("keypoints", []), "skeleton": cats[0].get("skeleton", [])}
+    gt = dict(gt, annotations=[dict(a, category_id=1) for a in gt["annotations"]], categories=[one])
+    return gt, [dict(r, category_id=1) for r in results]
+
+
 def keypoint_ap(gt: dict, results: list[dict], sigmas, use_categories: bool = True,
                 category_ids=None) -> dict:
     """COCO keypoint AP/AR through pycocotools.
@@ -57,7 +71,8 @@ def keypoint_ap(gt: dict, results: list[dict], sigmas, use_categories: bool = Tr
         ``keypoints`` flat ``[x, y, s] * K``, ``score``)
     sigmas : (K,) OKS constants of the layout
     use_categories : bool
-        False evaluates class-agnostically (pycocotools ``useCats = 0``).
+        False evaluates class-agnostically (every animal in one category; see
+        :func:`single_category`).
     category_ids : optional list restricting the evaluation to these ids
 
     Returns
@@ -68,11 +83,12 @@ def keypoint_ap(gt: dict, results: list[dict], sigmas, use_categories: bool = Tr
     from pycocotools.cocoeval import COCOeval
     if not results:
         return {name: 0.0 for name in STAT_NAMES}
+    if not use_categories:
+        gt, results = single_category(gt, results)
     coco_gt = _coco(gt)
     coco_dt = _quiet(coco_gt.loadRes, list(results))
     ev = COCOeval(coco_gt, coco_dt, "keypoints")
     ev.params.kpt_oks_sigmas = np.asarray(sigmas, np.float64)
-    ev.params.useCats = int(use_categories)
     if category_ids is not None:
         ev.params.catIds = list(category_ids)
     _quiet(ev.evaluate)
@@ -223,13 +239,36 @@ def predict_dataset(estimator, dataset: KeypointDataset, detector=None, image_ca
     return {key: np.concatenate(v) if v else np.zeros(empty[key]) for key, v in out.items()}
 
 
+def assign_categories(dataset: KeypointDataset, pred: dict) -> np.ndarray:
+    """Species of the best-OKS annotated animal in the same image, per prediction
+    ("" when it overlaps none), for per-species AP with detector boxes."""
+    sigmas = np.asarray(dataset.layout.sigmas)
+    out = np.full(len(pred["image_ids"]), "", dtype=object)
+    for iid in np.unique(pred["image_ids"]):
+        p = np.flatnonzero(pred["image_ids"] == iid)
+        g = np.flatnonzero(dataset.image_ids == iid)
+        if not len(g):
+            continue
+        boxes = dataset.boxes_xyxy[g].astype(np.float64)
+        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+        sim = np.nan_to_num(oks_matrix(pred["keypoints"][p], np.ones(pred["keypoints"][p].shape[:2], bool),
+                                       dataset.keypoints[g], dataset.visible[g], areas, sigmas), nan=0.0)
+        best = sim.argmax(axis=1)
+        for j, (b, s) in enumerate(zip(best, sim.max(axis=1))):
+            if s > 0:
+                out[p[j]] = dataset.categories[g[b]]
+    return out
+
+
 def evaluate_predictions(dataset: KeypointDataset, pred: dict, class_agnostic: bool = False,
                          pck_threshold: float = 0.05) -> dict:
     """All keypoint metrics of ``pred`` (from :func:`predict_dataset`) against ``dataset``.
 
-    With ground-truth boxes each prediction takes the species of its box, and
-    AP is also reported per species. ``class_agnostic`` evaluates every animal
-    as one class (detector boxes).
+    With ground-truth boxes (``pred["rows"] >= 0``) each prediction takes the
+    species of its box. With detector boxes (rows of -1) AP is class-agnostic,
+    and for the per-species table each prediction takes the species of the
+    animal it overlaps best by OKS (:func:`assign_categories`).
+    ``class_agnostic`` forces one class for the headline AP.
 
     Returns
     -------
@@ -241,30 +280,26 @@ def evaluate_predictions(dataset: KeypointDataset, pred: dict, class_agnostic: b
     gt = dataset.to_coco()
     cat_id = {c["name"]: c["id"] for c in gt["categories"]}
     rows = np.asarray(pred["rows"], np.int64)
-    if class_agnostic or (rows < 0).any():
-        class_agnostic = True
-        cats = np.ones(len(rows), np.int64)
+    own_boxes = (rows >= 0).all() and len(np.unique(rows)) == len(rows)
+    if (rows >= 0).all():
+        names = dataset.categories[rows]
     else:
-        cats = np.array([cat_id[dataset.categories[r]] for r in rows], np.int64)
-    results = pose_results(pred["image_ids"], cats, pred["boxes_xyxy"], pred["box_scores"],
-                           pred["keypoints"], pred["keypoint_scores"])
-    if class_agnostic:
-        for ann in gt["annotations"]:
-            ann["category_id"] = 1
-        gt["categories"] = [{"id": 1, "name": "animal", "supercategory": "animal",
-                             "keypoints": list(dataset.layout.keypoints),
-                             "skeleton": gt["categories"][0]["skeleton"] if gt["categories"] else []}]
-    metrics = keypoint_ap(gt, results, dataset.layout.sigmas, use_categories=not class_agnostic)
-    per_category = {}
-    if not class_agnostic:
-        for name, cid in sorted(cat_id.items()):
-            per_category[name] = keypoint_ap(gt, results, dataset.layout.sigmas,
-                                             category_ids=[cid])["AP"]
-    if (rows >= 0).all() and len(rows) == len(dataset):
+        class_agnostic = True
+        names = assign_categories(dataset, pred)
+    if own_boxes and len(rows) == len(dataset):
         paired = np.full(dataset.keypoints.shape, np.nan)
         paired[rows] = pred["keypoints"]
     else:
         paired = match_predictions(dataset, pred["image_ids"], pred["keypoints"], pred["boxes_xyxy"])
+    cats = np.array([cat_id.get(n, 0) for n in names], np.int64)
+    results = pose_results(pred["image_ids"], cats, pred["boxes_xyxy"], pred["box_scores"],
+                           pred["keypoints"], pred["keypoint_scores"])
+    per_category = {}
+    for name, cid in sorted(cat_id.items()):
+        per_category[name] = keypoint_ap(gt, results, dataset.layout.sigmas, category_ids=[cid])["AP"]
+    if class_agnostic:
+        gt, results = single_category(gt, results)
+    metrics = keypoint_ap(gt, results, dataset.layout.sigmas)
     pck, epe = pck_epe(dataset.keypoints, dataset.visible, dataset.boxes_xyxy, paired, pck_threshold)
     metrics.update({f"PCK@{pck_threshold:g}": pck, "EPE": epe, "per_category": per_category,
                     "instances": len(dataset), "images": int(len(np.unique(dataset.image_ids))),

@@ -15,7 +15,7 @@ from conftest import animalpose_subset
 AP10K = load_layout("ap10k")
 
 
-def cocoeval_on_files(gt_path, results_path, sigmas, use_cats=True):
+def cocoeval_on_files(gt_path, results_path, sigmas):
     """pycocotools run directly on json files, as a user would."""
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
@@ -24,7 +24,6 @@ def cocoeval_on_files(gt_path, results_path, sigmas, use_cats=True):
         dt = gt.loadRes(str(results_path))
         ev = COCOeval(gt, dt, "keypoints")
         ev.params.kpt_oks_sigmas = np.asarray(sigmas)
-        ev.params.useCats = int(use_cats)
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
@@ -67,14 +66,20 @@ def test_perfect_predictions_score_one_and_noise_lowers_ap(animalpose, tmp_path)
 
 def test_class_agnostic_matches_pycocotools_without_categories(ap10k_sample, tmp_path):
     ds = load_keypoint_dataset(ap10k_sample / "test_ap10k.json", ap10k_sample, AP10K)
-    pred = _noisy_predictions(ds, 6.0, seed=2)
+    pred = _noisy_predictions(ds, 40.0, seed=2)  # the two animals are ~1000 px wide
     pred["rows"] = np.full(len(ds), -1)  # as from a detector
     metrics = evaluate_predictions(ds, pred, class_agnostic=True)
     (tmp_path / "gt.json").write_text(json.dumps(metrics["gt"]))
     (tmp_path / "res.json").write_text(json.dumps(metrics["results"]))
-    stats = cocoeval_on_files(tmp_path / "gt.json", tmp_path / "res.json", AP10K.sigmas, use_cats=False)
+    saved = json.loads((tmp_path / "gt.json").read_text())
+    assert {a["category_id"] for a in saved["annotations"]} == {1}  # one "animal" category
+    stats = cocoeval_on_files(tmp_path / "gt.json", tmp_path / "res.json", AP10K.sigmas)
     assert metrics["AP"] == pytest.approx(stats[0], abs=1e-12)
-    assert metrics["class_agnostic"] and metrics["per_category"] == {}
+    assert 0.1 < metrics["AP"] < 1.0
+    assert metrics["class_agnostic"]
+    # the per-species table gives each prediction the species of the animal it matches by OKS
+    assert set(metrics["per_category"]) == set(ds.categories)
+    assert all(0 < ap <= 1 for ap in metrics["per_category"].values())
 
 
 def test_pck_and_epe_by_hand():
@@ -104,6 +109,15 @@ def test_predictions_pair_with_animals_by_oks(ap10k_sample):
     boxes = np.concatenate([ds.boxes_xyxy[order], ds.boxes_xyxy[:1]])
     paired = match_predictions(ds, ids, kp, boxes)
     np.testing.assert_allclose(paired[ds.visible], ds.keypoints[ds.visible])
+
+
+def test_class_agnostic_ap_is_not_silently_zero(ap10k_sample):
+    # pycocotools' computeOks ignores useCats = 0; keypoint_ap must still score class-agnostically
+    ds = load_keypoint_dataset(ap10k_sample / "test_ap10k.json", ap10k_sample, AP10K)
+    pred = _noisy_predictions(ds, 0.0)
+    res = pose_results(pred["image_ids"], np.full(len(ds), 99), pred["boxes_xyxy"], pred["box_scores"],
+                       pred["keypoints"], np.ones(ds.visible.shape))
+    assert keypoint_ap(ds.to_coco(), res, AP10K.sigmas, use_categories=False)["AP"] == pytest.approx(1.0)
 
 
 def test_empty_results_give_zero_ap():

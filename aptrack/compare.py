@@ -1,0 +1,123 @@
+"""Side by side: the same detections through aptrack's tracker and Ultralytics'
+BYTETracker and BoT-SORT, scored with the same MOT metrics.
+
+Only the trackers' ``update`` calls are timed. Ultralytics' trackers run with
+their own default settings (``bytetrack.yaml`` / ``botsort.yaml``, BoT-SORT
+without re-identification, as ``yolo track`` uses them).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+
+from .boxes import xyxy_to_cxcywh
+from .structures import Instances
+from .tracker import PoseTracker
+from .tracking_metrics import ClipTrackingEval, summarize
+
+log = logging.getLogger(__name__)
+
+ULTRALYTICS_TRACKERS = {"bytetrack": "bytetrack.yaml", "botsort": "botsort.yaml"}
+
+
+class UltralyticsDetections:
+    """The small, NumPy-backed part of Ultralytics' ``Boxes`` its trackers read:
+    ``conf``, ``cls``, centre-based ``xywh``, ``xyxy``, ``len`` and boolean indexing."""
+
+    def __init__(self, xyxy: np.ndarray, conf: np.ndarray, cls: np.ndarray):
+        self.xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
+        self.conf = np.asarray(conf, np.float32).reshape(-1)
+        self.cls = np.asarray(cls, np.float32).reshape(-1)
+        self.xywh = xyxy_to_cxcywh(self.xyxy).astype(np.float32)
+
+    def __len__(self) -> int:
+        return len(self.conf)
+
+    def __getitem__(self, index) -> "UltralyticsDetections":
+        return UltralyticsDetections(self.xyxy[index], self.conf[index], self.cls[index])
+
+
+class UltralyticsTracker:
+    """Adapter: ``update(Instances, frame) -> (track_ids, boxes_xyxy)`` over an Ultralytics tracker."""
+
+    def __init__(self, name: str, frame_rate: int = 30):
+        from ultralytics.trackers.bot_sort import BOTSORT
+        from ultralytics.trackers.byte_tracker import BYTETracker
+        from ultralytics.utils import YAML, IterableSimpleNamespace
+        from ultralytics.utils.checks import check_yaml
+
+        cfg = IterableSimpleNamespace(**YAML.load(check_yaml(ULTRALYTICS_TRACKERS[name])))
+        self.name = name
+        self._make = lambda: (BYTETracker if name == "bytetrack" else BOTSORT)(args=cfg)
+        self.tracker = self._make()
+
+    def reset(self) -> None:
+        self.tracker = self._make()
+
+    def update(self, detections: Instances, frame: np.ndarray):
+        dets = UltralyticsDetections(detections.boxes_xyxy, detections.scores, detections.labels)
+        out = self.tracker.update(dets, frame)
+        if len(out) == 0:
+            return np.zeros(0, np.int64), np.zeros((0, 4))
+        return out[:, 4].astype(np.int64), out[:, :4].astype(np.float64)
+
+
+class AptrackTracker:
+    """Adapter with the same interface over :class:`PoseTracker`."""
+
+    name = "aptrack"
+
+    def __init__(self, tracker: PoseTracker):
+        self.tracker = tracker
+
+    def reset(self) -> None:
+        self.tracker.reset()
+
+    def update(self, detections: Instances, frame: np.ndarray):
+        out = self.tracker.update(detections)
+        return out.track_ids, out.boxes_xyxy
+
+
+def compare_trackers(trackers, clip_data, detections_per_clip, frame_loader=None) -> dict:
+    """Score each tracker on the same per-frame detections.
+
+    Parameters
+    ----------
+    trackers : list of adapters with ``name``, ``reset()`` and ``update(Instances, frame)``
+    clip_data : ClipDataset (ground truth)
+    detections_per_clip : list (per clip) of lists (per frame) of Instances
+    frame_loader : optional callable ``(clip_index, frame_index) -> image`` for
+        trackers that look at frames (BoT-SORT's motion compensation); None
+        passes no image. Loading is not timed.
+
+    Returns
+    -------
+    {tracker name: {MOTA, IDF1, id_switches, MOTP, ms_per_frame}}
+    """
+    results = {}
+    a = clip_data.animals
+    for tracker in trackers:
+        evals, seconds, n = [], 0.0, 0
+        if detections_per_clip and detections_per_clip[0]:  # warm-up: first calls import and allocate
+            tracker.reset()
+            tracker.update(detections_per_clip[0][0], frame_loader(0, 0) if frame_loader else None)
+        for c, (clip, dets) in enumerate(zip(clip_data.clips, detections_per_clip)):
+            tracker.reset()
+            ev = ClipTrackingEval(clip_data.layout.sigmas)
+            for t, (rows, found) in enumerate(zip(clip.rows, dets)):
+                image = frame_loader(c, t) if frame_loader is not None else None
+                start = time.perf_counter()
+                ids, boxes = tracker.update(found, image)
+                seconds += time.perf_counter() - start
+                n += 1
+                ev.update(clip_data.track_ids[rows], a.boxes_xyxy[rows], a.keypoints[rows], a.visible[rows],
+                          ids, boxes)
+            evals.append(ev)
+        overall = summarize(evals)["overall"]
+        results[tracker.name] = {"MOTA": overall.get("MOTA"), "IDF1": overall.get("IDF1"),
+                                 "id_switches": overall.get("id_switches"), "MOTP": overall.get("MOTP"),
+                                 "ms_per_frame": 1000 * seconds / max(1, n)}
+    return results

@@ -1,0 +1,158 @@
+"""Tracking metrics: CLEAR-MOT and identity metrics through motmetrics, and a
+keypoint-level MOTA in the PoseTrack style.
+
+motmetrics 1.4.0 calls ``np.asfarray`` (removed in NumPy 2) inside its own
+distance helpers, so this module never uses them: it computes every distance
+matrix itself (``1 - IoU`` for boxes, ``1 - OKS`` per keypoint) and hands
+motmetrics only those matrices, with NaN for pairs that may not match.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from .boxes import box_iou_xyxy
+
+log = logging.getLogger(__name__)
+
+MOT_METRICS = ("mota", "motp", "idf1", "num_switches", "num_false_positives", "num_misses",
+               "num_objects", "num_unique_objects", "mostly_tracked", "mostly_lost")
+
+
+def iou_distances(gt_boxes_xyxy, pred_boxes_xyxy, max_distance: float = 0.5) -> np.ndarray:
+    """``1 - IoU`` between ground truth (rows) and predictions (columns); NaN above ``max_distance``.
+
+    Parameters
+    ----------
+    gt_boxes_xyxy : (N, 4) pixels
+    pred_boxes_xyxy : (M, 4) pixels
+    max_distance : float, 0.5 means a match needs IoU >= 0.5 (MOTChallenge's rule)
+
+    Returns
+    -------
+    (N, M) float64
+    """
+    d = 1.0 - box_iou_xyxy(np.asarray(gt_boxes_xyxy, np.float64).reshape(-1, 4),
+                           np.asarray(pred_boxes_xyxy, np.float64).reshape(-1, 4))
+    d[d > max_distance] = np.nan
+    return d
+
+
+def keypoint_oks(gt_xy, pred_xy, area, sigma: float) -> np.ndarray:
+    """Per-keypoint OKS ``exp(-d^2 / (2 area (2 sigma)^2))`` of one keypoint type.
+
+    Parameters
+    ----------
+    gt_xy : (N, 2), pred_xy : (M, 2) pixels
+    area : (N,) ground-truth box areas, pixels^2
+
+    Returns
+    -------
+    (N, M) float64 in [0, 1]
+    """
+    g = np.asarray(gt_xy, np.float64).reshape(-1, 2)
+    p = np.asarray(pred_xy, np.float64).reshape(-1, 2)
+    d2 = ((g[:, None] - p[None]) ** 2).sum(-1)
+    var = (2 * sigma) ** 2
+    return np.exp(-d2 / (2 * np.maximum(np.asarray(area, np.float64), 1e-9)[:, None] * var))
+
+
+class ClipTrackingEval:
+    """Accumulates one clip's frames for box-level and keypoint-level MOT metrics.
+
+    Parameters
+    ----------
+    sigmas : (K,) OKS constants of the layout
+    iou_threshold : a box match needs at least this IoU
+    oks_threshold : a keypoint match needs at least this per-keypoint OKS
+    keypoint_score_threshold : predicted keypoints below this score are not hypotheses
+    """
+
+    def __init__(self, sigmas, iou_threshold: float = 0.5, oks_threshold: float = 0.5,
+                 keypoint_score_threshold: float = 0.3):
+        import motmetrics as mm
+
+        self.sigmas = np.asarray(sigmas, np.float64)
+        self.iou_threshold = iou_threshold
+        self.oks_threshold = oks_threshold
+        self.keypoint_score_threshold = keypoint_score_threshold
+        self.boxes = mm.MOTAccumulator(auto_id=True)
+        self.keypoints = [mm.MOTAccumulator(auto_id=True) for _ in self.sigmas]
+
+    def update(self, gt_ids, gt_boxes_xyxy, gt_keypoints, gt_visible,
+               pred_ids, pred_boxes_xyxy, pred_keypoints=None, pred_keypoint_scores=None) -> None:
+        """Add one frame.
+
+        Parameters
+        ----------
+        gt_ids : (N,) int, gt_boxes_xyxy : (N, 4), gt_keypoints : (N, K, 2), gt_visible : (N, K) bool
+        pred_ids : (M,) int, pred_boxes_xyxy : (M, 4)
+        pred_keypoints : (M, K, 2) or None; pred_keypoint_scores : (M, K) or None
+        """
+        gt_ids = [int(i) for i in gt_ids]
+        pred_ids = [int(i) for i in pred_ids]
+        self.boxes.update(gt_ids, pred_ids,
+                          iou_distances(gt_boxes_xyxy, pred_boxes_xyxy, 1.0 - self.iou_threshold))
+        gt_boxes = np.asarray(gt_boxes_xyxy, np.float64).reshape(-1, 4)
+        area = (gt_boxes[:, 2] - gt_boxes[:, 0]) * (gt_boxes[:, 3] - gt_boxes[:, 1])
+        gt_kp = np.asarray(gt_keypoints, np.float64).reshape(len(gt_ids), len(self.sigmas), 2)
+        gt_vis = np.asarray(gt_visible, bool).reshape(len(gt_ids), len(self.sigmas))
+        if pred_keypoints is None or len(pred_ids) == 0:
+            pred_kp = np.zeros((len(pred_ids), len(self.sigmas), 2))
+            pred_ok = np.zeros((len(pred_ids), len(self.sigmas)), bool)
+        else:
+            pred_kp = np.asarray(pred_keypoints, np.float64)
+            pred_ok = np.asarray(pred_keypoint_scores) >= self.keypoint_score_threshold
+        for k, acc in enumerate(self.keypoints):
+            g = np.flatnonzero(gt_vis[:, k])
+            p = np.flatnonzero(pred_ok[:, k])
+            dist = 1.0 - keypoint_oks(gt_kp[g, k], pred_kp[p, k], area[g], self.sigmas[k])
+            dist[dist > 1.0 - self.oks_threshold] = np.nan
+            acc.update([gt_ids[i] for i in g], [pred_ids[i] for i in p], dist)
+
+
+def summarize(clips: list[ClipTrackingEval], names: list[str] | None = None) -> dict:
+    """MOT metrics over all clips, and per clip.
+
+    Returns
+    -------
+    dict with ``overall`` {MOTA, MOTP (mean IoU of matched pairs; motmetrics'
+    own ``motp`` is the mean distance ``1 - IoU``), IDF1, id_switches, false_positives, misses,
+    objects, tracks, mostly_tracked, mostly_lost, keypoint_MOTA, keypoint_MOTA_per_keypoint}
+    and ``per_clip`` {name: {MOTA, IDF1, id_switches}}.
+    """
+    import motmetrics as mm
+
+    mh = mm.metrics.create()
+    names = names or [str(i) for i in range(len(clips))]
+    if not clips:
+        return {"overall": {}, "per_clip": {}}
+    box = mh.compute_many([c.boxes for c in clips], metrics=list(MOT_METRICS), names=names,
+                          generate_overall=True)
+    overall = box.loc["OVERALL"]
+    per_kp = []
+    for k in range(len(clips[0].sigmas)):
+        accs = [c.keypoints[k] for c in clips]
+        s = mh.compute_many(accs, metrics=["mota", "num_objects"], names=names, generate_overall=True)
+        row = s.loc["OVERALL"]
+        per_kp.append(float(row["mota"]) if row["num_objects"] > 0 else float("nan"))
+    valid = [m for m in per_kp if np.isfinite(m)]
+
+    def f(x):
+        x = float(x)
+        return x if np.isfinite(x) else float("nan")
+
+    result = {
+        "MOTA": f(overall["mota"]), "MOTP": 1.0 - f(overall["motp"]),
+        "IDF1": f(overall["idf1"]), "id_switches": int(overall["num_switches"]),
+        "false_positives": int(overall["num_false_positives"]), "misses": int(overall["num_misses"]),
+        "objects": int(overall["num_objects"]), "tracks": int(overall["num_unique_objects"]),
+        "mostly_tracked": int(overall["mostly_tracked"]), "mostly_lost": int(overall["mostly_lost"]),
+        "keypoint_MOTA": float(np.mean(valid)) if valid else float("nan"),
+        "keypoint_MOTA_per_keypoint": per_kp,
+    }
+    per_clip = {name: {"MOTA": f(box.loc[name]["mota"]), "IDF1": f(box.loc[name]["idf1"]),
+                       "id_switches": int(box.loc[name]["num_switches"])} for name in names}
+    return {"overall": result, "per_clip": per_clip}

@@ -1,0 +1,247 @@
+"""APTv2 clip loading, the synthetic APTv2 builder, and ``aptrack bench`` end to end."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from aptrack.cli import main
+from aptrack.clips import find_annotation_file, load_clips
+from aptrack.config import load_layout
+from aptrack.datasets import load_keypoint_dataset
+from aptrack.errors import DatasetError
+from aptrack.synth import SynthConfig, feather_mask, free_region, synthesize
+
+from test_cli import assert_one_line_error
+from test_evaluation import cocoeval_on_files
+
+AP10K = load_layout("ap10k")
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    from conftest import ANIMALPOSE
+    if not (ANIMALPOSE / "keypoints.json").is_file():
+        pytest.skip("shared assets not found (needs animalpose/keypoints.json)")
+    out = tmp_path_factory.mktemp("synth")
+    animals = load_keypoint_dataset(ANIMALPOSE / "keypoints.json", ANIMALPOSE / "images", AP10K)
+    summary = synthesize(animals, out, clips=4, seed=1)
+    return out, summary
+
+
+def test_free_region_avoids_every_box():
+    assert free_region(np.array([[100, 0, 200, 80]]), 300, 100) == (0, 0, 100, 100)
+    assert free_region(np.array([[100, 0, 200, 50]]), 300, 100) == (0, 50, 300, 100)
+    assert free_region(np.array([[0, 0, 300, 100]]), 300, 100) is None
+
+
+def test_feather_mask_is_opaque_inside_and_soft_at_the_edge():
+    m = feather_mask(20, 40, 0.1)
+    assert m[10, 20] == 1.0 and 0 < m[0, 20] < 0.5 and m.shape == (20, 40)
+
+
+def test_synth_writes_aptv2_layout_with_exact_tracks(synthetic):
+    out, summary = synthetic
+    assert summary["clips"] == {"easy": 2, "hard": 2}
+    for split, (lo, hi) in (("easy", SynthConfig.easy_animals), ("hard", SynthConfig.hard_animals)):
+        data = json.loads((out / f"test_annotations_{split}.json").read_text())
+        frames = {}
+        for im in data["images"]:
+            assert (out / im["file_name"]).is_file()
+            frames.setdefault(im["video_id"], []).append(im["frame_id"])
+        assert all(sorted(f) == list(range(15)) for f in frames.values())
+        per_image = {}
+        for ann in data["annotations"]:
+            assert {"video_id", "track_id", "bbox", "keypoints"} <= set(ann)
+            assert len(ann["keypoints"]) == 51
+            per_image.setdefault(ann["image_id"], set()).add(ann["track_id"])
+        assert max(len(v) for v in per_image.values()) <= hi
+        if split == "hard":
+            assert max(len(v) for v in per_image.values()) >= 3
+
+
+def test_synth_keypoints_sit_on_the_pasted_animal(synthetic):
+    out, _ = synthetic
+    data = json.loads((out / "test_annotations_easy.json").read_text())
+    for ann in data["annotations"][:30]:
+        x, y, w, h = ann["bbox"]
+        kp = np.array(ann["keypoints"]).reshape(-1, 3)
+        on = kp[kp[:, 2] > 0]
+        assert len(on) > 0
+        # labelled keypoints lie inside the animal's visible box (one pixel of rounding)
+        assert (on[:, 0] >= x - 1).all() and (on[:, 0] <= x + w + 1).all()
+        assert (on[:, 1] >= y - 1).all() and (on[:, 1] <= y + h + 1).all()
+
+
+def test_same_seed_same_dataset(synthetic, tmp_path):
+    from conftest import ANIMALPOSE
+    out, _ = synthetic
+    animals = load_keypoint_dataset(ANIMALPOSE / "keypoints.json", ANIMALPOSE / "images", AP10K)
+    synthesize(animals, tmp_path, clips=1, seed=1)
+    a = json.loads((out / "test_annotations_easy.json").read_text())["annotations"]
+    b = json.loads((tmp_path / "test_annotations_easy.json").read_text())["annotations"]
+    assert [x["keypoints"] for x in b] == [x["keypoints"] for x in a][:len(b)]
+
+
+def test_both_aptv2_layouts_are_found(synthetic, tmp_path):
+    out, _ = synthetic
+    assert find_annotation_file(out, "hard") == out / "test_annotations_hard.json"
+    mm = tmp_path / "mmpose"
+    (mm / "annotations_hard").mkdir(parents=True)
+    shutil.copy(out / "test_annotations_hard.json", mm / "annotations_hard" / "test_annotations.json")
+    assert find_annotation_file(mm, "hard") == mm / "annotations_hard" / "test_annotations.json"
+    with pytest.raises(DatasetError, match="unknown split"):
+        find_annotation_file(out, "medium")
+    with pytest.raises(DatasetError, match="no test annotations for split 'easy'"):
+        find_annotation_file(mm, "easy")
+
+
+def test_clips_are_grouped_by_video_and_ordered_by_frame(synthetic, tmp_path):
+    out, _ = synthetic
+    data = json.loads((out / "test_annotations_hard.json").read_text())
+    data["images"] = data["images"][::-1]  # file order must not matter
+    path = tmp_path / "shuffled.json"
+    path.write_text(json.dumps(data))
+    clips = load_clips(path, out, AP10K)
+    assert len(clips.clips) == 2 and all(len(c) == 15 for c in clips.clips)
+    frame_of = {im["id"]: im["frame_id"] for im in data["images"]}
+    for clip in clips.clips:
+        assert [frame_of[int(i)] for i in clip.image_ids] == list(range(15))
+        for rows, iid in zip(clip.rows, clip.image_ids):
+            assert (clips.animals.image_ids[rows] == iid).all()
+    assert set(clips.track_ids) == {a["track_id"] for a in data["annotations"]}
+
+
+def test_missing_track_ids_and_video_ids_are_clear_errors(synthetic, tmp_path):
+    out, _ = synthetic
+    data = json.loads((out / "test_annotations_easy.json").read_text())
+    no_track = json.loads(json.dumps(data))
+    del no_track["annotations"][0]["track_id"]
+    (tmp_path / "a.json").write_text(json.dumps(no_track))
+    with pytest.raises(DatasetError, match="no track_id"):
+        load_clips(tmp_path / "a.json", out, AP10K)
+    part_video = json.loads(json.dumps(data))
+    del part_video["images"][0]["video_id"]
+    (tmp_path / "b.json").write_text(json.dumps(part_video))
+    with pytest.raises(DatasetError, match="have no video_id"):
+        load_clips(tmp_path / "b.json", out, AP10K)
+
+
+def test_ap10k_without_videos_loads_as_single_frames(ap10k_sample):
+    clips = load_clips(ap10k_sample / "test_ap10k.json", ap10k_sample, AP10K)
+    assert len(clips.clips) == 2 and all(len(c) == 1 for c in clips.clips)
+
+
+def test_bench_gt_boxes_ap_equals_pycocotools(synthetic, mirror, random_pose_checkpoint, tmp_path, capsys):
+    out, _ = synthetic
+    report_dir = tmp_path / "report"
+    code = main(["bench", "--data", str(out), "--split", "easy", "--boxes", "gt", "--pose",
+                 str(random_pose_checkpoint), "--max-clips", "1", "-o", str(report_dir),
+                 "--format", "json", "--device", "cpu", "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    head = json.loads(captured.out)
+    for key in ("AP", "MOTA", "IDF1", "id_switches", "fps"):
+        assert key in head
+    stats = cocoeval_on_files(report_dir / "gt.json", report_dir / "results.json", AP10K.sigmas)
+    assert head["AP"] == pytest.approx(stats[0], abs=1e-12)
+    # ground-truth boxes: the tracker keeps every animal's identity in a clean synthetic clip
+    assert head["id_switches"] == 0 and head["MOTA"] > 0.8
+    for name in ("report.json", "report.md", "ap_per_species.png", "tracking_per_clip.png"):
+        assert (report_dir / name).is_file()
+
+
+def test_gt_first_frame_keeps_first_frame_identities(synthetic):
+    from aptrack.bench import keypoint_box_xyxy, run_clip
+    from aptrack.pipeline import Pipeline
+    from aptrack.tracker import PoseTracker
+
+    out, _ = synthetic
+    clips = load_clips(out / "test_annotations_hard.json", out, AP10K)
+    clip = clips.clips[0]
+    pipeline = Pipeline(detector=None, tracker=PoseTracker(), pose=None, layout=AP10K)
+    frames = run_clip(pipeline, clips, clip, "gt-first-frame")
+    first = set(clips.track_ids[clip.rows[0]].tolist())
+    assert len(frames) == 15 and len(first) >= 3
+    for scored, tracked in frames:
+        assert set(tracked.track_ids.tolist()) == first
+    np.testing.assert_allclose(np.sort(frames[0][1].boxes_xyxy, axis=0),
+                               np.sort(clips.animals.boxes_xyxy[clip.rows[0]], axis=0), atol=1e-3)
+    # the pose-to-box rule: confident keypoints only, grown about their centre
+    box = keypoint_box_xyxy(np.array([[0, 0], [10, 20], [99, 99]]), [0.9, 0.9, 0.1], 0.3, 1.2, 2)
+    np.testing.assert_allclose(box, [-1, -2, 11, 22])
+    assert keypoint_box_xyxy(np.zeros((3, 2)), [0.9, 0.1, 0.1], 0.3, 1.2, 2) is None
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--split", "medium"], "unknown split"),
+    (["--split", "easy", "--subset", "val"], "no val annotations"),
+])
+def test_bench_bad_input_is_one_clear_line(synthetic, mirror, tmp_path, capsys, args, needle):
+    out, _ = synthetic
+    code = main(["bench", "--data", str(out), *args, "-o", str(tmp_path / "r"), "--quiet", "--pose", "none"])
+    assert_one_line_error(code, capsys.readouterr().err, needle)
+
+
+def test_bench_missing_images_is_a_clear_error(synthetic, mirror, tmp_path, capsys):
+    out, _ = synthetic
+    code = main(["bench", "--data", str(out / "test_annotations_easy.json"), "--images", str(tmp_path),
+                 "--split", "easy", "-o", str(tmp_path / "r"), "--quiet", "--pose", "none"])
+    assert_one_line_error(code, capsys.readouterr().err, "missing or unreadable image")
+
+
+def _gt_as_results(path, with_tracks=True, shift=0.0):
+    data = json.loads(path.read_text())
+    out = []
+    for ann in data["annotations"]:
+        kp = np.array(ann["keypoints"], float).reshape(-1, 3)
+        kp[:, 2] = (kp[:, 2] > 0).astype(float)
+        kp[:, 0] += shift
+        rec = {"image_id": ann["image_id"], "video_id": ann["video_id"], "bbox": ann["bbox"], "score": 0.9,
+               "keypoints": kp.reshape(-1).tolist(), "category_id": ann["category_id"]}
+        if with_tracks:
+            rec["track_id"] = ann["track_id"]
+        out.append(rec)
+    return out
+
+
+def test_eval_scores_a_perfect_results_file_as_perfect(synthetic, tmp_path, capsys):
+    out, _ = synthetic
+    gt = out / "test_annotations_easy.json"
+    pred = tmp_path / "pred.json"
+    pred.write_text(json.dumps(_gt_as_results(gt)))
+    code = main(["eval", "--gt", str(gt), "--pred", str(pred), "--format", "json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    m = json.loads(captured.out)
+    assert m["AP"] == pytest.approx(1.0) and m["MOTA"] == 1.0 and m["IDF1"] == 1.0
+    assert m["id_switches"] == 0 and m["keypoint_MOTA"] == pytest.approx(1.0)
+
+
+def test_track_re_tracks_saved_detections_and_eval_scores_them(synthetic, tmp_path, capsys):
+    out, _ = synthetic
+    gt = out / "test_annotations_easy.json"
+    dets = tmp_path / "dets.json"
+    dets.write_text(json.dumps(_gt_as_results(gt, with_tracks=False)))
+    tracked = tmp_path / "tracked.json"
+    assert main(["track", "--detections", str(dets), "-o", str(tracked), "-q"]) == 0
+    records = json.loads(tracked.read_text())["annotations"]
+    assert all("track_id" in r for r in records)
+    assert main(["eval", "--gt", str(gt), "--pred", str(tracked), "--format", "json"]) == 0
+    m = json.loads(capsys.readouterr().out)
+    # clean boxes: the tracker needs min_hits frames for a new id, then never switches
+    assert m["id_switches"] == 0 and m["IDF1"] > 0.9 and m["MOTA"] > 0.85
+
+
+def test_eval_needs_a_consistent_set_of_inputs(tmp_path, capsys):
+    code = main(["eval", "--gt", str(tmp_path / "a.json")])
+    assert_one_line_error(code, capsys.readouterr().err, "--gt and --pred")
+
+
+def test_track_with_a_broken_file_is_a_clear_error(tmp_path, capsys):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"annotations": [{"score": 1}]}')
+    code = main(["track", "--detections", str(bad), "-o", str(tmp_path / "o.json")])
+    assert_one_line_error(code, capsys.readouterr().err, "lacks 'bbox'")
+    assert not (tmp_path / "o.json").exists()
