@@ -16,7 +16,10 @@ export YOLO_AUTOINSTALL := False
 DEMO_VIDEO ?= $(APTRACK_MIRROR)/videos/dog_clip.avi
 DEMO_OUT ?= demo_out
 
-.PHONY: setup demo test bench clean
+TRAIN_OUT ?= runs/animalpose_mnv2_160
+SYNTH_OUT ?= data/aptv2_synth
+
+.PHONY: setup demo test bench train synth bench-aptv2 clean
 
 setup: $(VENV)/.installed
 
@@ -37,5 +40,18 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_speed.py
 
+# The default pose model's training run (configs/train/animalpose_mobilenetv2_160.yaml).
+train: setup
+	$(BIN)/aptrack train --config animalpose_mobilenetv2_160 \
+	    --data $(APTRACK_MIRROR)/animalpose/keypoints.json \
+	    --images $(APTRACK_MIRROR)/animalpose/images -o $(TRAIN_OUT)
+
+# A synthetic APTv2-layout dataset from the held-out Animal-Pose animals, then the benchmark.
+synth: setup
+	$(BIN)/aptrack synth --source $(APTRACK_MIRROR)/animalpose --out $(SYNTH_OUT) --clips 40 --seed 0
+
+bench-aptv2: synth
+	$(BIN)/aptrack bench --data $(SYNTH_OUT) --split hard -o bench_out
+
 clean:
-	rm -rf $(DEMO_OUT) .pytest_cache build *.egg-info
+	rm -rf $(DEMO_OUT) bench_out .pytest_cache build *.egg-info

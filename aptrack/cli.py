@@ -1,4 +1,4 @@
-"""Command line: ``aptrack run VIDEO -o OUTDIR``.
+"""Command line: ``aptrack run | train | eval | synth | bench | track``.
 
 The CLI owns the console: a progress bar while it runs, a summary table at the
 end, and one ``aptrack: error: ...`` line (exit status 2) for anything the user
@@ -19,6 +19,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import AptrackError, ConfigError, OutputError
+from .results import write_json_atomic
 
 log = logging.getLogger("aptrack")
 
@@ -332,18 +333,6 @@ def cmd_train(args) -> int:
     return 0
 
 
-def _write_json_atomic(path: Path, data) -> None:
-    import json
-    tmp = path.with_name(f".{path.name}.incomplete")
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
 def _metrics_table(metrics: dict) -> str:
     pck = next(k for k in metrics if k.startswith("PCK@"))
     rows = [(name, f"{metrics[name]:.3f}") for name in ("AP", "AP50", "AP75", "APm", "APl", "AR")]
@@ -375,7 +364,7 @@ def cmd_eval_results(args) -> int:
                                                             if k != "keypoint_MOTA_per_keypoint"}}
     if args.save:
         save_dir = _prepare_output_dir(Path(args.save))
-        _write_json_atomic(save_dir / "metrics.json", _clean(result))
+        write_json_atomic(save_dir / "metrics.json", _clean(result))
     if args.format == "json":
         print(json.dumps(_clean(head)))
     else:
@@ -386,7 +375,6 @@ def cmd_eval_results(args) -> int:
 
 
 def cmd_track(args) -> int:
-    import json
 
     from .config import load_layout
     from .retrack import read_results, retrack
@@ -406,7 +394,7 @@ def cmd_track(args) -> int:
     summary = {"input": str(Path(args.detections).resolve()), "records_in": len(records),
                "records_out": len(out), "tracks": len({r["track_id"] for r in out}),
                "tracker_ms_total": round(1000 * seconds, 2), "pipeline": config.name}
-    _write_json_atomic(out_path, {"info": {**info, "retracked": summary}, "annotations": out,
+    write_json_atomic(out_path, {"info": {**info, "retracked": summary}, "annotations": out,
                                   "summary": summary})
     if not args.quiet:
         print(f"{len(records)} detections -> {len(out)} tracked, {summary['tracks']} tracks "
@@ -454,9 +442,9 @@ def cmd_eval(args) -> int:
     metrics.update({"boxes": args.boxes, "split": args.split, "weights": pose_info,
                     "data": str(Path(args.data).resolve())})
     if save_dir is not None:
-        _write_json_atomic(save_dir / "gt.json", gt)
-        _write_json_atomic(save_dir / "results.json", results)
-        _write_json_atomic(save_dir / "metrics.json", metrics)
+        write_json_atomic(save_dir / "gt.json", gt)
+        write_json_atomic(save_dir / "results.json", results)
+        write_json_atomic(save_dir / "metrics.json", metrics)
     if args.format == "json":
         print(json.dumps(metrics))
     else:
@@ -491,8 +479,8 @@ def _bench_table(report: dict) -> str:
 
     h = headline(report)
     rows = []
-    for key in ("AP", "AP50", "AP75", "AR", "PCK@0.05", "EPE", "MOTA", "IDF1", "id_switches", "MOTP",
-                "keypoint_MOTA", "fps"):
+    for key in ("AP", "AP50", "AP75", "AR", "PCK@0.05", "EPE", "MOTA", "IDF1", "id_switches", "HOTA",
+                "MOTP", "keypoint_MOTA", "fps"):
         v = h[key]
         rows.append((key, "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))))
     for name, ap in report["keypoints"]["per_category"].items():
@@ -535,8 +523,8 @@ def cmd_bench(args) -> int:
     report.update({"data": str(ann), "split": args.split, "models": models,
                    "aptrack_version": __version__})
     coco = report.pop("coco")
-    _write_json_atomic(out_dir / "gt.json", coco["gt"])
-    _write_json_atomic(out_dir / "results.json", coco["results"])
+    write_json_atomic(out_dir / "gt.json", coco["gt"])
+    write_json_atomic(out_dir / "results.json", coco["results"])
     paths = write_report(report, out_dir)
     if args.format == "json":
         print(json.dumps(headline(report)))
@@ -545,7 +533,7 @@ def cmd_bench(args) -> int:
         if report.get("trackers"):
             print("same detections through each tracker:")
             for name, row in report["trackers"].items():
-                print(f"  {name:<10} MOTA {row['MOTA']:.3f}  IDF1 {row['IDF1']:.3f}  "
+                print(f"  {name:<10} MOTA {row['MOTA']:.3f}  IDF1 {row['IDF1']:.3f}  HOTA {row['HOTA']:.3f}  "
                       f"ID switches {row['id_switches']}  {row['ms_per_frame']:.2f} ms/frame")
         print(f"report -> {paths['md']}, {paths['json']}")
     return 0

@@ -95,7 +95,7 @@ def compare_trackers(trackers, clip_data, detections_per_clip, frame_loader=None
 
     Returns
     -------
-    {tracker name: {MOTA, IDF1, id_switches, MOTP, ms_per_frame}}
+    {tracker name: {MOTA, IDF1, HOTA, id_switches, MOTP, ms_per_frame}}
     """
     results = {}
     a = clip_data.animals
@@ -118,6 +118,7 @@ def compare_trackers(trackers, clip_data, detections_per_clip, frame_loader=None
             evals.append(ev)
         overall = summarize(evals)["overall"]
         results[tracker.name] = {"MOTA": overall.get("MOTA"), "IDF1": overall.get("IDF1"),
+                                 "HOTA": overall.get("HOTA"),
                                  "id_switches": overall.get("id_switches"), "MOTP": overall.get("MOTP"),
                                  "ms_per_frame": 1000 * seconds / max(1, n)}
     return results

@@ -155,7 +155,7 @@ def pck_epe(gt_keypoints, gt_visible, gt_boxes_xyxy, pred_keypoints, threshold: 
     return pck, epe
 
 
-def match_predictions(dataset: KeypointDataset, pred_image_ids, pred_keypoints, pred_boxes_xyxy):
+def match_predictions(dataset: KeypointDataset, pred_image_ids, pred_keypoints):
     """For each annotated animal, the keypoints of the prediction paired with it.
 
     Pairs are found per image by the Hungarian method on OKS (layout sigmas).
@@ -168,7 +168,6 @@ def match_predictions(dataset: KeypointDataset, pred_image_ids, pred_keypoints, 
     out = np.full(dataset.keypoints.shape, np.nan)
     pred_ids = np.asarray(pred_image_ids)
     pred_kp = np.asarray(pred_keypoints, np.float64)
-    pred_boxes = np.asarray(pred_boxes_xyxy, np.float64).reshape(-1, 4)
     for iid in np.unique(dataset.image_ids):
         rows = np.flatnonzero(dataset.image_ids == iid)
         cand = np.flatnonzero(pred_ids == iid)
@@ -290,7 +289,7 @@ def evaluate_predictions(dataset: KeypointDataset, pred: dict, class_agnostic: b
         paired = np.full(dataset.keypoints.shape, np.nan)
         paired[rows] = pred["keypoints"]
     else:
-        paired = match_predictions(dataset, pred["image_ids"], pred["keypoints"], pred["boxes_xyxy"])
+        paired = match_predictions(dataset, pred["image_ids"], pred["keypoints"])
     cats = np.array([cat_id.get(n, 0) for n in names], np.int64)
     results = pose_results(pred["image_ids"], cats, pred["boxes_xyxy"], pred["box_scores"],
                            pred["keypoints"], pred["keypoint_scores"])

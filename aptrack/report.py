@@ -3,12 +3,12 @@ to a temporary name and renamed into place."""
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from pathlib import Path
 
 from .errors import OutputError
+from .results import write_json_atomic
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -40,6 +40,7 @@ def headline(report: dict) -> dict:
     out = {"AP": kp["AP"], "AP50": kp["AP50"], "AP75": kp["AP75"], "AR": kp["AR"],
            "PCK@0.05": kp["PCK@0.05"], "EPE": kp["EPE"],
            "MOTA": tr.get("MOTA"), "IDF1": tr.get("IDF1"), "id_switches": tr.get("id_switches"),
+           "HOTA": tr.get("HOTA"), "DetA": tr.get("DetA"), "AssA": tr.get("AssA"),
            "MOTP": tr.get("MOTP"), "keypoint_MOTA": tr.get("keypoint_MOTA"), "fps": sp["fps"],
            "boxes": report["source"], "split": report.get("split"), "clips": report["clips"],
            "frames": report["frames"]}
@@ -56,8 +57,8 @@ def markdown(report: dict) -> str:
              f"Split **{report.get('split')}**, boxes **{report['source']}**, {report['clips']} clips, "
              f"{report['frames']} frames.", "",
              "| metric | value |", "| --- | --- |"]
-    for key in ("AP", "AP50", "AP75", "AR", "PCK@0.05", "EPE", "MOTA", "IDF1", "id_switches", "MOTP",
-                "keypoint_MOTA", "fps"):
+    for key in ("AP", "AP50", "AP75", "AR", "PCK@0.05", "EPE", "MOTA", "IDF1", "id_switches", "HOTA",
+                "DetA", "AssA", "MOTP", "keypoint_MOTA", "fps"):
         lines.append(f"| {key} | {fmt(h[key], 2 if key in ('EPE', 'fps') else 3)} |")
     lines += ["", "## AP per species", "", "| species | AP |", "| --- | --- |"]
     for name, ap in report["keypoints"]["per_category"].items():
@@ -67,10 +68,11 @@ def markdown(report: dict) -> str:
         lines.append(f"| {stage} | {ms:.1f} |")
     if report.get("trackers"):
         lines += ["", "## Trackers on the same detections", "",
-                  "| tracker | MOTA | IDF1 | ID switches | ms per frame |", "| --- | --- | --- | --- | --- |"]
+                  "| tracker | MOTA | IDF1 | HOTA | ID switches | ms per frame |",
+                  "| --- | --- | --- | --- | --- | --- |"]
         for name, row in report["trackers"].items():
             lines.append(f"| {name} | {fmt(_clean(row['MOTA']))} | {fmt(_clean(row['IDF1']))} | "
-                         f"{row['id_switches']} | {row['ms_per_frame']:.2f} |")
+                         f"{fmt(_clean(row['HOTA']))} | {row['id_switches']} | {row['ms_per_frame']:.2f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -118,7 +120,7 @@ def write_report(report: dict, out_dir: str | Path) -> dict[str, str]:
     """Write report.json, report.md and the plots; returns their paths."""
     out = Path(out_dir)
     clean = _clean(report)
-    _atomic_write(out / "report.json", lambda tmp: tmp.write_text(json.dumps(clean, indent=2)))
+    write_json_atomic(out / "report.json", clean, indent=2)
     _atomic_write(out / "report.md", lambda tmp: tmp.write_text(markdown(clean)))
     pngs = plots(clean, out)
     return {"json": str(out / "report.json"), "md": str(out / "report.md"),

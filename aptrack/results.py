@@ -27,6 +27,26 @@ from .structures import Instances
 DECIMALS = 2
 
 
+def write_json_atomic(path: Path, data, indent: int | None = None) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary name and a rename.
+
+    Raises
+    ------
+    OutputError
+        If the file cannot be written (nothing is left under either name).
+    """
+    from .errors import OutputError
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.incomplete")
+    try:
+        with open(tmp, "w", encoding="utf-8") as fh:
+            json.dump(data, fh, indent=indent)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 def records(instances: Instances) -> list[dict]:
     """One COCO-results-style dict per animal of a frame."""
     xywh = xyxy_to_xywh(instances.boxes_xyxy)

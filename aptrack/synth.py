@@ -23,9 +23,7 @@ Output (the dataset's own APTv2 layout)::
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +34,7 @@ from .augment import load_image
 from .config import KeypointLayout
 from .datasets import KeypointDataset, select_split
 from .errors import DatasetError, OutputError
+from .results import write_json_atomic
 from .transforms import swap_pairs
 
 log = logging.getLogger(__name__)
@@ -230,13 +229,6 @@ class ClipSynthesizer:
         return frames, annotations
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.incomplete")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh)
-    os.replace(tmp, path)
-
-
 def synthesize(animals: KeypointDataset, out_dir: str | Path, clips: int, seed: int,
                config: SynthConfig = SynthConfig(), progress=None) -> dict:
     """Write ``clips`` clips (alternately easy and hard) to ``out_dir``.
@@ -279,7 +271,7 @@ def synthesize(animals: KeypointDataset, out_dir: str | Path, clips: int, seed: 
         frames, frame_anns = synth.clip(video_id, hard, rng)
         folder = out / "images" / f"{video_id:05d}"
         folder.mkdir(exist_ok=True)
-        for t, (frame, annotations) in enumerate(zip(frames, frame_anns)):
+        for t, (frame, animals_here) in enumerate(zip(frames, frame_anns)):
             image_id += 1
             name = f"images/{video_id:05d}/{t:06d}.jpg"
             ok = cv2.imwrite(str(out / name), frame, [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality])
@@ -287,7 +279,7 @@ def synthesize(animals: KeypointDataset, out_dir: str | Path, clips: int, seed: 
                 raise OutputError(f"cannot write {out / name}")
             images[split].append({"id": image_id, "file_name": name, "width": config.width,
                                   "height": config.height, "video_id": video_id, "frame_id": t})
-            for a in annotations:
+            for a in animals_here:
                 ann_id += 1
                 x1, y1, x2, y2 = a["box_xyxy"]
                 kp = np.concatenate([a["keypoints"], 2.0 * a["visible"][:, None]], axis=1)
@@ -305,11 +297,11 @@ def synthesize(animals: KeypointDataset, out_dir: str | Path, clips: int, seed: 
     files = {}
     for split in ("easy", "hard"):
         path = out / f"test_annotations_{split}.json"
-        _write_json_atomic(path, {"info": {**info, "split": split}, "images": images[split],
+        write_json_atomic(path, {"info": {**info, "split": split}, "images": images[split],
                                   "annotations": anns[split], "categories": categories})
         files[split] = str(path)
     all_path = out / "test_annotations.json"
-    _write_json_atomic(all_path, {"info": {**info, "split": "all"}, "images": images["easy"] + images["hard"],
+    write_json_atomic(all_path, {"info": {**info, "split": "all"}, "images": images["easy"] + images["hard"],
                                   "annotations": anns["easy"] + anns["hard"], "categories": categories})
     files["all"] = str(all_path)
     return {"clips": {s: len({im["video_id"] for im in images[s]}) for s in images},

@@ -1,10 +1,13 @@
-"""Tracking metrics: CLEAR-MOT and identity metrics through motmetrics, and a
-keypoint-level MOTA in the PoseTrack style.
+"""Tracking metrics: CLEAR-MOT and identity metrics through motmetrics, HOTA
+through trackeval, and a keypoint-level MOTA in the PoseTrack style.
 
 motmetrics 1.4.0 calls ``np.asfarray`` (removed in NumPy 2) inside its own
 distance helpers, so this module never uses them: it computes every distance
 matrix itself (``1 - IoU`` for boxes, ``1 - OKS`` per keypoint) and hands
 motmetrics only those matrices, with NaN for pairs that may not match.
+
+HOTA comes from trackeval (the reference implementation by HOTA's authors; the
+PyPI release 1.3 runs on NumPy 2), fed per-frame id lists and IoU matrices.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ class ClipTrackingEval:
         self.keypoint_score_threshold = keypoint_score_threshold
         self.boxes = mm.MOTAccumulator(auto_id=True)
         self.keypoints = [mm.MOTAccumulator(auto_id=True) for _ in self.sigmas]
+        self.frames: list[tuple[list[int], list[int], np.ndarray]] = []  # for HOTA
 
     def update(self, gt_ids, gt_boxes_xyxy, gt_keypoints, gt_visible,
                pred_ids, pred_boxes_xyxy, pred_keypoints=None, pred_keypoint_scores=None) -> None:
@@ -95,6 +99,8 @@ class ClipTrackingEval:
         pred_ids = [int(i) for i in pred_ids]
         self.boxes.update(gt_ids, pred_ids,
                           iou_distances(gt_boxes_xyxy, pred_boxes_xyxy, 1.0 - self.iou_threshold))
+        self.frames.append((gt_ids, pred_ids, box_iou_xyxy(np.asarray(gt_boxes_xyxy, np.float64).reshape(-1, 4),
+                                                           np.asarray(pred_boxes_xyxy, np.float64).reshape(-1, 4))))
         gt_boxes = np.asarray(gt_boxes_xyxy, np.float64).reshape(-1, 4)
         area = (gt_boxes[:, 2] - gt_boxes[:, 0]) * (gt_boxes[:, 3] - gt_boxes[:, 1])
         gt_kp = np.asarray(gt_keypoints, np.float64).reshape(len(gt_ids), len(self.sigmas), 2)
@@ -113,6 +119,36 @@ class ClipTrackingEval:
             acc.update([gt_ids[i] for i in g], [pred_ids[i] for i in p], dist)
 
 
+def hota_data(frames) -> dict:
+    """trackeval's per-sequence input from ``(gt_ids, pred_ids, iou)`` per frame (ids renumbered 0..n-1)."""
+    gt_map, pr_map = {}, {}
+    for g, p, _ in frames:
+        for i in g:
+            gt_map.setdefault(i, len(gt_map))
+        for i in p:
+            pr_map.setdefault(i, len(pr_map))
+    return {"num_gt_ids": len(gt_map), "num_tracker_ids": len(pr_map),
+            "num_gt_dets": sum(len(g) for g, _, _ in frames),
+            "num_tracker_dets": sum(len(p) for _, p, _ in frames),
+            "gt_ids": [np.array([gt_map[i] for i in g], int) for g, _, _ in frames],
+            "tracker_ids": [np.array([pr_map[i] for i in p], int) for _, p, _ in frames],
+            "similarity_scores": [iou for _, _, iou in frames]}
+
+
+def hota(clips: list["ClipTrackingEval"], names: list[str]) -> dict:
+    """HOTA, DetA and AssA (averaged over localisation thresholds 0.05..0.95), overall and per clip."""
+    from trackeval.metrics import HOTA
+
+    metric = HOTA()
+    per_clip = {name: metric.eval_sequence(hota_data(c.frames)) for name, c in zip(names, clips)}
+    overall = metric.combine_sequences(per_clip)
+
+    def pick(res):
+        return {key: float(np.mean(res[key])) for key in ("HOTA", "DetA", "AssA")}
+
+    return {"overall": pick(overall), "per_clip": {name: pick(r) for name, r in per_clip.items()}}
+
+
 def summarize(clips: list[ClipTrackingEval], names: list[str] | None = None) -> dict:
     """MOT metrics over all clips, and per clip.
 
@@ -120,7 +156,8 @@ def summarize(clips: list[ClipTrackingEval], names: list[str] | None = None) -> 
     -------
     dict with ``overall`` {MOTA, MOTP (mean IoU of matched pairs; motmetrics'
     own ``motp`` is the mean distance ``1 - IoU``), IDF1, id_switches, false_positives, misses,
-    objects, tracks, mostly_tracked, mostly_lost, keypoint_MOTA, keypoint_MOTA_per_keypoint}
+    objects, tracks, mostly_tracked, mostly_lost, HOTA, DetA, AssA, keypoint_MOTA,
+    keypoint_MOTA_per_keypoint}
     and ``per_clip`` {name: {MOTA, IDF1, id_switches}}.
     """
     import motmetrics as mm
@@ -144,7 +181,9 @@ def summarize(clips: list[ClipTrackingEval], names: list[str] | None = None) -> 
         x = float(x)
         return x if np.isfinite(x) else float("nan")
 
+    hota_scores = hota(clips, names)
     result = {
+        **hota_scores["overall"],
         "MOTA": f(overall["mota"]), "MOTP": 1.0 - f(overall["motp"]),
         "IDF1": f(overall["idf1"]), "id_switches": int(overall["num_switches"]),
         "false_positives": int(overall["num_false_positives"]), "misses": int(overall["num_misses"]),
@@ -154,5 +193,6 @@ def summarize(clips: list[ClipTrackingEval], names: list[str] | None = None) -> 
         "keypoint_MOTA_per_keypoint": per_kp,
     }
     per_clip = {name: {"MOTA": f(box.loc[name]["mota"]), "IDF1": f(box.loc[name]["idf1"]),
-                       "id_switches": int(box.loc[name]["num_switches"])} for name in names}
+                       "id_switches": int(box.loc[name]["num_switches"]),
+                       "HOTA": hota_scores["per_clip"][name]["HOTA"]} for name in names}
     return {"overall": result, "per_clip": per_clip}

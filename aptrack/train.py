@@ -29,8 +29,7 @@ import torch
 
 from .augment import AugmentConfig, TopDownTrainTransform, load_image
 from .codec import HeatmapCodec
-from .config import (TRAIN_DIR, ConfigError, KeypointLayout, PoseConfig, _build, load_layout,
-                     read_yaml)
+from .config import (TRAIN_DIR, ConfigError, KeypointLayout, PoseConfig, _build, read_yaml)
 from .datasets import KeypointDataset
 from .errors import DatasetError
 from .models import SimpleBaseline, build_checkpoint, load_imagenet_backbone
@@ -280,7 +279,8 @@ class Trainer:
 
     def checkpoint(self, metrics: dict | None = None) -> dict:
         meta = dict(self.meta)
-        meta.update({"epoch": self.epoch, "train_config": config_to_dict(self.config)})
+        meta.update({"epoch": self.epoch, "train_config": config_to_dict(self.config),
+                     "history": list(self.history)})
         if metrics:
             meta["val_metrics"] = {k: v for k, v in metrics.items() if k not in ("gt", "results")}
         model = self.model.cpu() if self.device != "cpu" else self.model

@@ -106,8 +106,7 @@ def test_predictions_pair_with_animals_by_oks(ap10k_sample):
     order = np.arange(len(ds))[::-1]  # predictions in reverse order, plus one stray
     kp = np.concatenate([ds.keypoints[order], np.full((1, 17, 2), 5000.0)])
     ids = np.concatenate([ds.image_ids[order], ds.image_ids[:1]])
-    boxes = np.concatenate([ds.boxes_xyxy[order], ds.boxes_xyxy[:1]])
-    paired = match_predictions(ds, ids, kp, boxes)
+    paired = match_predictions(ds, ids, kp)
     np.testing.assert_allclose(paired[ds.visible], ds.keypoints[ds.visible])
 
 

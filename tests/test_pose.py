@@ -5,7 +5,7 @@ import torch
 from aptrack.codec import HeatmapCodec
 from aptrack.config import KeypointLayout, PoseConfig, load_layout
 from aptrack.errors import WeightsError
-from aptrack.models import SimpleBaseline, build_checkpoint, load_checkpoint
+from aptrack.models import SimpleBaseline, load_checkpoint
 from aptrack.pose import TopDownPoseEstimator
 from aptrack.structures import Instances
 from aptrack.transforms import apply_affine

@@ -39,6 +39,18 @@ def test_scripted_tracks_give_the_hand_worked_mota_and_idf1():
     assert out["keypoint_MOTA"] == pytest.approx(1 - 3 / 8)
 
 
+def test_hota_of_a_hand_worked_id_switch():
+    # one animal, four frames, perfectly localised; the tracker changes its id half-way.
+    # DetA = 1; each true positive's association: 2 matched / (4 truth + 2 predicted - 2) = 0.5
+    ev = ClipTrackingEval(SIGMAS)
+    for pred_id in (7, 7, 8, 8):
+        _frame(ev, [1], [0], [pred_id], [0])
+    out = summarize([ev])["overall"]
+    assert out["DetA"] == pytest.approx(1.0) and out["AssA"] == pytest.approx(0.5)
+    assert out["HOTA"] == pytest.approx(np.sqrt(0.5))
+    assert out["id_switches"] == 1
+
+
 def test_distance_matrices_are_precomputed_with_nan_beyond_the_threshold():
     d = iou_distances([box(0)], [box(0), box(2), box(50)], max_distance=0.5)
     assert d[0, 0] == 0.0
