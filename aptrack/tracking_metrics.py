@@ -149,6 +149,20 @@ def hota(clips: list["ClipTrackingEval"], names: list[str]) -> dict:
     return {"overall": pick(overall), "per_clip": {name: pick(r) for name, r in per_clip.items()}}
 
 
+def mean_matched_iou(accumulators) -> float:
+    """MOTP as the mean IoU of matched pairs over every clip (NaN without matches).
+
+    Computed from the accumulators' events rather than motmetrics' OVERALL
+    ``motp``, which turns NaN as soon as one clip has no match at all.
+    """
+    distances = []
+    for acc in accumulators:
+        ev = acc.mot_events
+        distances.append(ev.loc[ev["Type"].isin(["MATCH", "SWITCH"]), "D"].to_numpy(np.float64))
+    d = np.concatenate(distances) if distances else np.zeros(0)
+    return float(1.0 - d.mean()) if len(d) else float("nan")
+
+
 def summarize(clips: list[ClipTrackingEval], names: list[str] | None = None) -> dict:
     """MOT metrics over all clips, and per clip.
 
@@ -184,7 +198,7 @@ def summarize(clips: list[ClipTrackingEval], names: list[str] | None = None) -> 
     hota_scores = hota(clips, names)
     result = {
         **hota_scores["overall"],
-        "MOTA": f(overall["mota"]), "MOTP": 1.0 - f(overall["motp"]),
+        "MOTA": f(overall["mota"]), "MOTP": mean_matched_iou([c.boxes for c in clips]),
         "IDF1": f(overall["idf1"]), "id_switches": int(overall["num_switches"]),
         "false_positives": int(overall["num_false_positives"]), "misses": int(overall["num_misses"]),
         "objects": int(overall["num_objects"]), "tracks": int(overall["num_unique_objects"]),

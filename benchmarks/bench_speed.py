@@ -40,13 +40,14 @@ import torch  # noqa: E402
 
 from aptrack import weights  # noqa: E402
 from aptrack.cli import main as aptrack_main  # noqa: E402
-from aptrack.codec import HeatmapCodec  # noqa: E402
 from aptrack.config import load_layout, load_pipeline  # noqa: E402
 from aptrack.detector import YoloAnimalDetector  # noqa: E402
 from aptrack.models import SimpleBaseline, build_checkpoint, load_checkpoint  # noqa: E402
 from aptrack.pose import TopDownPoseEstimator  # noqa: E402
 
-DEFAULT_ARCH = {"backbone": "mobilenet_v2", "deconv_channels": [256, 256, 256], "deconv_kernel": 4}
+from aptrack.train import CodecConfig, ModelConfig  # noqa: E402
+
+DEFAULT_ARCH = ModelConfig().arch()  # the default pose model's architecture and input size
 
 
 def read_frames(path: Path) -> list[np.ndarray]:
@@ -66,7 +67,7 @@ def untrained_checkpoint(out_dir: Path) -> Path:
     layout = load_layout("ap10k")
     model = SimpleBaseline(layout.num_keypoints, **DEFAULT_ARCH)
     path = out_dir / "untrained_pose.pt"
-    torch.save(build_checkpoint(model, DEFAULT_ARCH, HeatmapCodec(), layout,
+    torch.save(build_checkpoint(model, DEFAULT_ARCH, CodecConfig().codec(), layout,
                                 {"note": "random weights, for timing only"}), path)
     return path
 

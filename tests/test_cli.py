@@ -37,7 +37,7 @@ def test_dog_clip_end_to_end_keeps_one_id(dog_clip, mirror, tmp_path, capsys):
     code = main(["run", str(dog_clip), "-o", str(out), "--device", "cpu", "--trails"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    assert "no pose weights are available" in captured.err
+    assert "no pose weights" not in captured.err  # the default preset has a trained pose model
     assert "tracks (ids)" in captured.out
     assert finals(out) == ["dog_clip.csv", "dog_clip.json", "dog_clip.mp4"]
     assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
@@ -49,13 +49,21 @@ def test_dog_clip_end_to_end_keeps_one_id(dog_clip, mirror, tmp_path, capsys):
     assert len(frames) >= 0.9 * 296 and len(anns) == len(frames)
     assert data["info"]["models"]["detector"]["sha256"] == \
         "83de8f0d2cd521e00ae2b138c340a03dece35b060b3898509bdc69afff417312"
-    assert data["info"]["keypoint_names"] == [] and anns[0]["keypoints"] == []
     x, y, w, h = anns[0]["bbox"]
     assert 80 < x < 140 and 150 < y < 210 and w > 80 and h > 100  # the dog, bottom left
+
+    # real keypoints from the default model: the nose lies in the upper part of the dog's box
+    names = data["info"]["keypoint_names"]
+    assert len(names) == 17 and data["info"]["models"]["pose"]["layout"] == "ap10k"
+    assert all(len(a["keypoints"]) == 17 * 3 for a in anns)
+    nose = names.index("nose")
+    on_head = [bx <= a["keypoints"][3 * nose] <= bx + bw and by <= a["keypoints"][3 * nose + 1] <= by + 0.6 * bh
+               for a in anns for bx, by, bw, bh in [a["bbox"]]]
+    assert sum(on_head) >= 0.9 * len(anns)
     assert data["summary"]["frames"] == 296 and data["summary"]["tracks"] == 1
 
     rows = (out / "dog_clip.csv").read_text().strip().splitlines()
-    assert rows[0].startswith("frame,track_id,category,score,x1,y1,x2,y2")
+    assert rows[0].startswith("frame,track_id,category,score,x1,y1,x2,y2,left_eye_x,left_eye_y")
     assert len(rows) == len(anns) + 1
 
     cap = cv2.VideoCapture(str(out / "dog_clip.mp4"))
@@ -107,6 +115,15 @@ def test_zero_frame_video(tmp_path, capsys):
     code, err = run(capsys, empty, "-o", tmp_path / "out")
     assert_one_line_error(code, err, "empty.avi")
     assert finals(tmp_path / "out") == []
+
+
+def test_pose_none_runs_detection_and_tracking_only(dog_clip, mirror, tmp_path, capsys):
+    out = tmp_path / "out"
+    code, err = run(capsys, dog_clip, "-o", out, "--pose", "none", "--end", 5, "--no-video")
+    assert code == 0, err
+    assert "running detection + tracking only" in err
+    data = json.loads((out / "dog_clip.json").read_text())
+    assert data["info"]["keypoint_names"] == [] and data["annotations"][0]["keypoints"] == []
 
 
 def test_truncated_video_leaves_no_final_outputs(mirror, tmp_path, capsys):

@@ -245,3 +245,14 @@ def test_track_with_a_broken_file_is_a_clear_error(tmp_path, capsys):
     code = main(["track", "--detections", str(bad), "-o", str(tmp_path / "o.json")])
     assert_one_line_error(code, capsys.readouterr().err, "lacks 'bbox'")
     assert not (tmp_path / "o.json").exists()
+
+
+def test_bench_empty_split_is_a_clear_error(synthetic, mirror, tmp_path, capsys):
+    out, _ = synthetic
+    data = json.loads((out / "test_annotations_easy.json").read_text())
+    data["annotations"] = []
+    empty = tmp_path / "test_annotations_easy.json"
+    empty.write_text(json.dumps(data))
+    code = main(["bench", "--data", str(empty), "--images", str(out), "--split", "easy",
+                 "-o", str(tmp_path / "r"), "--quiet", "--pose", "none"])
+    assert_one_line_error(code, capsys.readouterr().err, "no usable annotation")

@@ -76,3 +76,4 @@ def test_per_clip_figures_are_reported():
     res = summarize([a, b], ["a", "b"])
     assert res["per_clip"]["a"]["MOTA"] == 1.0 and res["per_clip"]["b"]["MOTA"] == 0.0
     assert res["overall"]["MOTA"] == 0.5
+    assert res["overall"]["MOTP"] == 1.0  # a clip with no match must not turn MOTP into NaN

@@ -63,13 +63,19 @@ def test_training_steps_on_real_images_lower_the_loss(tiny_set, tmp_path):
         with torch.no_grad():
             return heatmap_loss(trainer.model(images), targets, weights).item()
 
-    before = loss()
-    for _ in range(5):
+    def step():
         out = heatmap_loss(trainer.model(images), targets, weights)
         trainer.optimizer.zero_grad()
         out.backward()
         trainer.optimizer.step()
-    assert loss() < 0.9 * before
+
+    before = loss()
+    step()
+    after_one = loss()
+    assert after_one < before
+    for _ in range(9):
+        step()
+    assert loss() < 0.9 * before  # measured: about 0.8 x after ten steps
 
 
 def test_resume_continues_exactly(tiny_set, tmp_path):

