@@ -19,7 +19,9 @@ import dataclasses
 import logging
 import math
 import os
+import pickle
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -266,7 +268,11 @@ class Trainer:
                 "best_ap": self.best_ap}
 
     def load_state(self, path: Path) -> None:
-        state = torch.load(path, map_location=self.device, weights_only=False)
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+        except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as exc:
+            raise ConfigError(f"cannot resume from {path}: not a readable training state "
+                              f"({exc.__class__.__name__})") from None
         if not isinstance(state, dict) or state.get("format") != TRAIN_STATE_FORMAT:
             raise ConfigError(f"{path} is not an aptrack training state")
         if state["config"] != config_to_dict(self.config):

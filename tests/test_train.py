@@ -101,6 +101,12 @@ def test_resume_refuses_a_different_config(tiny_set, tmp_path):
         Trainer(other, tiny_set, None, tmp_path).fit(resume=True)
 
 
+def test_resume_from_a_corrupt_state_is_a_clear_error(tiny_set, tmp_path):
+    (tmp_path / "last.pt").write_bytes(b"truncated")
+    with pytest.raises(ConfigError, match="not a readable training state"):
+        Trainer(TINY, tiny_set, None, tmp_path).fit(resume=True)
+
+
 def test_frozen_stem_keeps_its_weights(tiny_set, tmp_path):
     trainer = Trainer(TINY, tiny_set, None, tmp_path)
     stem = {k: v.clone() for k, v in trainer.frozen.state_dict().items()}
