@@ -26,7 +26,7 @@ import numpy as np
 from .augment import load_image
 from .boxes import xyah_to_xyxy, xyxy_to_xyah
 from .clips import Clip, ClipDataset
-from .evaluation import evaluate_predictions
+from .evaluation import PredictionLog, evaluate_predictions, keypoints_or_zeros
 from .pipeline import Pipeline, StageTimer
 from .structures import Instances
 from .tracker.kalman import KalmanBoxMotion
@@ -93,15 +93,9 @@ def run_clip(pipeline: Pipeline, clip_data: ClipDataset, clip: Clip, source: str
         with timer("read"):
             frame = load_image(path)
         if source == "detector":
-            with timer("detect"):
-                found = pipeline.detector(frame, t)
-            if pipeline.pose is not None and len(found):
-                with timer("pose"):
-                    found = pipeline.pose(frame, found)
+            tracked = pipeline(frame, t)
             if detections is not None:
-                detections.append(found)
-            with timer("track"):
-                tracked = pipeline.tracker.update(found)
+                detections.append(pipeline.last_detections)
             out.append((tracked, tracked))
             continue
         if source == "gt":
@@ -152,8 +146,7 @@ def run_benchmark(pipeline: Pipeline, clip_data: ClipDataset, source: str, progr
     if source not in BOX_SOURCES:
         raise ValueError(f"unknown box source {source}")
     layout = pipeline.layout if pipeline.layout is not None else clip_data.layout
-    pred = {"image_ids": [], "boxes_xyxy": [], "box_scores": [], "keypoints": [], "keypoint_scores": [],
-            "rows": []}
+    pred = PredictionLog(clip_data.layout.num_keypoints)
     evals, names = [], []
     pipeline.timer = StageTimer()
     frames = 0
@@ -169,25 +162,14 @@ def run_benchmark(pipeline: Pipeline, clip_data: ClipDataset, source: str, progr
             rows = clip.rows[t]
             a = clip_data.animals
             ev.update(clip_data.track_ids[rows], a.boxes_xyxy[rows], a.keypoints[rows], a.visible[rows],
-                      tracked.track_ids, tracked.boxes_xyxy, *_keypoints(tracked, k))
-            kp, ks = _keypoints(inst, k)
-            pred["image_ids"].append(np.full(len(inst), clip.image_ids[t]))
-            pred["boxes_xyxy"].append(inst.boxes_xyxy)
-            pred["box_scores"].append(inst.scores)
-            pred["keypoints"].append(kp)
-            pred["keypoint_scores"].append(ks)
-            pred["rows"].append(_rows_of(clip_data, rows, inst, source))
+                      tracked.track_ids, tracked.boxes_xyxy, *keypoints_or_zeros(tracked, k))
+            pred.add(clip.image_ids[t], inst, _rows_of(clip_data, rows, inst, source))
             frames += 1
         evals.append(ev)
         names.append(str(clip.video_id))
         if progress is not None:
             progress(done)
     seconds = time.perf_counter() - started
-    pred = {key: np.concatenate(v) if v else np.zeros((0,)) for key, v in pred.items()}
-    if len(pred["keypoints"]) == 0:
-        pred["keypoints"] = np.zeros((0, k, 2))
-        pred["keypoint_scores"] = np.zeros((0, k))
-        pred["boxes_xyxy"] = np.zeros((0, 4))
     trackers = None
     if compare and source == "detector":
         from .compare import AptrackTracker, UltralyticsTracker, compare_trackers
@@ -196,20 +178,13 @@ def run_benchmark(pipeline: Pipeline, clip_data: ClipDataset, source: str, progr
         adapters += [UltralyticsTracker(name) for name in compare]
         trackers = compare_trackers(adapters, clip_data, detections_per_clip,
                                     lambda c, t: load_image(clip_data.clips[c].files[t]))
-    keypoints = evaluate_predictions(clip_data.animals, pred, class_agnostic=source == "detector")
+    keypoints = evaluate_predictions(clip_data.animals, pred.arrays(), class_agnostic=source == "detector")
     coco = {"gt": keypoints.pop("gt"), "results": keypoints.pop("results")}
     return {"source": source, "clips": len(clip_data.clips), "frames": frames, "coco": coco,
             "trackers": trackers,
             "keypoints": keypoints, "tracking": summarize(evals, names),
             "speed": {"fps": frames / seconds if seconds > 0 else float("nan"),
                       "ms_per_frame": pipeline.timer.ms_per_frame(frames)}}
-
-
-def _keypoints(inst: Instances, k: int):
-    """Keypoints and scores of ``inst``, or zeros (score 0) when pose is off."""
-    if inst.keypoints.shape[1] == k:
-        return inst.keypoints, inst.keypoint_scores
-    return np.zeros((len(inst), k, 2)), np.zeros((len(inst), k))
 
 
 def _rows_of(clip_data: ClipDataset, rows: np.ndarray, inst: Instances, source: str) -> np.ndarray:

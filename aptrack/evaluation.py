@@ -23,7 +23,7 @@ import logging
 
 import numpy as np
 
-from .boxes import xyxy_to_xywh
+from .boxes import box_area_xyxy, xyxy_to_xywh
 from .datasets import KeypointDataset
 from .tracker.matching import linear_assignment, oks_matrix
 
@@ -155,6 +155,15 @@ def pck_epe(gt_keypoints, gt_visible, gt_boxes_xyxy, pred_keypoints, threshold: 
     return pck, epe
 
 
+def oks_to_animals(dataset: KeypointDataset, rows: np.ndarray, pred_keypoints: np.ndarray) -> np.ndarray:
+    """OKS of predictions ``(P, K, 2)`` against the animals ``rows`` of one image
+    (their box areas, layout sigmas); (P, len(rows)) float64, 0 where no keypoint is shared."""
+    areas = box_area_xyxy(dataset.boxes_xyxy[rows])
+    sim = oks_matrix(pred_keypoints, np.ones(pred_keypoints.shape[:2], bool), dataset.keypoints[rows],
+                     dataset.visible[rows], areas, np.asarray(dataset.layout.sigmas))
+    return np.nan_to_num(sim, nan=0.0)
+
+
 def match_predictions(dataset: KeypointDataset, pred_image_ids, pred_keypoints):
     """For each annotated animal, the keypoints of the prediction paired with it.
 
@@ -164,7 +173,6 @@ def match_predictions(dataset: KeypointDataset, pred_image_ids, pred_keypoints):
     -------
     (N, K, 2) float64, NaN rows for animals with no prediction.
     """
-    sigmas = np.asarray(dataset.layout.sigmas)
     out = np.full(dataset.keypoints.shape, np.nan)
     pred_ids = np.asarray(pred_image_ids)
     pred_kp = np.asarray(pred_keypoints, np.float64)
@@ -173,15 +181,47 @@ def match_predictions(dataset: KeypointDataset, pred_image_ids, pred_keypoints):
         cand = np.flatnonzero(pred_ids == iid)
         if not len(cand):
             continue
-        gt_boxes = dataset.boxes_xyxy[rows].astype(np.float64)
-        areas = (gt_boxes[:, 2] - gt_boxes[:, 0]) * (gt_boxes[:, 3] - gt_boxes[:, 1])
-        sim = oks_matrix(pred_kp[cand], np.ones(pred_kp[cand].shape[:2], bool),
-                         dataset.keypoints[rows], dataset.visible[rows], areas, sigmas)
-        sim = np.nan_to_num(sim, nan=0.0)  # (predictions, animals)
+        sim = oks_to_animals(dataset, rows, pred_kp[cand])  # (predictions, animals)
         matches, _, _ = linear_assignment(1.0 - sim, 1.0 - 1e-9)
         for p, g in matches:
             out[rows[g]] = pred_kp[cand[p]]
     return out
+
+
+class PredictionLog:
+    """Collects per-image predictions into the arrays :func:`evaluate_predictions` takes.
+
+    Parameters
+    ----------
+    num_keypoints : int, K of the layout; instances without keypoints (pose
+        off) are logged with zero keypoints of score 0.
+    """
+
+    KEYS = ("image_ids", "boxes_xyxy", "box_scores", "keypoints", "keypoint_scores", "rows")
+
+    def __init__(self, num_keypoints: int):
+        self.k = num_keypoints
+        self.parts: dict[str, list] = {key: [] for key in self.KEYS}
+
+    def add(self, image_id: int, instances, rows) -> None:
+        """Log ``instances`` of one image; ``rows`` (N,) are their ground-truth rows or -1."""
+        n = len(instances)
+        kp, ks = keypoints_or_zeros(instances, self.k)
+        for key, value in zip(self.KEYS, (np.full(n, image_id), instances.boxes_xyxy, instances.scores,
+                                          kp, ks, np.asarray(rows, np.int64).reshape(n))):
+            self.parts[key].append(value)
+
+    def arrays(self) -> dict:
+        shapes = {"image_ids": (0,), "boxes_xyxy": (0, 4), "box_scores": (0,),
+                  "keypoints": (0, self.k, 2), "keypoint_scores": (0, self.k), "rows": (0,)}
+        return {key: np.concatenate(v) if v else np.zeros(shapes[key]) for key, v in self.parts.items()}
+
+
+def keypoints_or_zeros(instances, k: int):
+    """Keypoints and scores of ``instances``, or zeros (score 0) when they carry no K-keypoint pose."""
+    if instances.keypoints.shape[1] == k:
+        return instances.keypoints, instances.keypoint_scores
+    return np.zeros((len(instances), k, 2)), np.zeros((len(instances), k))
 
 
 def predict_dataset(estimator, dataset: KeypointDataset, detector=None, image_cache=None,
@@ -206,9 +246,7 @@ def predict_dataset(estimator, dataset: KeypointDataset, detector=None, image_ca
     from .augment import load_image
     from .structures import Instances
 
-    out = {"image_ids": [], "boxes_xyxy": [], "box_scores": [], "keypoints": [],
-           "keypoint_scores": [], "rows": []}
-    k = dataset.layout.num_keypoints
+    log_ = PredictionLog(dataset.layout.num_keypoints)
     for done, iid in enumerate(np.unique(dataset.image_ids), 1):
         rows = np.flatnonzero(dataset.image_ids == iid)
         path = dataset.files[rows[0]]
@@ -224,34 +262,22 @@ def predict_dataset(estimator, dataset: KeypointDataset, detector=None, image_ca
             inst = detector(image)
             pred_rows = np.full(len(inst), -1)
         if len(inst):
-            inst = estimator(image, inst)
-            out["image_ids"].append(np.full(len(inst), iid))
-            out["boxes_xyxy"].append(inst.boxes_xyxy)
-            out["box_scores"].append(inst.scores)
-            out["keypoints"].append(inst.keypoints)
-            out["keypoint_scores"].append(inst.keypoint_scores)
-            out["rows"].append(pred_rows)
+            log_.add(iid, estimator(image, inst), pred_rows)
         if progress is not None:
             progress(done)
-    empty = {"image_ids": (0,), "boxes_xyxy": (0, 4), "box_scores": (0,),
-             "keypoints": (0, k, 2), "keypoint_scores": (0, k), "rows": (0,)}
-    return {key: np.concatenate(v) if v else np.zeros(empty[key]) for key, v in out.items()}
+    return log_.arrays()
 
 
 def assign_categories(dataset: KeypointDataset, pred: dict) -> np.ndarray:
     """Species of the best-OKS annotated animal in the same image, per prediction
     ("" when it overlaps none), for per-species AP with detector boxes."""
-    sigmas = np.asarray(dataset.layout.sigmas)
     out = np.full(len(pred["image_ids"]), "", dtype=object)
     for iid in np.unique(pred["image_ids"]):
         p = np.flatnonzero(pred["image_ids"] == iid)
         g = np.flatnonzero(dataset.image_ids == iid)
         if not len(g):
             continue
-        boxes = dataset.boxes_xyxy[g].astype(np.float64)
-        areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
-        sim = np.nan_to_num(oks_matrix(pred["keypoints"][p], np.ones(pred["keypoints"][p].shape[:2], bool),
-                                       dataset.keypoints[g], dataset.visible[g], areas, sigmas), nan=0.0)
+        sim = oks_to_animals(dataset, g, np.asarray(pred["keypoints"][p], np.float64))
         best = sim.argmax(axis=1)
         for j, (b, s) in enumerate(zip(best, sim.max(axis=1))):
             if s > 0:

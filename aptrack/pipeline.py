@@ -77,11 +77,14 @@ class Pipeline:
         self.det_every = det_every
         self.timer = StageTimer()
         self._frames = 0
+        self.last_detections: Instances | None = None
+        """The detections (with poses) the tracker was given on the latest detector frame."""
 
     def reset(self) -> None:
         """Start a new video or clip: forget tracks and restart ids."""
         self.tracker.reset()
         self._frames = 0
+        self.last_detections = None
 
     def __call__(self, frame: np.ndarray, frame_index: int) -> Instances:
         """Process one (H, W, 3) uint8 BGR frame; returns the tracked animals."""
@@ -93,6 +96,7 @@ class Pipeline:
             if self.pose is not None:
                 with self.timer("pose"):
                     found = self.pose(frame, found)
+            self.last_detections = found
             with self.timer("track"):
                 return self.tracker.update(found)
         with self.timer("track"):

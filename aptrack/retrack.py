@@ -12,7 +12,6 @@ video keypoint file: per-frame keypoint AP plus the tracking metrics of
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -20,8 +19,9 @@ import numpy as np
 
 from .boxes import xywh_to_xyxy
 from .clips import ClipDataset
+from .datasets import read_json
 from .errors import DatasetError
-from .evaluation import evaluate_predictions
+from .evaluation import PredictionLog, evaluate_predictions, keypoints_or_zeros
 from .structures import Instances
 from .tracker import PoseTracker
 from .tracking_metrics import ClipTrackingEval, summarize
@@ -32,12 +32,7 @@ log = logging.getLogger(__name__)
 def read_results(path: str | Path) -> tuple[dict, list[dict]]:
     """``(info, records)`` from an ``aptrack run`` json or a plain list of COCO results."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise DatasetError(f"results file not found: {path}") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: not valid json ({exc.__class__.__name__})") from None
+    data = read_json(path, "results file")
     if isinstance(data, list):
         info, records = {}, data
     elif isinstance(data, dict) and isinstance(data.get("annotations"), list):
@@ -119,29 +114,20 @@ def evaluate_results(gt: ClipDataset, records: list[dict]) -> dict:
     stray = set(by_image) - known
     if stray:
         log.warning("%d result image id(s) are not in the ground truth and are ignored", len(stray))
-    pred = {"image_ids": [], "boxes_xyxy": [], "box_scores": [], "keypoints": [], "keypoint_scores": [],
-            "rows": []}
+    pred = PredictionLog(k)
     evals, names = [], []
     for clip in gt.clips:
         ev = ClipTrackingEval(gt.layout.sigmas)
         for t, (iid, rows) in enumerate(zip(clip.image_ids, clip.rows)):
-            inst = records_to_instances(by_image.get(int(iid), []), t, k)
-            ids = np.array([int(r.get("track_id", -1)) for r in by_image.get(int(iid), [])], np.int64)
-            has_kp = inst.keypoints.shape[1] == k
-            kp = inst.keypoints if has_kp else np.zeros((len(inst), k, 2))
-            ks = inst.keypoint_scores if has_kp else np.zeros((len(inst), k))
+            recs = by_image.get(int(iid), [])
+            inst = records_to_instances(recs, t, k)
+            ids = np.array([int(r.get("track_id", -1)) for r in recs], np.int64)
             ev.update(gt.track_ids[rows], a.boxes_xyxy[rows], a.keypoints[rows], a.visible[rows],
-                      ids, inst.boxes_xyxy, kp, ks)
-            pred["image_ids"].append(np.full(len(inst), iid))
-            pred["boxes_xyxy"].append(inst.boxes_xyxy)
-            pred["box_scores"].append(inst.scores)
-            pred["keypoints"].append(kp)
-            pred["keypoint_scores"].append(ks)
-            pred["rows"].append(np.full(len(inst), -1))
+                      ids, inst.boxes_xyxy, *keypoints_or_zeros(inst, k))
+            pred.add(iid, inst, np.full(len(inst), -1))
         evals.append(ev)
         names.append(str(clip.video_id))
-    pred = {key: np.concatenate(v) for key, v in pred.items()}
-    keypoints = evaluate_predictions(a, pred, class_agnostic=True)
+    keypoints = evaluate_predictions(a, pred.arrays(), class_agnostic=True)
     keypoints.pop("gt")
     keypoints.pop("results")
     return {"keypoints": keypoints, "tracking": summarize(evals, names)}

@@ -16,7 +16,7 @@ import logging
 
 import numpy as np
 
-from .boxes import box_iou_xyxy
+from .boxes import box_area_xyxy, box_iou_xyxy
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ class ClipTrackingEval:
         self.frames.append((gt_ids, pred_ids, box_iou_xyxy(np.asarray(gt_boxes_xyxy, np.float64).reshape(-1, 4),
                                                            np.asarray(pred_boxes_xyxy, np.float64).reshape(-1, 4))))
         gt_boxes = np.asarray(gt_boxes_xyxy, np.float64).reshape(-1, 4)
-        area = (gt_boxes[:, 2] - gt_boxes[:, 0]) * (gt_boxes[:, 3] - gt_boxes[:, 1])
+        area = box_area_xyxy(gt_boxes)
         gt_kp = np.asarray(gt_keypoints, np.float64).reshape(len(gt_ids), len(self.sigmas), 2)
         gt_vis = np.asarray(gt_visible, bool).reshape(len(gt_ids), len(self.sigmas))
         if pred_keypoints is None or len(pred_ids) == 0:
