@@ -130,7 +130,7 @@ def load_clips(annotations: str | Path, images_dir: str | Path | None, layout: K
                                "a video keypoint file needs track_id on every annotation")
     else:
         log.warning("%s has no video_id: every image is a one-frame clip (per-frame metrics only)", path.name)
-    animals = load_keypoint_dataset(path, images_dir, layout)
+    animals = load_keypoint_dataset(path, images_dir, layout, data=data)
     track_ids = animals.track_ids if has_video else np.arange(len(animals), dtype=np.int64)
 
     def frame_key(im):

@@ -195,14 +195,19 @@ class KeypointDataset:
         return {"images": images, "annotations": annotations, "categories": categories}
 
 
-def _read_json(path: Path) -> dict:
+def read_json(path: Path, what: str = "annotation file"):
+    """Parse a json file; a missing or malformed file is one :class:`DatasetError` line."""
     try:
         with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
+            return json.load(fh)
     except FileNotFoundError:
-        raise DatasetError(f"annotation file not found: {path}") from None
+        raise DatasetError(f"{what} not found: {path}") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise DatasetError(f"{path}: not valid json ({exc.__class__.__name__})") from None
+
+
+def _read_json(path: Path) -> dict:
+    data = read_json(path)
     if not isinstance(data, dict) or "annotations" not in data or "images" not in data:
         raise DatasetError(f"{path}: not a COCO-style keypoint file (needs 'images' and 'annotations')")
     return data
@@ -220,7 +225,7 @@ def _image_size(path: Path) -> tuple[int, int] | None:
 
 def load_keypoint_dataset(annotations: str | Path, images_dir: str | Path | None,
                           layout: KeypointLayout, mapping: KeypointMapping | None = None,
-                          min_box_size: float = 2.0) -> KeypointDataset:
+                          min_box_size: float = 2.0, data: dict | None = None) -> KeypointDataset:
     """Load a COCO-style keypoint file (either dialect) into ``layout``.
 
     Parameters
@@ -235,6 +240,8 @@ def load_keypoint_dataset(annotations: str | Path, images_dir: str | Path | None
         up in ``configs/mappings/``.
     min_box_size : boxes narrower or lower than this (pixels, after clipping to
         the image) are skipped.
+    data : the file's content when the caller has already parsed it (it is
+        then not read again)
 
     Raises
     ------
@@ -242,7 +249,7 @@ def load_keypoint_dataset(annotations: str | Path, images_dir: str | Path | None
         Unreadable file, no mapping for its keypoints, or no usable annotation.
     """
     path = Path(annotations)
-    data = _read_json(path)
+    data = _read_json(path) if data is None else data
     check_images = images_dir is not None
     images_dir = Path(images_dir) if check_images else Path(".")
     if check_images and not images_dir.is_dir():
