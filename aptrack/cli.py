@@ -38,6 +38,25 @@ def _non_negative_int(text: str) -> int:
     return value
 
 
+def _console_flags(parser: argparse.ArgumentParser, quiet_help: str) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+
+
+def _aligned(rows) -> str:
+    """``(name, text)`` rows as two left-aligned columns."""
+    rows = list(rows)
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _figure(value) -> str:
+    """A metric for the console: 3 decimals, 'n/a' for missing or NaN."""
+    if value is None or value != value:
+        return "n/a"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aptrack", description="Track animals and their poses in video.")
     parser.add_argument("--version", action="version", version=f"aptrack {__version__}")
@@ -63,8 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--end", type=_positive_int, default=None, help="stop before this frame")
     run.add_argument("--no-video", action="store_true", help="write results only, no annotated video")
     run.add_argument("--trails", action="store_true", help="draw a short motion trail per track")
-    run.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
-    run.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    _console_flags(run, quiet_help="no progress bar or summary")
 
     train = sub.add_parser("train", help="train the top-down pose network on a keypoint dataset",
                            description="Train the top-down heatmap pose network on a COCO-style "
@@ -81,8 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--max-epochs", type=_positive_int, default=None,
                        help="stop after this many more epochs (the schedule is unchanged)")
     train.add_argument("--threads", type=_positive_int, default=None, help="CPU threads for torch")
-    train.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    train.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    _console_flags(train, quiet_help="no progress bar")
 
     ev = sub.add_parser("eval", help="keypoint AP / PCK / EPE of a pose model, or score a results file",
                         description="With --data/--images: evaluate a pose model (COCO keypoint AP, "
@@ -109,8 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--format", choices=["table", "json"], default="table")
     ev.add_argument("--save", default=None, metavar="DIR",
                     help="also write the scored ground truth and predictions (COCO json) here")
-    ev.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    ev.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    _console_flags(ev, quiet_help="no progress bar")
 
     syn = sub.add_parser("synth", help="build an APTv2-layout video dataset from Animal-Pose animals",
                          description="Build APTv2-layout clips (15 frames, easy/hard by animals per "
@@ -120,8 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--out", required=True, help="output folder")
     syn.add_argument("--clips", type=_positive_int, default=40, help="number of clips (default: 40)")
     syn.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    syn.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    syn.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    _console_flags(syn, quiet_help="no progress bar")
 
     trk = sub.add_parser("track", help="re-track saved detections or poses (no network)",
                          description="Run only the tracker over detections/poses in the COCO-results "
@@ -129,8 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     trk.add_argument("--detections", required=True, help="results json (aptrack run output or a list)")
     trk.add_argument("-o", "--output", required=True, help="output json file")
     trk.add_argument("--pipeline", default="default", help="preset whose tracker settings are used")
-    trk.add_argument("-q", "--quiet", action="store_true", help="no summary line")
-    trk.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    _console_flags(trk, quiet_help="no summary line")
 
     bench = sub.add_parser("bench", help="keypoint AP and tracking metrics on APTv2-style clips",
                            description="Run the pipeline over every clip of an APTv2-style split and "
@@ -152,8 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "detections (comma-separated: bytetrack, botsort; 'none' to skip)")
     bench.add_argument("-o", "--output", default="bench_out", help="report folder (default: bench_out)")
     bench.add_argument("--format", choices=["table", "json"], default="table")
-    bench.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    bench.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    _console_flags(bench, quiet_help="no progress bar")
     return parser
 
 
@@ -188,12 +201,9 @@ def _summary_table(summary: dict) -> str:
             ("end-to-end", f"{summary['fps']:.1f} frames/s")]
     for stage, ms in summary["ms_per_frame"].items():
         rows.append((f"  {stage}", f"{ms:.1f} ms/frame"))
-    width = max(len(k) for k, _ in rows)
-    lines = [f"{k:<{width}}  {v}" for k, v in rows]
-    for key in ("video", "json", "csv"):
-        if summary["outputs"].get(key):
-            lines.append(f"{key + ' ->':<{width}}  {summary['outputs'][key]}")
-    return "\n".join(lines)
+    rows += [(f"{key} ->", summary["outputs"][key]) for key in ("video", "json", "csv")
+             if summary["outputs"].get(key)]
+    return _aligned(rows)
 
 
 def cmd_run(args) -> int:
@@ -341,8 +351,7 @@ def _metrics_table(metrics: dict) -> str:
              ("predictions", str(metrics["predictions"]))]
     for name, ap in metrics["per_category"].items():
         rows.append((f"AP {name}", f"{ap:.3f}"))
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+    return _aligned(rows)
 
 
 def cmd_eval_results(args) -> int:
@@ -368,9 +377,7 @@ def cmd_eval_results(args) -> int:
     if args.format == "json":
         print(json.dumps(_clean(head)))
     else:
-        width = max(len(k) for k in head)
-        for key, v in head.items():
-            print(f"{key:<{width}}  {'n/a' if v is None or v != v else (f'{v:.3f}' if isinstance(v, float) else v)}")
+        print(_aligned((key, _figure(v)) for key, v in head.items()))
     return 0
 
 
@@ -481,14 +488,12 @@ def _bench_table(report: dict) -> str:
     rows = []
     for key in ("AP", "AP50", "AP75", "AR", "PCK@0.05", "EPE", "MOTA", "IDF1", "id_switches", "HOTA",
                 "MOTP", "keypoint_MOTA", "fps"):
-        v = h[key]
-        rows.append((key, "n/a" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))))
+        rows.append((key, _figure(h[key])))
     for name, ap in report["keypoints"]["per_category"].items():
         rows.append((f"AP {name}", f"{ap:.3f}"))
     for stage, ms in report["speed"]["ms_per_frame"].items():
         rows.append((f"  {stage}", f"{ms:.1f} ms/frame"))
-    width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+    return _aligned(rows)
 
 
 def cmd_bench(args) -> int:

@@ -4,21 +4,9 @@ to a temporary name and renamed into place."""
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
-from .errors import OutputError
-from .results import write_json_atomic
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.incomplete{path.suffix}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        tmp.unlink(missing_ok=True)
-        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+from .results import write_atomic, write_json_atomic
 
 
 def _clean(value):
@@ -93,7 +81,7 @@ def plots(report: dict, out_dir: Path) -> list[Path]:
     ax.set_title(f"AP per species ({report['source']} boxes)")
     fig.tight_layout()
     path = out_dir / "ap_per_species.png"
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
     written.append(path)
 
@@ -110,7 +98,7 @@ def plots(report: dict, out_dir: Path) -> list[Path]:
     ax.set_title("tracking per clip")
     fig.tight_layout()
     path = out_dir / "tracking_per_clip.png"
-    _atomic_write(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+    write_atomic(path, lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     plt.close(fig)
     written.append(path)
     return written
@@ -121,7 +109,7 @@ def write_report(report: dict, out_dir: str | Path) -> dict[str, str]:
     out = Path(out_dir)
     clean = _clean(report)
     write_json_atomic(out / "report.json", clean, indent=2)
-    _atomic_write(out / "report.md", lambda tmp: tmp.write_text(markdown(clean)))
+    write_atomic(out / "report.md", lambda tmp: tmp.write_text(markdown(clean)))
     pngs = plots(clean, out)
     return {"json": str(out / "report.json"), "md": str(out / "report.md"),
             "plots": [str(p) for p in pngs]}

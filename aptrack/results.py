@@ -27,8 +27,8 @@ from .structures import Instances
 DECIMALS = 2
 
 
-def write_json_atomic(path: Path, data, indent: int | None = None) -> None:
-    """Write ``data`` as JSON to ``path`` through a temporary name and a rename.
+def write_atomic(path: Path, write) -> None:
+    """Call ``write(tmp)`` on a temporary name beside ``path``, then rename it into place.
 
     Raises
     ------
@@ -37,14 +37,18 @@ def write_json_atomic(path: Path, data, indent: int | None = None) -> None:
     """
     from .errors import OutputError
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.incomplete")
+    tmp = path.with_name(f".{path.name}.incomplete{path.suffix}")
     try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            json.dump(data, fh, indent=indent)
+        write(tmp)
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def write_json_atomic(path: Path, data, indent: int | None = None) -> None:
+    """Write ``data`` as JSON to ``path`` through a temporary name and a rename."""
+    write_atomic(path, lambda tmp: tmp.write_text(json.dumps(data, indent=indent), encoding="utf-8"))
 
 
 def records(instances: Instances) -> list[dict]:

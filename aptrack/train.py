@@ -18,7 +18,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-import os
 import pickle
 import time
 import zipfile
@@ -36,6 +35,7 @@ from .datasets import KeypointDataset
 from .errors import DatasetError
 from .models import SimpleBaseline, build_checkpoint, load_imagenet_backbone
 from .pose import TopDownPoseEstimator, normalize_crops
+from .results import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +150,7 @@ def heatmap_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor
 
 
 def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.incomplete")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    write_atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
 @dataclass
