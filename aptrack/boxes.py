@@ -23,44 +23,47 @@ def _f(boxes) -> np.ndarray:
 
 
 def xyxy_to_xywh(boxes) -> np.ndarray:
-    b = _f(boxes)
-    return np.stack([b[:, 0], b[:, 1], b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], axis=1)
+    out = _f(boxes).copy()
+    out[:, 2:] -= out[:, :2]
+    return out
 
 
 def xywh_to_xyxy(boxes) -> np.ndarray:
-    b = _f(boxes)
-    return np.stack([b[:, 0], b[:, 1], b[:, 0] + b[:, 2], b[:, 1] + b[:, 3]], axis=1)
+    out = _f(boxes).copy()
+    out[:, 2:] += out[:, :2]
+    return out
 
 
 def xyxy_to_cxcywh(boxes) -> np.ndarray:
     b = _f(boxes)
-    w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
-    return np.stack([b[:, 0] + w / 2, b[:, 1] + h / 2, w, h], axis=1)
+    wh = b[:, 2:] - b[:, :2]
+    return np.concatenate([b[:, :2] + wh / 2, wh], axis=1)
 
 
 def cxcywh_to_xyxy(boxes) -> np.ndarray:
     b = _f(boxes)
-    return np.stack([b[:, 0] - b[:, 2] / 2, b[:, 1] - b[:, 3] / 2,
-                     b[:, 0] + b[:, 2] / 2, b[:, 1] + b[:, 3] / 2], axis=1)
+    half = b[:, 2:] / 2
+    return np.concatenate([b[:, :2] - half, b[:, :2] + half], axis=1)
 
 
 def xyxy_to_xyah(boxes) -> np.ndarray:
     """Corners to centre, aspect ratio ``w / h`` and height; ``h`` of 0 gives ``a`` of 0."""
-    c = xyxy_to_cxcywh(boxes)
-    h = c[:, 3]
-    a = np.divide(c[:, 2], h, out=np.zeros_like(h), where=h > 0)
-    return np.stack([c[:, 0], c[:, 1], a, h], axis=1)
+    out = xyxy_to_cxcywh(boxes)
+    h = out[:, 3]
+    out[:, 2] = np.divide(out[:, 2], h, out=np.zeros_like(h), where=h > 0)
+    return out
 
 
 def xyah_to_xyxy(boxes) -> np.ndarray:
-    b = _f(boxes)
-    w = b[:, 2] * b[:, 3]
-    return cxcywh_to_xyxy(np.stack([b[:, 0], b[:, 1], w, b[:, 3]], axis=1))
+    out = _f(boxes).copy()
+    out[:, 2] *= out[:, 3]
+    return cxcywh_to_xyxy(out)
 
 
 def box_area_xyxy(boxes) -> np.ndarray:
     b = _f(boxes)
-    return np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    wh = np.maximum(b[:, 2:] - b[:, :2], 0.0)
+    return wh[:, 0] * wh[:, 1]
 
 
 def box_iou_xyxy(a, b) -> np.ndarray:
@@ -78,9 +81,10 @@ def box_iou_xyxy(a, b) -> np.ndarray:
     a, b = _f(a), _f(b)
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
+    wh = np.maximum(rb - lt, 0.0)
     inter = wh[..., 0] * wh[..., 1]
-    union = box_area_xyxy(a)[:, None] + box_area_xyxy(b)[None, :] - inter
+    wh_a, wh_b = np.maximum(a[:, 2:] - a[:, :2], 0.0), np.maximum(b[:, 2:] - b[:, :2], 0.0)
+    union = (wh_a[:, 0] * wh_a[:, 1])[:, None] + (wh_b[:, 0] * wh_b[:, 1])[None, :] - inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 

@@ -309,14 +309,16 @@ def cmd_train(args) -> int:
     dataset = load_keypoint_dataset(args.data, args.images, layout)
     train_idx, val_idx = split_by_image(dataset, config.split.val_instances, config.split.seed)
     pretrained = resolve(config.model.pretrained) if config.model.pretrained else None
+    init = resolve(config.model.init) if config.model.init else None
     meta = {"data": str(Path(args.data).resolve()), "train_instances": int(len(train_idx)),
             "val_instances": int(len(val_idx)), "split": dataclasses.asdict(config.split),
             "pretrained": pretrained.describe() if pretrained else None,
+            "init": init.describe() if init else None,
             "command": "aptrack " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("aptrack") else None,
             "aptrack_version": __version__}
     out_dir = _prepare_output_dir(Path(args.output))
     trainer = Trainer(config, dataset.subset(train_idx), dataset.subset(val_idx), out_dir, device,
-                      pretrained.path if pretrained else None, meta)
+                      pretrained.path if pretrained else None, meta, init.path if init else None)
     bar = None
 
     def on_step(i, n, loss, ips):
@@ -539,7 +541,8 @@ def cmd_bench(args) -> int:
             print("same detections through each tracker:")
             for name, row in report["trackers"].items():
                 print(f"  {name:<10} MOTA {row['MOTA']:.3f}  IDF1 {row['IDF1']:.3f}  HOTA {row['HOTA']:.3f}  "
-                      f"ID switches {row['id_switches']}  {row['ms_per_frame']:.2f} ms/frame")
+                      f"ID switches {row['id_switches']}  FP {row['false_positives']}  misses {row['misses']}  "
+                      f"{row['ms_per_frame']:.3f} ms/frame")
         print(f"report -> {paths['md']}, {paths['json']}")
     return 0
 

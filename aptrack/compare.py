@@ -81,8 +81,13 @@ class AptrackTracker:
         return out.track_ids, out.boxes_xyxy
 
 
-def compare_trackers(trackers, clip_data, detections_per_clip, frame_loader=None) -> dict:
-    """Score each tracker on the same per-frame detections.
+def compare_trackers(trackers, clip_data, detections_per_clip, frame_loader=None, rounds: int = 3) -> dict:
+    """Score each tracker on the same per-frame detections, and time it.
+
+    The trackers take turns, one pass over every clip each, for ``rounds``
+    rounds, so that all of them run under the same machine load; the time per
+    frame is the median over the rounds (the scores come from the first round;
+    the trackers are deterministic).
 
     Parameters
     ----------
@@ -92,33 +97,44 @@ def compare_trackers(trackers, clip_data, detections_per_clip, frame_loader=None
     frame_loader : optional callable ``(clip_index, frame_index) -> image`` for
         trackers that look at frames (BoT-SORT's motion compensation); None
         passes no image. Loading is not timed.
+    rounds : int
+        Timed passes per tracker.
 
     Returns
     -------
-    {tracker name: {MOTA, IDF1, HOTA, id_switches, MOTP, ms_per_frame}}
+    {tracker name: {MOTA, IDF1, HOTA, id_switches, false_positives, misses, MOTP,
+    ms_per_frame (median of the rounds), ms_per_frame_rounds}}
     """
-    results = {}
     a = clip_data.animals
+    times = {t.name: [] for t in trackers}
+    results = {}
     for tracker in trackers:
-        evals, seconds, n = [], 0.0, 0
         if detections_per_clip and detections_per_clip[0]:  # warm-up: first calls import and allocate
             tracker.reset()
             tracker.update(detections_per_clip[0][0], frame_loader(0, 0) if frame_loader else None)
-        for c, (clip, dets) in enumerate(zip(clip_data.clips, detections_per_clip)):
-            tracker.reset()
-            ev = ClipTrackingEval(clip_data.layout.sigmas)
-            for t, (rows, found) in enumerate(zip(clip.rows, dets)):
-                image = frame_loader(c, t) if frame_loader is not None else None
-                start = time.perf_counter()
-                ids, boxes = tracker.update(found, image)
-                seconds += time.perf_counter() - start
-                n += 1
-                ev.update(clip_data.track_ids[rows], a.boxes_xyxy[rows], a.keypoints[rows], a.visible[rows],
-                          ids, boxes)
-            evals.append(ev)
-        overall = summarize(evals)["overall"]
-        results[tracker.name] = {"MOTA": overall.get("MOTA"), "IDF1": overall.get("IDF1"),
-                                 "HOTA": overall.get("HOTA"),
-                                 "id_switches": overall.get("id_switches"), "MOTP": overall.get("MOTP"),
-                                 "ms_per_frame": 1000 * seconds / max(1, n)}
+    for round_ in range(max(1, rounds)):
+        for tracker in trackers:
+            evals, seconds, n = [], 0.0, 0
+            for c, (clip, dets) in enumerate(zip(clip_data.clips, detections_per_clip)):
+                tracker.reset()
+                ev = ClipTrackingEval(clip_data.layout.sigmas) if round_ == 0 else None
+                for t, (rows, found) in enumerate(zip(clip.rows, dets)):
+                    image = frame_loader(c, t) if frame_loader is not None else None
+                    start = time.perf_counter()
+                    ids, boxes = tracker.update(found, image)
+                    seconds += time.perf_counter() - start
+                    n += 1
+                    if ev is not None:
+                        ev.update(clip_data.track_ids[rows], a.boxes_xyxy[rows], a.keypoints[rows],
+                                  a.visible[rows], ids, boxes)
+                if ev is not None:
+                    evals.append(ev)
+            times[tracker.name].append(1000 * seconds / max(1, n))
+            if round_ == 0:
+                overall = summarize(evals)["overall"]
+                results[tracker.name] = {key: overall.get(key) for key in (
+                    "MOTA", "IDF1", "HOTA", "id_switches", "false_positives", "misses", "MOTP")}
+    for name, ms in times.items():
+        results[name]["ms_per_frame"] = float(np.median(ms))
+        results[name]["ms_per_frame_rounds"] = [round(m, 4) for m in ms]
     return results

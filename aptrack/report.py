@@ -56,11 +56,14 @@ def markdown(report: dict) -> str:
         lines.append(f"| {stage} | {ms:.1f} |")
     if report.get("trackers"):
         lines += ["", "## Trackers on the same detections", "",
-                  "| tracker | MOTA | IDF1 | HOTA | ID switches | ms per frame |",
-                  "| --- | --- | --- | --- | --- | --- |"]
+                  "| tracker | MOTA | IDF1 | HOTA | ID switches | false positives | misses | ms per frame |",
+                  "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for name, row in report["trackers"].items():
             lines.append(f"| {name} | {fmt(_clean(row['MOTA']))} | {fmt(_clean(row['IDF1']))} | "
-                         f"{fmt(_clean(row['HOTA']))} | {row['id_switches']} | {row['ms_per_frame']:.2f} |")
+                         f"{fmt(_clean(row['HOTA']))} | {row['id_switches']} | {row['false_positives']} | "
+                         f"{row['misses']} | {row['ms_per_frame']:.2f} |")
+        lines.append("")
+        lines.append("ms per frame: median of the timed rounds, in which the trackers take turns.")
     return "\n".join(lines) + "\n"
 
 

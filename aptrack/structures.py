@@ -24,6 +24,9 @@ def _as(array, dtype, shape_tail: tuple[int, ...], name: str) -> np.ndarray:
     return out
 
 
+_ARRAY_FIELDS = ("boxes_xyxy", "scores", "labels", "categories", "keypoints", "keypoint_scores", "track_ids")
+
+
 @dataclass(frozen=True, eq=False)
 class Instances:
     """Animals found in one video frame.
@@ -140,15 +143,33 @@ class Instances:
 
     def __getitem__(self, index) -> "Instances":
         """Select instances by boolean mask, integer array or slice."""
+        return self.take(index)
+
+    def take(self, index, **changes) -> "Instances":
+        """Select instances (boolean mask, integer array or slice) and replace
+        some fields of the selection in the same step, e.g. ``track_ids``."""
         if isinstance(index, (int, np.integer)):
             index = [int(index)]
-        return Instances(
-            boxes_xyxy=self.boxes_xyxy[index],
-            scores=self.scores[index],
-            labels=self.labels[index],
-            categories=self.categories[index],
-            keypoints=self.keypoints[index],
-            keypoint_scores=self.keypoint_scores[index],
-            track_ids=self.track_ids[index],
-            frame_index=self.frame_index,
-        )
+        fields = {name: getattr(self, name)[index] for name in _ARRAY_FIELDS}
+        fields["frame_index"] = self.frame_index
+        if not changes.keys() - {"track_ids"}:
+            # rows of a validated set are valid: only new track ids need checking
+            if "track_ids" in changes:
+                ids = np.array(changes["track_ids"], dtype=np.int64).reshape(-1)
+                if len(ids) != len(fields["boxes_xyxy"]):
+                    raise ValueError(f"track_ids has {len(ids)} rows but the selection has "
+                                     f"{len(fields['boxes_xyxy'])}")
+                fields["track_ids"] = ids
+            return Instances._from_valid(fields)
+        fields.update(changes)
+        return Instances(**fields)
+
+    @classmethod
+    def _from_valid(cls, fields: dict) -> "Instances":
+        """Build from arrays already known to have the right dtypes and shapes (no copies, no checks)."""
+        out = object.__new__(cls)
+        for name, value in fields.items():
+            if isinstance(value, np.ndarray):
+                value.flags.writeable = False
+            object.__setattr__(out, name, value)
+        return out

@@ -19,6 +19,21 @@ def test_linear_assignment_threshold_leaves_pairs_unmatched():
     assert ur.tolist() == [1] and uc.tolist() == []
 
 
+@pytest.mark.parametrize("shape", [(1, 5), (5, 1), (1, 1), (3, 3), (4, 6), (6, 4)])
+def test_linear_assignment_agrees_with_lap_with_or_without_its_shortcut(shape):
+    """Random costs take the solver or the distinct-minimum shortcut; both must give lap's answer."""
+    import lap
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        cost = rng.uniform(0, 1, shape)
+        matches, ur, uc = linear_assignment(cost, thresh=0.4)
+        _, x, y = lap.lapjv(cost, extend_cost=True, cost_limit=0.4)
+        want = [(i, int(j)) for i, j in enumerate(x) if j >= 0]
+        assert list(map(tuple, matches.tolist())) == want
+        assert ur.tolist() == [i for i, j in enumerate(x) if j < 0]
+        assert uc.tolist() == [j for j, i in enumerate(y) if i < 0]
+
+
 def test_linear_assignment_empty():
     m, ur, uc = linear_assignment(np.zeros((0, 3)), 0.5)
     assert m.shape == (0, 2) and ur.size == 0 and uc.tolist() == [0, 1, 2]

@@ -55,3 +55,19 @@ def test_concatenate():
     a, b = make(2), make(3)
     both = Instances.concatenate([a, b])
     assert len(both) == 5 and both.categories.tolist() == ["dog", "cat", "dog", "cat", "cow"]
+
+
+def test_take_with_new_track_ids_checks_them_and_leaves_the_input_alone():
+    inst = make()
+    ids = np.array([9, 4])
+    sel = inst.take([2, 0], track_ids=ids)
+    assert sel.track_ids.dtype == np.int64 and sel.track_ids.tolist() == [9, 4]
+    assert sel.categories.tolist() == ["cow", "dog"] and sel.frame_index == 7
+    np.testing.assert_array_equal(sel.boxes_xyxy, inst.boxes_xyxy[[2, 0]])
+    with pytest.raises(ValueError):
+        sel.track_ids[0] = 1          # read-only like every Instances
+    ids[0] = 1                        # the caller's array stays writeable and is not shared
+    assert sel.track_ids.tolist() == [9, 4]
+    with pytest.raises(ValueError, match="track_ids"):
+        inst.take([0, 1], track_ids=[1])
+    assert inst.track_ids.tolist() == [UNTRACKED] * 3

@@ -67,10 +67,42 @@ def test_low_score_boxes_keep_a_track_alive_but_cannot_start_one():
     out0 = tracker.update(frame(0, [box_at(100, 100)]))
     assert out0.track_ids.tolist() == [1]
     for f in range(1, 6):  # the animal is half hidden: low score; a low-score false alarm elsewhere
-        out = tracker.update(frame(f, [box_at(100 + f, 100), box_at(400, 400)], scores=np.array([0.3, 0.3])))
+        out = tracker.update(frame(f, [box_at(100 + f, 100), box_at(400, 400)], scores=np.array([0.2, 0.2])))
         assert out.track_ids.tolist() == [1]
-        assert out.scores.tolist() == [np.float32(0.3)]
+        assert out.scores.tolist() == [np.float32(0.2)]
     assert tracker.num_ids == 1
+
+
+def test_a_repeated_mid_score_animal_gets_an_id_after_min_hits_frames():
+    # 0.4 is below high_score_threshold (0.5) but above new_track_threshold (0.3)
+    tracker = PoseTracker(TrackerConfig(min_hits=3))
+    tracker.update(frame(0, [box_at(50, 50)]))
+    seen = []
+    for f in range(1, 5):
+        out = tracker.update(frame(f, [box_at(50, 50), box_at(300, 300)], scores=np.array([0.9, 0.4])))
+        seen.append(out.track_ids.tolist())
+    assert seen == [[1], [1], [1, 2], [1, 2]]
+
+
+def _reappear_shifted(config):
+    """An animal stands still, hides for 3 frames and comes back 30 px to the right
+    (plain IoU with where it was: 0.14; with boxes widened by 30%: 0.36)."""
+    tracker = PoseTracker(config)
+    ids = []
+    for f in range(20):
+        if 10 <= f < 13:
+            boxes = []
+        else:
+            boxes = [box_at(100 if f < 10 else 130, 100)]
+        ids.append(tracker.update(frame(f, boxes)).track_ids.tolist())
+    return ids
+
+
+def test_lost_animal_that_moved_while_hidden_gets_its_id_back_with_widened_boxes():
+    ids = _reappear_shifted(TrackerConfig(lost_box_buffer=0.3, lost_match_cost_threshold=0.7))
+    assert ids[13:] == [[1]] * 7
+    without = _reappear_shifted(TrackerConfig(lost_box_buffer=0.0))
+    assert without[13] == [] and without[15:] == [[2]] * 5
 
 
 def test_new_ids_only_for_confident_detections_that_repeat():
@@ -136,3 +168,14 @@ def test_new_animal_gets_an_id_when_detection_runs_every_third_frame():
             out = tracker.predict_only(f)
         ids.update(out.track_ids.tolist())
     assert ids == {1, 2}
+
+
+def test_poses_that_appear_mid_video_keep_the_ids():
+    sigmas = np.full(3, 0.1)
+    tracker = PoseTracker(TrackerConfig(), sigmas=sigmas)
+    assert tracker.update(frame(0, [box_at(50, 50)])).track_ids.tolist() == [1]
+    kp = np.array([[[40.0, 45.0], [50.0, 50.0], [60.0, 55.0]]])
+    out = tracker.update(frame(1, [box_at(51, 50)], keypoints=kp))
+    assert out.track_ids.tolist() == [1] and out.keypoints.shape == (1, 3, 2)
+    out = tracker.update(frame(2, [box_at(52, 50)], keypoints=kp + 1))
+    assert out.track_ids.tolist() == [1]

@@ -2,7 +2,7 @@
 
 from .kalman import KalmanBoxMotion
 from .matching import linear_assignment, oks_matrix, similarity_matrix
-from .tracker import PoseTracker, Track, TrackState
+from .tracker import PoseTracker, TrackState
 
-__all__ = ["KalmanBoxMotion", "PoseTracker", "Track", "TrackState", "linear_assignment",
-           "oks_matrix", "similarity_matrix"]
+__all__ = ["KalmanBoxMotion", "PoseTracker", "TrackState", "linear_assignment", "oks_matrix",
+           "similarity_matrix"]

@@ -28,6 +28,21 @@ def linear_assignment(cost: np.ndarray, thresh: float):
     n, m = cost.shape
     if n == 0 or m == 0:
         return np.zeros((0, 2), np.int64), np.arange(n), np.arange(m)
+    # When every row's cheapest column is a different column (or, with more rows
+    # than columns, every column's cheapest row a different row), taking those
+    # pairs is the optimum, as nothing beats each row's (column's) minimum: the
+    # common case of well-separated animals, solved in plain Python without the
+    # LAP solver (the matrices are a few tracks by a few animals).
+    lines = cost.tolist() if n <= m else cost.T.tolist()
+    best = [min(range(len(line)), key=line.__getitem__) for line in lines]
+    if len(set(best)) == len(best):
+        pairs = [(i, j) if n <= m else (j, i) for i, j in enumerate(best) if lines[i][j] <= thresh]
+        pairs.sort()
+        matched_rows = {i for i, _ in pairs}
+        matched_cols = {j for _, j in pairs}
+        return (np.array(pairs, np.int64).reshape(-1, 2),
+                np.array([i for i in range(n) if i not in matched_rows], np.int64),
+                np.array([j for j in range(m) if j not in matched_cols], np.int64))
     _, row_to_col, col_to_row = lap.lapjv(cost, extend_cost=True, cost_limit=thresh)
     rows = np.flatnonzero(row_to_col >= 0)
     matches = np.stack([rows, row_to_col[rows]], axis=1).astype(np.int64)
@@ -72,17 +87,19 @@ def oks_matrix(kp_a, vis_a, kp_b, vis_b, areas_b, sigmas, min_common: int = 1) -
 
 
 def similarity_matrix(boxes_a, boxes_b, kp_a=None, vis_a=None, kp_b=None, vis_b=None,
-                      sigmas=None, oks_weight: float = 0.5, min_common: int = 1) -> np.ndarray:
+                      sigmas=None, oks_weight: float = 0.5, min_common: int = 1,
+                      iou: np.ndarray | None = None) -> np.ndarray:
     """IoU of boxes, mixed with OKS where both sides have enough visible keypoints.
 
     ``similarity = (1 - w) * IoU + w * OKS`` for pairs with keypoints, plain IoU
-    otherwise. Inputs as in :func:`oks_matrix` and :func:`box_iou_xyxy`.
+    otherwise. Inputs as in :func:`oks_matrix` and :func:`box_iou_xyxy`; ``iou``
+    may pass the boxes' IoU matrix when the caller has it already.
 
     Returns
     -------
     (N, M) float64 in ``[0, 1]``.
     """
-    iou = box_iou_xyxy(boxes_a, boxes_b)
+    iou = box_iou_xyxy(boxes_a, boxes_b) if iou is None else iou
     if (kp_a is None or kp_b is None or sigmas is None or oks_weight <= 0
             or np.asarray(kp_a).shape[1:2] == (0,) or iou.size == 0):
         return iou

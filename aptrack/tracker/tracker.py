@@ -4,14 +4,26 @@ Each frame runs these steps:
 
 1. predict every track one frame ahead (Kalman, constant velocity);
 2. match confident detections to tracked and lost tracks (IoU mixed with OKS);
-3. match low-score detections to the tracked ones still unmatched (IoU);
-4. match remaining confident detections to tentative tracks; a tentative track
-   that is matched ``min_hits`` frames in a row is confirmed and gets an id;
-5. start tentative tracks from confident detections left over;
-6. age: unmatched tracks become lost, lost tracks older than ``track_buffer``
-   frames are dropped, unmatched tentative tracks are dropped.
+3. match low-score detections to the tracked ones still unmatched (IoU); the
+   tracked ones still unmatched become lost;
+4. match the detections left over that score at least ``new_track_threshold``
+   (which may be below ``high_score_threshold``) to lost tracks by the IoU of
+   widened boxes (``lost_box_buffer``, as in C-BIoU), so an animal that moved
+   while hidden gets its id back instead of a new one;
+5. match the rest to tentative tracks; a tentative track matched ``min_hits``
+   frames in a row is confirmed and gets an id;
+6. start tentative tracks from those still left over (on a video's first frame
+   they are confirmed at once);
+7. age: lost tracks older than ``track_buffer`` frames are dropped, unmatched
+   tentative tracks are dropped.
 
 A lost track that is matched again keeps its id.
+
+The tracks live in a table of NumPy arrays, one row per track, and each step
+works on index arrays into it and into the frame's detections. The Kalman
+filter runs on all tracks at once (in the compact covariance form of
+:class:`KalmanBoxMotion`), and the frame's output is built once, so a frame
+costs a few dozen NumPy calls however many animals it holds.
 """
 
 from __future__ import annotations
@@ -20,51 +32,60 @@ import enum
 
 import numpy as np
 
-from ..boxes import box_area_xyxy, xyah_to_xyxy, xyxy_to_xyah
+from ..boxes import box_area_xyxy, box_iou_xyxy, xyah_to_xyxy, xyxy_to_xyah
 from ..config import TrackerConfig
 from ..structures import Instances
 from .kalman import KalmanBoxMotion
 from .matching import linear_assignment, similarity_matrix
 
-
-class TrackState(enum.Enum):
-    TENTATIVE = "tentative"
-    TRACKED = "tracked"
-    LOST = "lost"
-    REMOVED = "removed"
+_EMPTY = np.zeros(0, np.int64)
 
 
-class Track:
-    """One animal's state: Kalman mean/covariance, last observation and bookkeeping."""
+class TrackState(enum.IntEnum):
+    """Codes of the tracker's ``state`` column."""
 
-    def __init__(self, mean, covariance, observation: Instances, frame_index: int, update_index: int):
-        self.mean, self.covariance = mean, covariance
-        self.track_id = -1
-        self.state = TrackState.TENTATIVE
-        self.hits = 1  # matched in this many consecutive detection updates
-        self.start_frame = frame_index
-        self.last_frame = frame_index
-        self.last_update = update_index
-        self.observe(observation)
+    TENTATIVE = 0
+    TRACKED = 1
+    LOST = 2
+    REMOVED = 3
 
-    def observe(self, observation: Instances) -> None:
-        """Keep the latest matched detection (a one-row :class:`Instances`)."""
-        self.observation = observation
-        self.last_box_xyxy = observation.boxes_xyxy[0].astype(np.float64)
 
-    @property
-    def predicted_box_xyxy(self) -> np.ndarray:
-        return xyah_to_xyxy(self.mean[:4])[0]
+# plain ints for the per-frame loop (enum attribute lookups cost more than the maths)
+_TENTATIVE, _TRACKED, _LOST, _REMOVED = (int(s) for s in TrackState)
 
-    @property
-    def predicted_keypoints(self) -> np.ndarray:
-        """Last keypoints moved with the box: shifted to the predicted centre and scaled by height."""
-        kp = self.observation.keypoints[0].astype(np.float64)
-        last = xyxy_to_xyah(self.last_box_xyxy)[0]
-        if last[3] <= 0:
-            return kp
-        scale = self.mean[3] / last[3]
-        return (kp - last[:2]) * scale + self.mean[:2]
+
+def widened_xyxy(boxes_xyxy, buffer: float) -> np.ndarray:
+    """Boxes (N, 4) grown by ``buffer`` times their width and height on each side."""
+    b = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
+    grow = (b[:, 2:] - b[:, :2]) * buffer
+    return np.concatenate([b[:, :2] - grow, b[:, 2:] + grow], axis=1)
+
+
+def moved_keypoints(keypoints, boxes_xyxy, means) -> np.ndarray:
+    """Keypoints (T, K, 2) observed with boxes (T, 4), moved to the predicted states (T, 8).
+
+    Each pose is shifted with its box centre and scaled by the ratio of box
+    heights; a pose whose box had no height stays where it was.
+    """
+    last = xyxy_to_xyah(boxes_xyxy)
+    ok = last[:, 3] > 0
+    scale = np.where(ok, means[:, 3] / np.where(ok, last[:, 3], 1.0), 1.0)
+    shift = np.where(ok[:, None], means[:, :2], last[:, :2])
+    return (np.asarray(keypoints, np.float64) - last[:, None, :2]) * scale[:, None, None] + shift[:, None, :]
+
+
+def _assign(similarity: np.ndarray, tracks: np.ndarray, rows: np.ndarray, thresh: float):
+    """Assign by cost ``1 - similarity`` (len(tracks), len(rows)); returns (matched tracks,
+    their rows, unmatched tracks, unmatched rows), int64 arrays."""
+    matches, um_tracks, um_rows = linear_assignment(1.0 - similarity, thresh)
+    return tracks[matches[:, 0]], rows[matches[:, 1]], tracks[um_tracks], rows[um_rows]
+
+
+def _match(similarity: np.ndarray, tracks: np.ndarray, rows: np.ndarray, thresh: float):
+    """:func:`_assign` on the ``tracks`` x ``rows`` part of a (T, N) similarity matrix."""
+    if not len(tracks) or not len(rows):
+        return _EMPTY, _EMPTY, tracks, rows
+    return _assign(similarity[tracks][:, rows], tracks, rows, thresh)
 
 
 class PoseTracker:
@@ -88,51 +109,117 @@ class PoseTracker:
 
     def reset(self) -> None:
         """Forget every track and restart ids at 1 (call between videos or clips)."""
-        self.tracks: list[Track] = []
         self.num_ids = 0  # ids handed out since the last reset; the next id is num_ids + 1
         self.frames_seen = 0
         self.updates = 0  # calls of update() (frames with detections)
+        self._init_table(0)
 
-    # -- helpers -------------------------------------------------------------
-    def _similarity(self, tracks: list[Track], dets: Instances, use_pose: bool) -> np.ndarray:
-        boxes = np.array([t.predicted_box_xyxy for t in tracks]).reshape(-1, 4)
-        if not (use_pose and dets.has_pose and self.sigmas is not None
-                and len(self.sigmas) == dets.num_keypoints):
-            return similarity_matrix(boxes, dets.boxes_xyxy)
-        thr = self.config.keypoint_score_threshold
-        kp_t = np.array([t.predicted_keypoints for t in tracks]).reshape(len(tracks), -1, 2)
-        vis_t = np.array([t.observation.keypoint_scores[0] >= thr for t in tracks]
-                         ).reshape(len(tracks), -1)
-        return similarity_matrix(boxes, dets.boxes_xyxy, kp_t, vis_t, dets.keypoints,
-                                 dets.keypoint_scores >= thr, self.sigmas,
-                                 self.config.oks_weight, self.config.min_common_keypoints)
+    # -- the track table ------------------------------------------------------
+    def _init_table(self, num_keypoints: int) -> None:
+        k = num_keypoints
+        self._mean = np.zeros((0, 8))                # Kalman state, xyah and velocities
+        self._cov = np.zeros((0, 3, 4))              # compact Kalman covariance
+        self._pred = np.zeros((0, 4))                # predicted box, xyxy, this frame
+        self._id = np.zeros(0, np.int64)             # -1 until confirmed
+        self._state = np.zeros(0, np.int8)
+        self._hits = np.zeros(0, np.int64)           # consecutive detection updates matched
+        self._last_frame = np.zeros(0, np.int64)
+        self._last_update = np.zeros(0, np.int64)
+        self._row = np.zeros(0, np.int64)            # row of the last observation in its frame
+        self._box = np.zeros((0, 4))                 # last observed box, xyxy
+        self._kp = np.zeros((0, k, 2))               # last observed keypoints
+        self._kp_score = np.zeros((0, k), np.float32)
+        self._source: list[Instances] = []           # the frame each last observation came from
 
-    def _match(self, tracks: list[Track], dets: Instances, thresh: float, use_pose: bool):
-        cost = 1.0 - self._similarity(tracks, dets, use_pose) if tracks and len(dets) else \
-            np.zeros((len(tracks), len(dets)))
-        return linear_assignment(cost, thresh)
+    @property
+    def num_tracks(self) -> int:
+        """Tracks alive (tentative, tracked or lost)."""
+        return len(self._id)
 
-    def _apply(self, track: Track, det: Instances, frame_index: int) -> None:
-        track.mean, track.covariance = self.motion.update(
-            track.mean, track.covariance, xyxy_to_xyah(det.boxes_xyxy)[0])
-        track.observe(det)
+    def _append(self, dets: Instances, rows: np.ndarray, frame_index: int) -> np.ndarray:
+        """New tentative tracks from detection ``rows``; returns their table indices."""
+        start = len(self._id)
+        n = len(rows)
+        boxes = dets.boxes_xyxy[rows].astype(np.float64)
+        means, covs = zip(*(self.motion.initiate(z) for z in xyxy_to_xyah(boxes)))
+        self._mean = np.concatenate([self._mean, np.array(means)])
+        self._cov = np.concatenate([self._cov, self.motion.to_blocks(np.array(covs))])
+        self._pred = np.concatenate([self._pred, boxes])
+        self._id = np.concatenate([self._id, np.full(n, -1, np.int64)])
+        self._state = np.concatenate([self._state, np.full(n, _TENTATIVE, np.int8)])
+        self._hits = np.concatenate([self._hits, np.ones(n, np.int64)])
+        self._last_frame = np.concatenate([self._last_frame, np.full(n, frame_index, np.int64)])
+        self._last_update = np.concatenate([self._last_update, np.full(n, self.updates, np.int64)])
+        self._row = np.concatenate([self._row, rows])
+        self._box = np.concatenate([self._box, boxes])
+        self._kp = np.concatenate([self._kp, dets.keypoints[rows].astype(np.float64)])
+        self._kp_score = np.concatenate([self._kp_score, dets.keypoint_scores[rows]])
+        self._source.extend([dets] * n)
+        return np.arange(start, start + n)
+
+    def _keep(self, keep: np.ndarray) -> None:
+        for name in ("_mean", "_cov", "_pred", "_id", "_state", "_hits", "_last_frame", "_last_update",
+                     "_row", "_box", "_kp", "_kp_score"):
+            setattr(self, name, getattr(self, name)[keep])
+        self._source = [s for s, k in zip(self._source, keep.tolist()) if k]
+
+    def _observe(self, tracks: np.ndarray, dets: Instances, rows: np.ndarray, frame_index: int) -> None:
+        """Record detection ``rows`` as the observations of ``tracks`` and correct their Kalman states."""
+        if not len(tracks):
+            return
+        boxes = dets.boxes_xyxy[rows].astype(np.float64)
+        self._mean[tracks], self._cov[tracks] = self.motion.update_blocks(
+            self._mean[tracks], self._cov[tracks], xyxy_to_xyah(boxes))
         # consecutive detection updates, not frames: with --det-every N they are N frames apart
-        track.hits = track.hits + 1 if track.last_update == self.updates - 1 else 1
-        track.last_frame = frame_index
-        track.last_update = self.updates
+        streak = self._last_update[tracks] == self.updates - 1
+        self._hits[tracks] = np.where(streak, self._hits[tracks] + 1, 1)
+        self._last_frame[tracks] = frame_index
+        self._last_update[tracks] = self.updates
+        self._row[tracks] = rows
+        self._box[tracks] = boxes
+        self._kp[tracks] = dets.keypoints[rows]
+        self._kp_score[tracks] = dets.keypoint_scores[rows]
+        for t in tracks.tolist():
+            self._source[t] = dets
 
-    def _confirm(self, track: Track) -> None:
-        track.state = TrackState.TRACKED
-        if track.track_id < 0:
-            self.num_ids += 1
-            track.track_id = self.num_ids
+    def _confirm(self, tracks: np.ndarray) -> None:
+        self._state[tracks] = _TRACKED
+        new = tracks[self._id[tracks] < 0]
+        self._id[new] = self.num_ids + 1 + np.arange(len(new))
+        self.num_ids += len(new)
 
     def _predict_all(self, frame_index: int) -> None:
-        for t in self.tracks:
-            if t.state is TrackState.LOST and frame_index - t.last_frame > self.config.lost_motion_frames:
-                t.mean = t.mean.copy()
-                t.mean[4:] = 0.0  # long-lost animals are searched for where they were last
-            t.mean, t.covariance = self.motion.predict(t.mean, t.covariance)
+        if not len(self._id):
+            return
+        stale = ((self._state == _LOST)
+                 & (frame_index - self._last_frame > self.config.lost_motion_frames))
+        if stale.any():
+            self._mean[stale, 4:] = 0.0  # long-lost animals are searched for where they were last
+        self._mean, self._cov = self.motion.predict_blocks(self._mean, self._cov)
+        self._pred = xyah_to_xyxy(self._mean[:, :4])
+
+    # -- association -----------------------------------------------------------
+    def _similarities(self, dets: Instances) -> tuple[np.ndarray, np.ndarray]:
+        """IoU and pose-mixed similarity of every predicted track with every detection, (T, N) each."""
+        iou = box_iou_xyxy(self._pred, dets.boxes_xyxy)
+        k = dets.num_keypoints
+        if not (iou.size and k and self.sigmas is not None and len(self.sigmas) == k
+                and self.config.oks_weight > 0):
+            return iou, iou
+        thr = self.config.keypoint_score_threshold
+        kp_t = moved_keypoints(self._kp, self._box, self._mean)
+        mixed = similarity_matrix(self._pred, dets.boxes_xyxy, kp_t, self._kp_score >= thr, dets.keypoints,
+                                  dets.keypoint_scores >= thr, self.sigmas, self.config.oks_weight,
+                                  self.config.min_common_keypoints, iou=iou)
+        return iou, mixed
+
+    def _match_lost(self, tracks: np.ndarray, dets: Instances, rows: np.ndarray):
+        """Lost ``tracks`` against detection ``rows`` by the IoU of widened boxes."""
+        if not len(tracks) or not len(rows):
+            return _EMPTY, _EMPTY, tracks, rows
+        buffer = self.config.lost_box_buffer
+        sim = box_iou_xyxy(widened_xyxy(self._pred[tracks], buffer), widened_xyxy(dets.boxes_xyxy[rows], buffer))
+        return _assign(sim, tracks, rows, self.config.lost_match_cost_threshold)
 
     # -- main loop -----------------------------------------------------------
     def update(self, detections: Instances) -> Instances:
@@ -149,85 +236,83 @@ class PoseTracker:
         sorted by track id. Unmatched detections are dropped.
         """
         cfg = self.config
-        f = detections.frame_index
+        dets = detections
+        f = dets.frame_index
         first_frame = self.frames_seen == 0
         self.frames_seen += 1
         self.updates += 1
-        detections = detections[box_area_xyxy(detections.boxes_xyxy) >= cfg.min_box_area]
+        if len(dets) and dets.num_keypoints != self._kp.shape[1]:
+            # poses appear (or change layout): tracks keep their boxes, their old poses are unknown
+            k, t = dets.num_keypoints, len(self._id)
+            self._kp, self._kp_score = np.zeros((t, k, 2)), np.zeros((t, k), np.float32)
+        scores = dets.scores
+        usable = box_area_xyxy(dets.boxes_xyxy) >= cfg.min_box_area
+        high = np.nonzero(usable & (scores >= cfg.high_score_threshold))[0]
+        low = np.nonzero(usable & (scores >= cfg.low_score_threshold) & (scores < cfg.high_score_threshold))[0]
 
         # 1. predict
         self._predict_all(f)
-        high = detections[detections.scores >= cfg.high_score_threshold]
-        low = detections[(detections.scores >= cfg.low_score_threshold)
-                         & (detections.scores < cfg.high_score_threshold)]
-        confirmed = [t for t in self.tracks if t.state in (TrackState.TRACKED, TrackState.LOST)]
-        tentative = [t for t in self.tracks if t.state is TrackState.TENTATIVE]
-        output: list[tuple[Track, Instances]] = []
+        iou, mixed = self._similarities(dets)
+        state = self._state
+        confirmed = np.nonzero(state != _TENTATIVE)[0]
+        tentative = np.nonzero(state == _TENTATIVE)[0]
 
         # 2. confident detections against tracked and lost tracks
-        matches, um_tracks, um_high = self._match(confirmed, high, cfg.match_cost_threshold, True)
-        for ti, di in matches:
-            self._apply(confirmed[ti], high[di], f)
-            confirmed[ti].state = TrackState.TRACKED
-            output.append((confirmed[ti], high[di]))
+        t2, r2, um_tracks, um_high = _match(mixed, confirmed, high, cfg.match_cost_threshold)
+        state[t2] = _TRACKED
 
         # 3. low-score detections against tracked (not lost) tracks still unmatched
-        remaining = [confirmed[i] for i in um_tracks if confirmed[i].state is TrackState.TRACKED]
-        matches, um_rem, _ = self._match(remaining, low, cfg.low_match_cost_threshold, False)
-        for ti, di in matches:
-            self._apply(remaining[ti], low[di], f)
-            output.append((remaining[ti], low[di]))
-        for i in um_rem:
-            remaining[i].state = TrackState.LOST
+        remaining = um_tracks[state[um_tracks] == _TRACKED]
+        t3, r3, um_remaining, um_low = _match(iou, remaining, low, cfg.low_match_cost_threshold)
+        state[um_remaining] = _LOST
 
-        # 4. leftover confident detections against tentative tracks
-        left = high[um_high]
-        matches, um_tent, um_left = self._match(tentative, left, cfg.unconfirmed_match_cost_threshold, True)
-        for ti, di in matches:
-            track = tentative[ti]
-            self._apply(track, left[di], f)
-            if track.hits >= cfg.min_hits:
-                self._confirm(track)
-                output.append((track, left[di]))
-        for i in um_tent:
-            tentative[i].state = TrackState.REMOVED
+        # 4. detections left over that could be an animal against lost tracks, with widened boxes
+        candidates = np.concatenate([um_high, um_low[scores[um_low] >= cfg.new_track_threshold]])
+        t4, r4 = _EMPTY, _EMPTY
+        if cfg.lost_box_buffer > 0:
+            lost = np.nonzero(state == _LOST)[0]
+            t4, r4, _, candidates = self._match_lost(lost, dets, candidates)
+            state[t4] = _TRACKED
 
-        # 5. new tentative tracks from confident detections nobody claimed
-        for di in um_left:
-            det = left[di]
-            if det.scores[0] < cfg.new_track_threshold:
-                continue
-            mean, cov = self.motion.initiate(xyxy_to_xyah(det.boxes_xyxy)[0])
-            track = Track(mean, cov, det, f, self.updates)
-            self.tracks.append(track)
-            if first_frame or cfg.min_hits <= 1:
-                self._confirm(track)
-                output.append((track, det))
+        # 5. the rest against tentative tracks
+        t5, r5, um_tentative, um_new = _match(mixed, tentative, candidates,
+                                              cfg.unconfirmed_match_cost_threshold)
+        self._observe(np.concatenate([t2, t3, t4, t5]), dets, np.concatenate([r2, r3, r4, r5]), f)
+        confirmed_now = t5[self._hits[t5] >= cfg.min_hits]
+        self._confirm(confirmed_now)
+        state[um_tentative] = _REMOVED
+        output = [t2, t3, t4, confirmed_now]
 
-        # 6. ageing
-        for t in self.tracks:
-            if t.state is TrackState.LOST and f - t.last_frame > cfg.track_buffer:
-                t.state = TrackState.REMOVED
-        self.tracks = [t for t in self.tracks if t.state is not TrackState.REMOVED]
-        return self._emit(output, f, detections.num_keypoints)
+        # 6. new tentative tracks from the rest; on a video's first frame they get ids at once
+        new_rows = um_new[scores[um_new] >= cfg.new_track_threshold]
+        if len(new_rows):
+            new = self._append(dets, new_rows, f)
+            if cfg.min_hits <= 1 or first_frame:
+                self._confirm(new)
+                output.append(new)
+
+        out = np.concatenate(output)
+        ids, rows = self._id[out], self._row[out]
+
+        # 7. ageing
+        state = self._state
+        drop = (state == _REMOVED) | ((state == _LOST)
+                                               & (f - self._last_frame > cfg.track_buffer))
+        if drop.any():
+            self._keep(~drop)
+
+        order = np.argsort(ids, kind="stable")
+        return dets.take(rows[order], track_ids=ids[order])
 
     def predict_only(self, frame_index: int) -> Instances:
         """Advance a frame without detections (``--det-every``): predicted boxes of tracked animals."""
         self.frames_seen += 1
         self._predict_all(frame_index)
-        output = []
-        for t in self.tracks:
-            if t.state is TrackState.TRACKED:
-                obs = t.observation
-                output.append((t, obs.with_(boxes_xyxy=t.predicted_box_xyxy[None],
-                                            keypoints=t.predicted_keypoints[None])))
-        k = output[0][1].num_keypoints if output else 0
-        return self._emit(output, frame_index, k)
-
-    @staticmethod
-    def _emit(output, frame_index: int, num_keypoints: int) -> Instances:
-        if not output:
-            return Instances.empty(num_keypoints, frame_index)
-        output.sort(key=lambda pair: pair[0].track_id)
-        out = Instances.concatenate([obs for _, obs in output], frame_index=frame_index)
-        return out.with_(track_ids=np.array([t.track_id for t, _ in output]))
+        tracked = np.nonzero(self._state == _TRACKED)[0]
+        tracked = tracked[np.argsort(self._id[tracked], kind="stable")]
+        if not len(tracked):
+            return Instances.empty(self._kp.shape[1], frame_index)
+        last = Instances.concatenate([self._source[t].take([self._row[t]]) for t in tracked.tolist()],
+                                     frame_index=frame_index)
+        moved = moved_keypoints(self._kp[tracked], self._box[tracked], self._mean[tracked])
+        return last.with_(boxes_xyxy=self._pred[tracked], keypoints=moved, track_ids=self._id[tracked])
