@@ -209,8 +209,9 @@ def _summary_table(summary: dict) -> str:
 def cmd_run(args) -> int:
     from tqdm import tqdm
 
+    from .background import BackgroundWorker, Prefetcher
     from .draw import TrailHistory, annotate
-    from .pipeline import build_pipeline
+    from .pipeline import StageTimer, build_pipeline
     from .results import ResultsWriter
     from .video import AtomicVideoWriter, VideoReader
 
@@ -230,23 +231,41 @@ def cmd_run(args) -> int:
     }
     video_out = None
     results = None
+    frames_in = None
+    output_worker = None
     track_ids: set[int] = set()
     animals = max_animals = frames = 0
     timer = pipeline.timer
+    out_timer = StageTimer()  # drawing and writing, timed on their own thread
     trails = TrailHistory(config.draw.trail_length) if args.trails else None
+
+    def emit(item) -> None:
+        frame, tracked = item
+        with out_timer("write"):
+            results.write(tracked)
+        if video_out is not None:
+            with out_timer("draw"):
+                if trails is not None:
+                    trails.update(tracked)
+                drawn = annotate(frame, tracked, layout, config.draw, trails)
+            with out_timer("write"):
+                video_out.write(drawn)
+
     try:
         results = ResultsWriter(out_dir, stem, info, info["keypoint_names"])
         if not args.no_video:
             video_out = AtomicVideoWriter(out_dir / f"{stem}.mp4", reader.fps,
                                           (reader.width, reader.height))
         started = time.perf_counter()
+        # decoding runs ahead and drawing/encoding runs behind on their own threads
+        frames_in = Prefetcher(reader)
+        output_worker = BackgroundWorker(emit)
         bar = tqdm(total=reader.expected_frames, unit="frame", disable=args.quiet,
                    dynamic_ncols=True, desc=stem, file=sys.stderr)
         with bar:
-            frame_iter = iter(reader)
             while True:
-                with timer("read"):
-                    item = next(frame_iter, None)
+                with timer("read"):  # time spent waiting for the decoder
+                    item = next(frames_in, None)
                 if item is None:
                     break
                 index, frame = item
@@ -255,22 +274,15 @@ def cmd_run(args) -> int:
                 animals += len(tracked)
                 max_animals = max(max_animals, len(tracked))
                 track_ids.update(int(t) for t in tracked.track_ids)
-                with timer("write"):
-                    results.write(tracked)
-                if video_out is not None:
-                    with timer("draw"):
-                        if trails is not None:
-                            trails.update(tracked)
-                        drawn = annotate(frame, tracked, layout, config.draw, trails)
-                    with timer("write"):
-                        video_out.write(drawn)
+                output_worker.submit((frame, tracked))
                 bar.update(1)
+            output_worker.join()
         elapsed = time.perf_counter() - started
         summary = {
             "frames": frames, "animals": animals, "max_animals_per_frame": max_animals,
             "tracks": len(track_ids), "seconds": round(elapsed, 3),
             "fps": round(frames / elapsed, 2) if elapsed > 0 else float("nan"),
-            "ms_per_frame": timer.ms_per_frame(frames),
+            "ms_per_frame": {**timer.ms_per_frame(frames), **out_timer.ms_per_frame(frames)},
             "outputs": {"json": str(results.json_path), "csv": str(results.csv_path),
                         "video": str(video_out.path) if video_out else None},
             "video_codec": video_out.fourcc if video_out else None,
@@ -279,6 +291,10 @@ def cmd_run(args) -> int:
             video_out.commit()
         results.commit(summary)
     finally:
+        if output_worker is not None:
+            output_worker.close()
+        if frames_in is not None:
+            frames_in.close()
         reader.close()
         if video_out is not None:
             video_out.close()

@@ -174,6 +174,9 @@ def main() -> int:
         "aptrack_no_video_fps": results_only["fps"],
         "yolo_track_fps": yolo["fps"], "yolo_track_ids": yolo["ids"],
         "median_fps": {k: float(np.median(v)) for k, v in passes.items()}, "passes_fps": passes,
+        # paired by round (same machine load): aptrack frames/s over yolo track frames/s
+        "ratio_to_yolo_track": {k: [a / y for a, y in zip(passes[k], passes["yolo_track"])]
+                                for k in ("aptrack", "aptrack_no_video")},
     }
     print(f"video              {args.video} ({n} frames), device {args.device}, pose {args.pose}, "
           f"best of {args.rounds} interleaved rounds")
@@ -188,6 +191,10 @@ def main() -> int:
     med = report["median_fps"]
     print(f"median of passes   aptrack {med['aptrack']:.2f}, aptrack --no-video {med['aptrack_no_video']:.2f}, "
           f"yolo track {med['yolo_track']:.2f} frames/s")
+    for key, ratios in report["ratio_to_yolo_track"].items():
+        wins = sum(r >= 1.0 for r in ratios)
+        print(f"{key:<18} / yolo track, per round: median {np.median(ratios):.3f}, "
+              f"range {min(ratios):.3f}-{max(ratios):.3f}, faster in {wins} of {len(ratios)} rounds")
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
     return 0
