@@ -5,10 +5,10 @@ The state is ``[cx, cy, a, h, vcx, vcy, va, vh]``: box centre, aspect ratio
 proportional to the box height, as in SORT/DeepSORT/ByteTrack, so the filter
 behaves the same for near and far animals. The single-track ``predict`` and
 ``update`` run filterpy's equations; this class builds the matrices.
-``predict_blocks`` / ``update_blocks`` (and ``multi_*`` on full matrices)
-apply the same equations, filterpy's Joseph-form update included, to all
-tracks at once; the tracker uses them every frame, and tests hold them equal
-to the filterpy path.
+``initiate_packed`` / ``predict_packed`` / ``update_packed`` (and ``multi_*`` on
+full matrices) apply the same equations, filterpy's Joseph-form update
+included, to all tracks at once in a packed row per track; the tracker uses
+them every frame, and tests hold them equal to the filterpy path.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from filterpy.kalman import predict as kf_predict
 from filterpy.kalman import update as kf_update
 
 NDIM = 4
+PACKED = 2 * NDIM + 3 * NDIM  # mean, then the pp, pv and vv blocks of the covariance
 
 
 class KalmanBoxMotion:
@@ -41,23 +42,16 @@ class KalmanBoxMotion:
         self.std_aspect = std_aspect
         self.std_aspect_velocity = std_aspect_velocity
         self.std_aspect_measurement = std_aspect_measurement
+        p, v = std_position, std_velocity
+        # noise standard deviations = per_height * box height + fixed, per coordinate
+        self._pos_per_height, self._pos_fixed = np.array([p, p, 0.0, p]), np.array([0.0, 0.0, std_aspect, 0.0])
+        self._vel_per_height = np.array([v, v, 0.0, v])
+        self._vel_fixed = np.array([0.0, 0.0, std_aspect_velocity, 0.0])
+        self._meas_per_height = np.array([p, p, 0.0, p])
+        self._meas_fixed = np.array([0.0, 0.0, std_aspect_measurement, 0.0])
         self.F = np.eye(2 * NDIM)
         self.F[:NDIM, NDIM:] = np.eye(NDIM)
         self.H = np.eye(NDIM, 2 * NDIM)
-
-    def _process_var(self, h: np.ndarray) -> np.ndarray:
-        """Diagonal of the process noise for heights ``h`` (N,): (N, 8) variances."""
-        p, v = self.std_position, self.std_velocity
-        per_height = np.array([p, p, 0.0, p, v, v, 0.0, v])
-        fixed = np.array([0.0, 0.0, self.std_aspect, 0.0, 0.0, 0.0, self.std_aspect_velocity, 0.0])
-        return (h[:, None] * per_height + fixed) ** 2
-
-    def _measurement_var(self, h: np.ndarray) -> np.ndarray:
-        """Diagonal of the measurement noise for heights ``h`` (N,): (N, 4) variances."""
-        p = self.std_position
-        per_height = np.array([p, p, 0.0, p])
-        fixed = np.array([0.0, 0.0, self.std_aspect_measurement, 0.0])
-        return (h[:, None] * per_height + fixed) ** 2
 
     def _pos_std(self, h: float, factor: float = 1.0) -> np.ndarray:
         p = self.std_position * h * factor
@@ -92,88 +86,79 @@ class KalmanBoxMotion:
 
     # The four coordinates move independently (F, Q, H and R are block-diagonal
     # and initiate() starts from a diagonal covariance), so every covariance is
-    # four 2 x 2 (value, velocity) blocks. The compact form keeps those blocks
-    # as (N, 3, 4): variances of the values, value-velocity covariances and
-    # variances of the velocities, per coordinate; the *_blocks methods work on
-    # it element-wise, which is what the tracker runs every frame.
+    # four 2 x 2 (value, velocity) blocks. The packed form keeps a track in one
+    # row of PACKED numbers: the mean (8), then per coordinate the variances of
+    # the values (4), the value-velocity covariances (4) and the variances of
+    # the velocities (4). The *_packed methods work on it column-wise, for all
+    # tracks at once; the tracker runs them every frame.
     _P, _V = np.arange(NDIM), np.arange(NDIM) + NDIM
     # flat (row * 8 + col) positions of the pp, pv, vp and vv entries
     _FLAT = np.concatenate([_P * 2 * NDIM + _P, _P * 2 * NDIM + _V, _V * 2 * NDIM + _P, _V * 2 * NDIM + _V])
     _TAKE = np.concatenate([_FLAT[:2 * NDIM], _FLAT[3 * NDIM:]])  # pp, pv, vv
 
     @classmethod
-    def to_blocks(cls, covariances) -> np.ndarray:
-        """(N, 8, 8) block-diagonal covariances -> compact (N, 3, 4)."""
-        c = np.asarray(covariances, np.float64).reshape(-1, 4 * NDIM * NDIM)
-        return c[:, cls._TAKE].reshape(-1, 3, NDIM)
+    def pack(cls, means, covariances) -> np.ndarray:
+        """(N, 8) means and (N, 8, 8) block-diagonal covariances -> packed (N, 20)."""
+        m = np.asarray(means, np.float64).reshape(-1, 2 * NDIM)
+        c = np.asarray(covariances, np.float64).reshape(len(m), 4 * NDIM * NDIM)
+        return np.concatenate([m, c[:, cls._TAKE]], axis=1)
 
     @classmethod
-    def from_blocks(cls, blocks) -> np.ndarray:
-        """Compact (N, 3, 4) -> full (N, 8, 8) covariances."""
-        b = np.asarray(blocks, np.float64).reshape(-1, 3, NDIM)
-        out = np.zeros((len(b), 4 * NDIM * NDIM))
-        out[:, cls._FLAT] = np.concatenate([b[:, 0], b[:, 1], b[:, 1], b[:, 2]], axis=1)
-        return out.reshape(-1, 2 * NDIM, 2 * NDIM)
+    def unpack(cls, packed) -> tuple[np.ndarray, np.ndarray]:
+        """Packed (N, 20) -> (N, 8) means and full (N, 8, 8) covariances."""
+        s = np.asarray(packed, np.float64).reshape(-1, PACKED)
+        blocks = s[:, 2 * NDIM:]
+        out = np.zeros((len(s), 4 * NDIM * NDIM))
+        out[:, cls._FLAT] = np.concatenate([blocks[:, :2 * NDIM], blocks[:, NDIM:]], axis=1)
+        return s[:, :2 * NDIM].copy(), out.reshape(-1, 2 * NDIM, 2 * NDIM)
 
-    def predict_blocks(self, means, blocks) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`predict` for N tracks in compact form.
-
-        Parameters
-        ----------
-        means : (N, 8) array_like
-        blocks : (N, 3, 4) array_like, see :meth:`to_blocks`
-
-        Returns
-        -------
-        New (N, 8) means and (N, 3, 4) blocks, float64.
-        """
-        x = np.array(means, np.float64).reshape(-1, 2 * NDIM)
-        pp, pv, vv = np.asarray(blocks, np.float64).reshape(-1, 3, NDIM).transpose(1, 0, 2)
-        q = self._process_var(x[:, 3])
-        x[:, :NDIM] += x[:, NDIM:]
-        out = np.empty((len(x), 3, NDIM))
-        out[:, 0] = pp + 2 * pv + vv + q[:, :NDIM]
-        out[:, 1] = pv + vv
-        out[:, 2] = vv + q[:, NDIM:]
-        return x, out
-
-    def update_blocks(self, means, blocks, xyah) -> tuple[np.ndarray, np.ndarray]:
-        """:meth:`update` for N tracks in compact form, each with its measured box.
-
-        Parameters
-        ----------
-        means : (N, 8) array_like
-        blocks : (N, 3, 4) array_like, see :meth:`to_blocks`
-        xyah : (N, 4) array_like
-            Measured boxes as centre x, centre y (pixels), aspect ``w / h``, height (pixels).
-
-        Returns
-        -------
-        New (N, 8) means and (N, 3, 4) blocks, float64.
-        """
-        x = np.array(means, np.float64).reshape(-1, 2 * NDIM)
-        pp, pv, vv = np.asarray(blocks, np.float64).reshape(-1, 3, NDIM).transpose(1, 0, 2)
+    def initiate_packed(self, xyah) -> np.ndarray:
+        """:meth:`initiate` for (N, 4) first measurements: packed (N, 20) states."""
         z = np.asarray(xyah, np.float64).reshape(-1, NDIM)
-        r = self._measurement_var(x[:, 3])
-        s = pp + r
-        k_p, k_v = pp / s, pv / s                     # Kalman gain of value and velocity
-        innovation = z - x[:, :NDIM]
-        x[:, :NDIM] += k_p * innovation
-        x[:, NDIM:] += k_v * innovation
-        # Joseph form, as filterpy: (I - KH) P (I - KH)^T + K R K^T
+        h = z[:, 3:4]
+        out = np.zeros((len(z), PACKED))
+        out[:, :NDIM] = z
+        out[:, 8:12] = (2 * self._pos_per_height * h + 2 * self._pos_fixed) ** 2
+        out[:, 16:20] = (10 * self._vel_per_height * h + 10 * self._vel_fixed) ** 2
+        return out
+
+    def predict_packed(self, packed) -> np.ndarray:
+        """:meth:`predict` for packed (N, 20) states; returns a new array."""
+        s = np.asarray(packed, np.float64)
+        h = s[:, 3:4]
+        pp, pv, vv = s[:, 8:12], s[:, 12:16], s[:, 16:20]
+        out = np.empty_like(s)
+        out[:, :NDIM] = s[:, :NDIM] + s[:, NDIM:2 * NDIM]
+        out[:, NDIM:2 * NDIM] = s[:, NDIM:2 * NDIM]
+        out[:, 8:12] = pp + 2 * pv + vv + (self._pos_per_height * h + self._pos_fixed) ** 2
+        out[:, 12:16] = pv + vv
+        out[:, 16:20] = vv + (self._vel_per_height * h + self._vel_fixed) ** 2
+        return out
+
+    def update_packed(self, packed, xyah) -> np.ndarray:
+        """:meth:`update` for packed (N, 20) states, each with its measured box
+        (N, 4) as centre x, centre y (pixels), aspect ``w / h``, height (pixels);
+        filterpy's Joseph form. Returns a new array."""
+        s = np.asarray(packed, np.float64)
+        z = np.asarray(xyah, np.float64).reshape(-1, NDIM)
+        r = (self._meas_per_height * s[:, 3:4] + self._meas_fixed) ** 2
+        pp, pv, vv = s[:, 8:12], s[:, 12:16], s[:, 16:20]
+        k_p, k_v = pp / (pp + r), pv / (pp + r)        # Kalman gain of value and velocity
+        innovation = z - s[:, :NDIM]
         one = 1.0 - k_p
-        out = np.empty((len(x), 3, NDIM))
-        out[:, 0] = one * one * pp + k_p * k_p * r
-        out[:, 1] = one * (pv - k_v * pp) + k_p * k_v * r
-        out[:, 2] = vv - 2 * k_v * pv + k_v * k_v * (pp + r)
-        return x, out
+        out = np.empty_like(s)
+        out[:, :NDIM] = s[:, :NDIM] + k_p * innovation
+        out[:, NDIM:2 * NDIM] = s[:, NDIM:2 * NDIM] + k_v * innovation
+        # (I - KH) P (I - KH)^T + K R K^T, block by block
+        out[:, 8:12] = one * one * pp + k_p * k_p * r
+        out[:, 12:16] = one * (pv - k_v * pp) + k_p * k_v * r
+        out[:, 16:20] = vv - 2 * k_v * pv + k_v * k_v * (pp + r)
+        return out
 
     def multi_predict(self, means, covariances) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`predict` for a stack of (N, 8) means and (N, 8, 8) covariances."""
-        x, b = self.predict_blocks(means, self.to_blocks(covariances))
-        return x, self.from_blocks(b)
+        return self.unpack(self.predict_packed(self.pack(means, covariances)))
 
     def multi_update(self, means, covariances, xyah) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`update` for a stack of (N, 8) means, (N, 8, 8) covariances and (N, 4) boxes."""
-        x, b = self.update_blocks(means, self.to_blocks(covariances), xyah)
-        return x, self.from_blocks(b)
+        return self.unpack(self.update_packed(self.pack(means, covariances), xyah))

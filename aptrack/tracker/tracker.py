@@ -35,7 +35,7 @@ import numpy as np
 from ..boxes import box_area_xyxy, box_iou_xyxy, xyah_to_xyxy, xyxy_to_xyah
 from ..config import TrackerConfig
 from ..structures import Instances
-from .kalman import KalmanBoxMotion
+from .kalman import PACKED, KalmanBoxMotion
 from .matching import linear_assignment, similarity_matrix
 
 _EMPTY = np.zeros(0, np.int64)
@@ -115,88 +115,96 @@ class PoseTracker:
         self._init_table(0)
 
     # -- the track table ------------------------------------------------------
+    # One row per track in three arrays, so that each step reads and writes a
+    # few whole arrays: ``_kf`` packed Kalman states (see KalmanBoxMotion),
+    # ``_obs`` the last observation (box xyxy | keypoints x, y | keypoint
+    # scores), ``_int`` the bookkeeping columns below. ``_pred`` holds this
+    # frame's predicted boxes, ``_source`` the Instances each last observation
+    # came from.
+    _ID, _STATE, _HITS, _LAST_FRAME, _LAST_UPDATE, _ROW = range(6)
+
     def _init_table(self, num_keypoints: int) -> None:
-        k = num_keypoints
-        self._mean = np.zeros((0, 8))                # Kalman state, xyah and velocities
-        self._cov = np.zeros((0, 3, 4))              # compact Kalman covariance
-        self._pred = np.zeros((0, 4))                # predicted box, xyxy, this frame
-        self._id = np.zeros(0, np.int64)             # -1 until confirmed
-        self._state = np.zeros(0, np.int8)
-        self._hits = np.zeros(0, np.int64)           # consecutive detection updates matched
-        self._last_frame = np.zeros(0, np.int64)
-        self._last_update = np.zeros(0, np.int64)
-        self._row = np.zeros(0, np.int64)            # row of the last observation in its frame
-        self._box = np.zeros((0, 4))                 # last observed box, xyxy
-        self._kp = np.zeros((0, k, 2))               # last observed keypoints
-        self._kp_score = np.zeros((0, k), np.float32)
-        self._source: list[Instances] = []           # the frame each last observation came from
+        self._k = num_keypoints
+        self._kf = np.zeros((0, PACKED))
+        self._obs = np.zeros((0, 4 + 3 * num_keypoints))
+        self._int = np.zeros((0, 6), np.int64)
+        self._pred = np.zeros((0, 4))
+        self._source: list[Instances] = []
 
     @property
     def num_tracks(self) -> int:
         """Tracks alive (tentative, tracked or lost)."""
-        return len(self._id)
+        return len(self._int)
+
+    def _observations(self, dets: Instances, rows: np.ndarray) -> np.ndarray:
+        """Rows of ``_obs`` for detection ``rows``."""
+        n = len(rows)
+        return np.concatenate([dets.boxes_xyxy[rows], dets.keypoints[rows].reshape(n, -1),
+                               dets.keypoint_scores[rows]], axis=1)
+
+    def _box(self, tracks=slice(None)) -> np.ndarray:
+        return self._obs[tracks, :4]
+
+    def _keypoints(self, tracks=slice(None)) -> np.ndarray:
+        flat = self._obs[tracks, 4:4 + 2 * self._k]
+        return flat.reshape(len(flat), self._k, 2)
+
+    def _keypoint_scores(self, tracks=slice(None)) -> np.ndarray:
+        return self._obs[tracks, 4 + 2 * self._k:]
 
     def _append(self, dets: Instances, rows: np.ndarray, frame_index: int) -> np.ndarray:
         """New tentative tracks from detection ``rows``; returns their table indices."""
-        start = len(self._id)
-        n = len(rows)
-        boxes = dets.boxes_xyxy[rows].astype(np.float64)
-        means, covs = zip(*(self.motion.initiate(z) for z in xyxy_to_xyah(boxes)))
-        self._mean = np.concatenate([self._mean, np.array(means)])
-        self._cov = np.concatenate([self._cov, self.motion.to_blocks(np.array(covs))])
-        self._pred = np.concatenate([self._pred, boxes])
-        self._id = np.concatenate([self._id, np.full(n, -1, np.int64)])
-        self._state = np.concatenate([self._state, np.full(n, _TENTATIVE, np.int8)])
-        self._hits = np.concatenate([self._hits, np.ones(n, np.int64)])
-        self._last_frame = np.concatenate([self._last_frame, np.full(n, frame_index, np.int64)])
-        self._last_update = np.concatenate([self._last_update, np.full(n, self.updates, np.int64)])
-        self._row = np.concatenate([self._row, rows])
-        self._box = np.concatenate([self._box, boxes])
-        self._kp = np.concatenate([self._kp, dets.keypoints[rows].astype(np.float64)])
-        self._kp_score = np.concatenate([self._kp_score, dets.keypoint_scores[rows]])
+        start, n = len(self._int), len(rows)
+        obs = self._observations(dets, rows)
+        ints = np.empty((n, 6), np.int64)
+        ints[:, [self._ID, self._STATE, self._HITS, self._LAST_FRAME, self._LAST_UPDATE]] = (
+            -1, _TENTATIVE, 1, frame_index, self.updates)
+        ints[:, self._ROW] = rows
+        self._kf = np.concatenate([self._kf, self.motion.initiate_packed(xyxy_to_xyah(obs[:, :4]))])
+        self._obs = np.concatenate([self._obs, obs])
+        self._int = np.concatenate([self._int, ints])
+        self._pred = np.concatenate([self._pred, obs[:, :4]])
         self._source.extend([dets] * n)
         return np.arange(start, start + n)
 
     def _keep(self, keep: np.ndarray) -> None:
-        for name in ("_mean", "_cov", "_pred", "_id", "_state", "_hits", "_last_frame", "_last_update",
-                     "_row", "_box", "_kp", "_kp_score"):
-            setattr(self, name, getattr(self, name)[keep])
+        self._kf, self._obs, self._int, self._pred = (self._kf[keep], self._obs[keep], self._int[keep],
+                                                      self._pred[keep])
         self._source = [s for s, k in zip(self._source, keep.tolist()) if k]
 
     def _observe(self, tracks: np.ndarray, dets: Instances, rows: np.ndarray, frame_index: int) -> None:
         """Record detection ``rows`` as the observations of ``tracks`` and correct their Kalman states."""
         if not len(tracks):
             return
-        boxes = dets.boxes_xyxy[rows].astype(np.float64)
-        self._mean[tracks], self._cov[tracks] = self.motion.update_blocks(
-            self._mean[tracks], self._cov[tracks], xyxy_to_xyah(boxes))
+        obs = self._observations(dets, rows)
+        self._kf[tracks] = self.motion.update_packed(self._kf[tracks], xyxy_to_xyah(obs[:, :4]))
+        self._obs[tracks] = obs
+        ints = self._int[tracks]
         # consecutive detection updates, not frames: with --det-every N they are N frames apart
-        streak = self._last_update[tracks] == self.updates - 1
-        self._hits[tracks] = np.where(streak, self._hits[tracks] + 1, 1)
-        self._last_frame[tracks] = frame_index
-        self._last_update[tracks] = self.updates
-        self._row[tracks] = rows
-        self._box[tracks] = boxes
-        self._kp[tracks] = dets.keypoints[rows]
-        self._kp_score[tracks] = dets.keypoint_scores[rows]
+        streak = ints[:, self._LAST_UPDATE] == self.updates - 1
+        ints[:, self._HITS] = np.where(streak, ints[:, self._HITS] + 1, 1)
+        ints[:, self._LAST_FRAME] = frame_index
+        ints[:, self._LAST_UPDATE] = self.updates
+        ints[:, self._ROW] = rows
+        self._int[tracks] = ints
         for t in tracks.tolist():
             self._source[t] = dets
 
     def _confirm(self, tracks: np.ndarray) -> None:
-        self._state[tracks] = _TRACKED
-        new = tracks[self._id[tracks] < 0]
-        self._id[new] = self.num_ids + 1 + np.arange(len(new))
+        self._int[tracks, self._STATE] = _TRACKED
+        new = tracks[self._int[tracks, self._ID] < 0]
+        self._int[new, self._ID] = self.num_ids + 1 + np.arange(len(new))
         self.num_ids += len(new)
 
     def _predict_all(self, frame_index: int) -> None:
-        if not len(self._id):
+        if not len(self._int):
             return
-        stale = ((self._state == _LOST)
-                 & (frame_index - self._last_frame > self.config.lost_motion_frames))
+        stale = ((self._int[:, self._STATE] == _LOST)
+                 & (frame_index - self._int[:, self._LAST_FRAME] > self.config.lost_motion_frames))
         if stale.any():
-            self._mean[stale, 4:] = 0.0  # long-lost animals are searched for where they were last
-        self._mean, self._cov = self.motion.predict_blocks(self._mean, self._cov)
-        self._pred = xyah_to_xyxy(self._mean[:, :4])
+            self._kf[stale, 4:8] = 0.0  # long-lost animals are searched for where they were last
+        self._kf = self.motion.predict_packed(self._kf)
+        self._pred = xyah_to_xyxy(self._kf[:, :4])
 
     # -- association -----------------------------------------------------------
     def _similarities(self, dets: Instances) -> tuple[np.ndarray, np.ndarray]:
@@ -207,8 +215,8 @@ class PoseTracker:
                 and self.config.oks_weight > 0):
             return iou, iou
         thr = self.config.keypoint_score_threshold
-        kp_t = moved_keypoints(self._kp, self._box, self._mean)
-        mixed = similarity_matrix(self._pred, dets.boxes_xyxy, kp_t, self._kp_score >= thr, dets.keypoints,
+        kp_t = moved_keypoints(self._keypoints(), self._box(), self._kf)
+        mixed = similarity_matrix(self._pred, dets.boxes_xyxy, kp_t, self._keypoint_scores() >= thr, dets.keypoints,
                                   dets.keypoint_scores >= thr, self.sigmas, self.config.oks_weight,
                                   self.config.min_common_keypoints, iou=iou)
         return iou, mixed
@@ -241,10 +249,10 @@ class PoseTracker:
         first_frame = self.frames_seen == 0
         self.frames_seen += 1
         self.updates += 1
-        if len(dets) and dets.num_keypoints != self._kp.shape[1]:
+        if len(dets) and dets.num_keypoints != self._k:
             # poses appear (or change layout): tracks keep their boxes, their old poses are unknown
-            k, t = dets.num_keypoints, len(self._id)
-            self._kp, self._kp_score = np.zeros((t, k, 2)), np.zeros((t, k), np.float32)
+            self._k = dets.num_keypoints
+            self._obs = np.concatenate([self._obs[:, :4], np.zeros((len(self._obs), 3 * self._k))], axis=1)
         scores = dets.scores
         usable = box_area_xyxy(dets.boxes_xyxy) >= cfg.min_box_area
         high = np.nonzero(usable & (scores >= cfg.high_score_threshold))[0]
@@ -253,7 +261,7 @@ class PoseTracker:
         # 1. predict
         self._predict_all(f)
         iou, mixed = self._similarities(dets)
-        state = self._state
+        state = self._int[:, self._STATE]  # a view: writes go into the table
         confirmed = np.nonzero(state != _TENTATIVE)[0]
         tentative = np.nonzero(state == _TENTATIVE)[0]
 
@@ -278,7 +286,7 @@ class PoseTracker:
         t5, r5, um_tentative, um_new = _match(mixed, tentative, candidates,
                                               cfg.unconfirmed_match_cost_threshold)
         self._observe(np.concatenate([t2, t3, t4, t5]), dets, np.concatenate([r2, r3, r4, r5]), f)
-        confirmed_now = t5[self._hits[t5] >= cfg.min_hits]
+        confirmed_now = t5[self._int[t5, self._HITS] >= cfg.min_hits]
         self._confirm(confirmed_now)
         state[um_tentative] = _REMOVED
         output = [t2, t3, t4, confirmed_now]
@@ -292,12 +300,12 @@ class PoseTracker:
                 output.append(new)
 
         out = np.concatenate(output)
-        ids, rows = self._id[out], self._row[out]
+        ids, rows = self._int[out, self._ID], self._int[out, self._ROW]
 
         # 7. ageing
-        state = self._state
+        state = self._int[:, self._STATE]
         drop = (state == _REMOVED) | ((state == _LOST)
-                                               & (f - self._last_frame > cfg.track_buffer))
+                                      & (f - self._int[:, self._LAST_FRAME] > cfg.track_buffer))
         if drop.any():
             self._keep(~drop)
 
@@ -308,11 +316,13 @@ class PoseTracker:
         """Advance a frame without detections (``--det-every``): predicted boxes of tracked animals."""
         self.frames_seen += 1
         self._predict_all(frame_index)
-        tracked = np.nonzero(self._state == _TRACKED)[0]
-        tracked = tracked[np.argsort(self._id[tracked], kind="stable")]
+        ids = self._int[:, self._ID]
+        tracked = np.nonzero(self._int[:, self._STATE] == _TRACKED)[0]
+        tracked = tracked[np.argsort(ids[tracked], kind="stable")]
         if not len(tracked):
-            return Instances.empty(self._kp.shape[1], frame_index)
-        last = Instances.concatenate([self._source[t].take([self._row[t]]) for t in tracked.tolist()],
+            return Instances.empty(self._k, frame_index)
+        rows = self._int[tracked, self._ROW]
+        last = Instances.concatenate([self._source[t].take([r]) for t, r in zip(tracked.tolist(), rows.tolist())],
                                      frame_index=frame_index)
-        moved = moved_keypoints(self._kp[tracked], self._box[tracked], self._mean[tracked])
-        return last.with_(boxes_xyxy=self._pred[tracked], keypoints=moved, track_ids=self._id[tracked])
+        moved = moved_keypoints(self._keypoints(tracked), self._box(tracked), self._kf[tracked])
+        return last.with_(boxes_xyxy=self._pred[tracked], keypoints=moved, track_ids=ids[tracked])
