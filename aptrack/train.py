@@ -33,7 +33,7 @@ from .codec import HeatmapCodec
 from .config import (TRAIN_DIR, ConfigError, KeypointLayout, PoseConfig, _build, read_yaml)
 from .datasets import KeypointDataset
 from .errors import DatasetError
-from .models import SimpleBaseline, build_checkpoint, load_imagenet_backbone
+from .models import SimpleBaseline, build_checkpoint, load_checkpoint, load_imagenet_backbone
 from .pose import TopDownPoseEstimator, normalize_crops
 from .results import write_atomic
 
@@ -47,14 +47,18 @@ class ModelConfig:
     """Network: backbone name, deconvolution head, ImageNet start, frozen stem.
 
     ``pretrained`` is a registry name or path of ImageNet backbone weights (or
-    None for random init). ``frozen_stages``: the first this many blocks of the
-    backbone keep their ImageNet weights and batch-norm statistics.
+    None for random init). ``init`` is a registry name or path of an aptrack
+    pose checkpoint whose whole network starts the run (fine-tuning); its
+    architecture and keypoint layout must match, its input size may differ.
+    ``frozen_stages``: the first this many blocks of the backbone keep their
+    starting weights and batch-norm statistics.
     """
 
     backbone: str = "mobilenet_v2"
     deconv_channels: tuple[int, ...] = (128, 128, 128)
     deconv_kernel: int = 4
     pretrained: str | None = "mobilenetv2-imagenet"
+    init: str | None = None
     frozen_stages: int = 4
 
     def arch(self) -> dict:
@@ -175,11 +179,18 @@ class Trainer:
     device : "cpu" or "cuda"
     pretrained_path : ImageNet backbone weights file, or None
     meta : provenance stored in the model checkpoints
+    init_path : aptrack pose checkpoint to start from (fine-tuning), or None;
+        it replaces the ImageNet start
+
+    Raises
+    ------
+    ConfigError
+        If ``init_path`` holds another architecture or keypoint layout.
     """
 
     def __init__(self, config: TrainConfig, train_set: KeypointDataset, val_set: KeypointDataset | None,
                  out_dir: str | Path, device: str = "cpu", pretrained_path: str | Path | None = None,
-                 meta: dict | None = None):
+                 meta: dict | None = None, init_path: str | Path | None = None):
         self.config = config
         usable = train_set.num_labelled >= config.min_labelled_keypoints
         if not usable.any():
@@ -200,7 +211,9 @@ class Trainer:
                                                config.augment, train=True)
         torch.manual_seed(config.seed)
         self.model = SimpleBaseline(self.layout.num_keypoints, **config.model.arch())
-        if pretrained_path is not None:
+        if init_path is not None:
+            self._init_from(Path(init_path))
+        elif pretrained_path is not None:
             n = load_imagenet_backbone(self.model, pretrained_path)
             log.info("backbone initialised from %s (%d tensors)", pretrained_path, n)
         self.frozen = self.model.backbone[:config.model.frozen_stages]
@@ -220,6 +233,20 @@ class Trainer:
         self.history: list[dict] = []
         self.best_ap = -1.0
         self.images: dict[str, np.ndarray] = {}
+
+    def _init_from(self, path: Path) -> None:
+        """Start from a trained pose checkpoint with the same network and layout."""
+        model, _, layout, _ = load_checkpoint(path)
+        if layout.keypoints != self.layout.keypoints:
+            raise ConfigError(f"cannot start from {path}: its keypoints ({layout.name}) are not "
+                              f"this config's layout ({self.layout.name})")
+        mine = {k: tuple(v.shape) for k, v in self.model.state_dict().items()}
+        theirs = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        if mine != theirs:
+            raise ConfigError(f"cannot start from {path}: its network differs from this config's "
+                              f"model section {self.config.model.arch()}")
+        self.model.load_state_dict(model.state_dict())
+        log.info("network initialised from %s", path)
 
     # -- data -------------------------------------------------------------
     def image(self, path: str) -> np.ndarray:

