@@ -92,14 +92,18 @@ def test_shipped_registry_is_well_formed():
 
 
 def test_default_pose_model_is_committed_and_checked(monkeypatch, tmp_path):
+    from aptrack.config import load_pipeline
+    from aptrack.models import load_checkpoint
     monkeypatch.setenv("APTRACK_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("APTRACK_MIRROR", raising=False)
-    found = weights.resolve("aptrack-pose-mnv2-160")
-    assert found.source == "project" and found.path.stat().st_size < 30e6
-    from aptrack.models import load_checkpoint
-    _, codec, layout, meta = load_checkpoint(found.path)
-    assert layout.name == "ap10k" and codec.input_size == (160, 160)
-    assert meta["val_metrics"]["AP"] > 0.45  # the held-out AP recorded when it was trained
+    assert load_pipeline("default").pose.weights == "aptrack-pose-mnv2-192"
+    for name, size, min_ap in (("aptrack-pose-mnv2-192", (192, 192), 0.55),   # the default
+                               ("aptrack-pose-mnv2-160", (160, 160), 0.50)):  # its first stage
+        found = weights.resolve(name)
+        assert found.source == "project" and found.path.stat().st_size < 30e6
+        _, codec, layout, meta = load_checkpoint(found.path)
+        assert layout.name == "ap10k" and codec.input_size == size
+        assert meta["val_metrics"]["AP"] > min_ap  # the held-out AP recorded when it was trained
 
 
 def test_a_file_inside_an_archive_is_extracted_and_checked(monkeypatch, tmp_path):
