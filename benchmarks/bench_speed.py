@@ -45,9 +45,11 @@ from aptrack.detector import YoloAnimalDetector  # noqa: E402
 from aptrack.models import SimpleBaseline, build_checkpoint, load_checkpoint  # noqa: E402
 from aptrack.pose import TopDownPoseEstimator  # noqa: E402
 
-from aptrack.train import CodecConfig, ModelConfig  # noqa: E402
+from aptrack.train import load_train_config  # noqa: E402
 
-DEFAULT_ARCH = ModelConfig().arch()  # the default pose model's architecture and input size
+# the default pose model's architecture and input size (its last training stage's config)
+DEFAULT_TRAINING = load_train_config("animalpose_mobilenetv2_192_ft")
+DEFAULT_ARCH = DEFAULT_TRAINING.model.arch()
 
 
 def read_frames(path: Path) -> list[np.ndarray]:
@@ -67,7 +69,7 @@ def untrained_checkpoint(out_dir: Path) -> Path:
     layout = load_layout("ap10k")
     model = SimpleBaseline(layout.num_keypoints, **DEFAULT_ARCH)
     path = out_dir / "untrained_pose.pt"
-    torch.save(build_checkpoint(model, DEFAULT_ARCH, CodecConfig().codec(), layout,
+    torch.save(build_checkpoint(model, DEFAULT_ARCH, DEFAULT_TRAINING.codec.codec(), layout,
                                 {"note": "random weights, for timing only"}), path)
     return path
 
