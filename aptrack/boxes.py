@@ -66,6 +66,13 @@ def box_area_xyxy(boxes) -> np.ndarray:
     return wh[:, 0] * wh[:, 1]
 
 
+def widened_xyxy(boxes, buffer: float) -> np.ndarray:
+    """Boxes (N, 4) grown by ``buffer`` times their width and height on each side."""
+    b = _f(boxes)
+    grow = (b[:, 2:] - b[:, :2]) * buffer
+    return np.concatenate([b[:, :2] - grow, b[:, 2:] + grow], axis=1)
+
+
 def box_iou_xyxy(a, b) -> np.ndarray:
     """Pairwise intersection over union.
 

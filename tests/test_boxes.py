@@ -24,3 +24,9 @@ def test_center_scale_grows_to_aspect_and_pads():
     np.testing.assert_allclose(scale, [[125, 125]])
     _, scale = B.xyxy_to_center_scale([[0, 0, 30, 120]], aspect_ratio=0.75, padding=1.0)
     np.testing.assert_allclose(scale, [[90, 120]])
+
+
+def test_widened_grows_each_side_by_a_fraction_of_the_size():
+    from aptrack.boxes import widened_xyxy
+    out = widened_xyxy([[10, 20, 50, 40]], 0.25)   # 40 x 20 -> 10 and 5 more on each side
+    np.testing.assert_allclose(out, [[0, 15, 60, 45]])

@@ -47,19 +47,20 @@ class KalmanBoxMotion:
         self._pos_per_height, self._pos_fixed = np.array([p, p, 0.0, p]), np.array([0.0, 0.0, std_aspect, 0.0])
         self._vel_per_height = np.array([v, v, 0.0, v])
         self._vel_fixed = np.array([0.0, 0.0, std_aspect_velocity, 0.0])
-        self._meas_per_height = np.array([p, p, 0.0, p])
         self._meas_fixed = np.array([0.0, 0.0, std_aspect_measurement, 0.0])
         self.F = np.eye(2 * NDIM)
         self.F[:NDIM, NDIM:] = np.eye(NDIM)
         self.H = np.eye(NDIM, 2 * NDIM)
 
-    def _pos_std(self, h: float, factor: float = 1.0) -> np.ndarray:
-        p = self.std_position * h * factor
-        return np.array([p, p, self.std_aspect * factor, p])
+    # Noise of x, y, a, h for box heights h: a float, or (N, 1) for N tracks at once.
+    def _pos_std(self, h, factor: float = 1.0) -> np.ndarray:
+        return (self._pos_per_height * h + self._pos_fixed) * factor
 
-    def _vel_std(self, h: float, factor: float = 1.0) -> np.ndarray:
-        v = self.std_velocity * h * factor
-        return np.array([v, v, self.std_aspect_velocity, v])
+    def _vel_std(self, h, factor: float = 1.0) -> np.ndarray:
+        return (self._vel_per_height * h + self._vel_fixed) * factor
+
+    def _meas_std(self, h) -> np.ndarray:
+        return self._pos_per_height * h + self._meas_fixed
 
     def initiate(self, xyah) -> tuple[np.ndarray, np.ndarray]:
         """State from a first measurement: mean (8,) with zero velocity, covariance (8, 8)."""
@@ -77,9 +78,7 @@ class KalmanBoxMotion:
 
     def update(self, mean, covariance, xyah) -> tuple[np.ndarray, np.ndarray]:
         """Correct with a measured box ``xyah``; returns new arrays."""
-        h = float(mean[3])
-        std = np.array([self.std_position * h, self.std_position * h,
-                        self.std_aspect_measurement, self.std_position * h])
+        std = self._meas_std(float(mean[3]))
         z = np.asarray(xyah, dtype=np.float64).reshape(NDIM)
         return kf_update(np.asarray(mean, np.float64), np.asarray(covariance, np.float64),
                          z, R=np.diag(std ** 2), H=self.H)
@@ -118,8 +117,8 @@ class KalmanBoxMotion:
         h = z[:, 3:4]
         out = np.zeros((len(z), PACKED))
         out[:, :NDIM] = z
-        out[:, 8:12] = (2 * self._pos_per_height * h + 2 * self._pos_fixed) ** 2
-        out[:, 16:20] = (10 * self._vel_per_height * h + 10 * self._vel_fixed) ** 2
+        out[:, 8:12] = self._pos_std(h, 2.0) ** 2
+        out[:, 16:20] = self._vel_std(h, 10.0) ** 2
         return out
 
     def predict_packed(self, packed) -> np.ndarray:
@@ -130,9 +129,9 @@ class KalmanBoxMotion:
         out = np.empty_like(s)
         out[:, :NDIM] = s[:, :NDIM] + s[:, NDIM:2 * NDIM]
         out[:, NDIM:2 * NDIM] = s[:, NDIM:2 * NDIM]
-        out[:, 8:12] = pp + 2 * pv + vv + (self._pos_per_height * h + self._pos_fixed) ** 2
+        out[:, 8:12] = pp + 2 * pv + vv + self._pos_std(h) ** 2
         out[:, 12:16] = pv + vv
-        out[:, 16:20] = vv + (self._vel_per_height * h + self._vel_fixed) ** 2
+        out[:, 16:20] = vv + self._vel_std(h) ** 2
         return out
 
     def update_packed(self, packed, xyah) -> np.ndarray:
@@ -141,7 +140,7 @@ class KalmanBoxMotion:
         filterpy's Joseph form. Returns a new array."""
         s = np.asarray(packed, np.float64)
         z = np.asarray(xyah, np.float64).reshape(-1, NDIM)
-        r = (self._meas_per_height * s[:, 3:4] + self._meas_fixed) ** 2
+        r = self._meas_std(s[:, 3:4]) ** 2
         pp, pv, vv = s[:, 8:12], s[:, 12:16], s[:, 16:20]
         k_p, k_v = pp / (pp + r), pv / (pp + r)        # Kalman gain of value and velocity
         innovation = z - s[:, :NDIM]

@@ -32,7 +32,7 @@ import enum
 
 import numpy as np
 
-from ..boxes import box_area_xyxy, box_iou_xyxy, xyah_to_xyxy, xyxy_to_xyah
+from ..boxes import box_area_xyxy, box_iou_xyxy, widened_xyxy, xyah_to_xyxy, xyxy_to_xyah
 from ..config import TrackerConfig
 from ..structures import Instances
 from .kalman import PACKED, KalmanBoxMotion
@@ -52,13 +52,6 @@ class TrackState(enum.IntEnum):
 
 # plain ints for the per-frame loop (enum attribute lookups cost more than the maths)
 _TENTATIVE, _TRACKED, _LOST, _REMOVED = (int(s) for s in TrackState)
-
-
-def widened_xyxy(boxes_xyxy, buffer: float) -> np.ndarray:
-    """Boxes (N, 4) grown by ``buffer`` times their width and height on each side."""
-    b = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
-    grow = (b[:, 2:] - b[:, :2]) * buffer
-    return np.concatenate([b[:, :2] - grow, b[:, 2:] + grow], axis=1)
 
 
 def moved_keypoints(keypoints, boxes_xyxy, means) -> np.ndarray:
@@ -124,7 +117,6 @@ class PoseTracker:
     _ID, _STATE, _HITS, _LAST_FRAME, _LAST_UPDATE, _ROW = range(6)
 
     def _init_table(self, num_keypoints: int) -> None:
-        self._k = num_keypoints
         self._kf = np.zeros((0, PACKED))
         self._obs = np.zeros((0, 4 + 3 * num_keypoints))
         self._int = np.zeros((0, 6), np.int64)
@@ -132,9 +124,9 @@ class PoseTracker:
         self._source: list[Instances] = []
 
     @property
-    def num_tracks(self) -> int:
-        """Tracks alive (tentative, tracked or lost)."""
-        return len(self._int)
+    def _k(self) -> int:
+        """Keypoints per track in ``_obs``."""
+        return (self._obs.shape[1] - 4) // 3
 
     def _observations(self, dets: Instances, rows: np.ndarray) -> np.ndarray:
         """Rows of ``_obs`` for detection ``rows``."""
@@ -251,8 +243,8 @@ class PoseTracker:
         self.updates += 1
         if len(dets) and dets.num_keypoints != self._k:
             # poses appear (or change layout): tracks keep their boxes, their old poses are unknown
-            self._k = dets.num_keypoints
-            self._obs = np.concatenate([self._obs[:, :4], np.zeros((len(self._obs), 3 * self._k))], axis=1)
+            unknown = np.zeros((len(self._obs), 3 * dets.num_keypoints))
+            self._obs = np.concatenate([self._obs[:, :4], unknown], axis=1)
         scores = dets.scores
         usable = box_area_xyxy(dets.boxes_xyxy) >= cfg.min_box_area
         high = np.nonzero(usable & (scores >= cfg.high_score_threshold))[0]
