@@ -1,5 +1,5 @@
 # aptrack: `make demo` and `make test` each set up .venv first (torch + torchvision from
-# the package registry, then this project in editable mode).
+# the package registry, then this project in editable mode, then the tracker's compiled loops).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -29,6 +29,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch torchvision
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -c 'import aptrack.tracker as t; t.compile_kernels()'  # numba disk cache
 	touch $@
 
 demo: setup

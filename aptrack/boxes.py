@@ -34,35 +34,45 @@ def xywh_to_xyxy(boxes) -> np.ndarray:
     return out
 
 
+# The linear conversions are one (4, 4) matrix product each, ``out = boxes @ M``
+# (rows of M: input coordinates, columns: output coordinates): the tracker
+# converts a few boxes per call, where each NumPy call's overhead, not the
+# arithmetic, sets the cost.
+_XYXY_TO_CXCYWH = np.array([[0.5, 0.0, -1.0, 0.0],
+                            [0.0, 0.5, 0.0, -1.0],
+                            [0.5, 0.0, 1.0, 0.0],
+                            [0.0, 0.5, 0.0, 1.0]])
+_CXCYWH_TO_XYXY = np.array([[1.0, 0.0, 1.0, 0.0],
+                            [0.0, 1.0, 0.0, 1.0],
+                            [-0.5, 0.0, 0.5, 0.0],
+                            [0.0, -0.5, 0.0, 0.5]])
+
+
 def xyxy_to_cxcywh(boxes) -> np.ndarray:
-    b = _f(boxes)
-    wh = b[:, 2:] - b[:, :2]
-    return np.concatenate([b[:, :2] + wh / 2, wh], axis=1)
+    return _f(boxes) @ _XYXY_TO_CXCYWH
 
 
 def cxcywh_to_xyxy(boxes) -> np.ndarray:
-    b = _f(boxes)
-    half = b[:, 2:] / 2
-    return np.concatenate([b[:, :2] - half, b[:, :2] + half], axis=1)
+    return _f(boxes) @ _CXCYWH_TO_XYXY
 
 
 def xyxy_to_xyah(boxes) -> np.ndarray:
     """Corners to centre, aspect ratio ``w / h`` and height; ``h`` of 0 gives ``a`` of 0."""
     out = xyxy_to_cxcywh(boxes)
     h = out[:, 3]
-    out[:, 2] = np.divide(out[:, 2], h, out=np.zeros_like(h), where=h > 0)
+    out[:, 2] *= np.reciprocal(h, out=np.zeros_like(h), where=h > 0)
     return out
 
 
 def xyah_to_xyxy(boxes) -> np.ndarray:
     out = _f(boxes).copy()
     out[:, 2] *= out[:, 3]
-    return cxcywh_to_xyxy(out)
+    return out @ _CXCYWH_TO_XYXY
 
 
 def box_area_xyxy(boxes) -> np.ndarray:
-    b = _f(boxes)
-    wh = np.maximum(b[:, 2:] - b[:, :2], 0.0)
+    """Areas (N,) in pixels^2; boxes with corners swapped have area 0."""
+    wh = np.maximum(_f(boxes) @ _XYXY_TO_CXCYWH[:, 2:], 0.0)
     return wh[:, 0] * wh[:, 1]
 
 

@@ -30,3 +30,10 @@ def test_widened_grows_each_side_by_a_fraction_of_the_size():
     from aptrack.boxes import widened_xyxy
     out = widened_xyxy([[10, 20, 50, 40]], 0.25)   # 40 x 20 -> 10 and 5 more on each side
     np.testing.assert_allclose(out, [[0, 15, 60, 45]])
+
+
+def test_xyah_of_a_box_without_height_has_aspect_zero_and_area_zero():
+    boxes = np.array([[10, 20, 30, 20], [10, 20, 30, 60], [30, 60, 10, 20]], float)   # flat, normal, swapped (a = 0 where h <= 0)
+    np.testing.assert_allclose(B.xyxy_to_xyah(boxes), [[20, 20, 0, 0], [20, 40, 0.5, 40], [20, 40, 0, -40]])
+    np.testing.assert_allclose(B.box_area_xyxy(boxes), [0, 800, 0])
+    np.testing.assert_allclose(B.xyxy_to_cxcywh(np.zeros((0, 4))), np.zeros((0, 4)))

@@ -69,3 +69,70 @@ def test_similarity_mixes_iou_and_oks_only_where_keypoints_exist():
     sim = similarity_matrix(boxes_a, boxes_b, kp_a, vis_a, kp_b, vis_b, sigmas=[0.1], oks_weight=0.5)
     iou = 50 / 150
     np.testing.assert_allclose(sim[:, 0], [0.5 * iou + 0.5 * 1.0, iou])
+
+
+def _random_scene(rng, t, n, k):
+    xy = rng.uniform(0, 200, (t + n, 2))
+    wh = rng.uniform(5, 60, (t + n, 2))
+    boxes = np.concatenate([xy, xy + wh], axis=1)
+    boxes[0, 3] = boxes[0, 1]                       # a zero-height box
+    boxes[1, 2] = boxes[1, 0] - 3                   # corners swapped: no area
+    kp = boxes[:, None, :2] + rng.uniform(0, 1, (t + n, k, 2)) * wh[:, None]
+    scores = rng.uniform(0, 1, (t + n, k))
+    return boxes[:t], kp[:t], scores[:t], boxes[t:], kp[t:], scores[t:]
+
+
+def test_iou_matrix_equals_the_numpy_reference():
+    from aptrack.boxes import box_iou_xyxy
+    from aptrack.tracker.matching import iou_matrix
+    rng = np.random.default_rng(5)
+    a, _, _, b, _, _ = _random_scene(rng, 6, 7, 1)
+    b[2] = b[3]                                     # identical boxes
+    np.testing.assert_allclose(iou_matrix(a, b), box_iou_xyxy(a, b), rtol=1e-12, atol=1e-15)
+    b32 = b.astype(np.float32)
+    np.testing.assert_allclose(iou_matrix(b, b32), box_iou_xyxy(b, b32), rtol=1e-12, atol=1e-15)
+    assert iou_matrix(b, b)[2, 3] == 1.0
+    assert iou_matrix(np.zeros((0, 4)), b).shape == (0, 7)
+
+
+@pytest.mark.parametrize("min_common", [1, 3])
+def test_track_similarities_equal_moved_keypoints_then_similarity_matrix(min_common):
+    """The compiled loop gives the NumPy reference's numbers: IoU, poses moved to the prediction, OKS mix."""
+    from aptrack.boxes import box_iou_xyxy
+    from aptrack.tracker.matching import track_similarities
+    from aptrack.tracker.tracker import moved_keypoints
+    rng = np.random.default_rng(11)
+    t, n, k = 5, 6, 7
+    last, last_kp, last_sc, boxes, kp, sc = _random_scene(rng, t, n, k)
+    pred = last + rng.normal(0, 4, last.shape)
+    means = np.concatenate([(pred[:, :2] + pred[:, 2:]) / 2, rng.uniform(0.5, 2, (t, 1)),
+                            rng.uniform(5, 60, (t, 1))], axis=1)
+    sigmas = rng.uniform(0.02, 0.1, k)
+    table = np.concatenate([last, last_kp.reshape(t, -1), last_sc], axis=1)   # the tracker's layout: views
+    iou, mixed = track_similarities(pred, means, table[:, :4], boxes.astype(np.float32),
+                                    table[:, 4:4 + 2 * k].reshape(t, k, 2), table[:, 4 + 2 * k:],
+                                    kp.astype(np.float32), sc.astype(np.float32), sigmas,
+                                    score_threshold=0.3, oks_weight=0.4, min_common=min_common)
+    b32 = boxes.astype(np.float32).astype(np.float64)
+    want_iou = box_iou_xyxy(pred, b32)
+    moved = moved_keypoints(last_kp, last, means)
+    want = similarity_matrix(pred, b32, moved, last_sc >= 0.3, kp.astype(np.float32), sc.astype(np.float32) >= 0.3,
+                             sigmas, 0.4, min_common, iou=want_iou)
+    np.testing.assert_allclose(iou, want_iou, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(mixed, want, rtol=1e-12, atol=1e-15)
+    assert np.any(mixed != iou)                      # the pose term did something
+
+
+def test_track_similarities_without_poses_are_iou_only():
+    from aptrack.boxes import box_iou_xyxy
+    from aptrack.tracker.matching import track_similarities
+    rng = np.random.default_rng(2)
+    last, last_kp, last_sc, boxes, kp, sc = _random_scene(rng, 3, 4, 2)
+    for sigmas, weight in ((None, 0.5), ([0.1, 0.1], 0.0)):
+        iou, mixed = track_similarities(last, np.zeros((3, 4)), last, boxes, last_kp, last_sc, kp, sc,
+                                        sigmas=sigmas, oks_weight=weight)
+        np.testing.assert_allclose(iou, box_iou_xyxy(last, boxes))
+        np.testing.assert_array_equal(mixed, iou)
+    iou, mixed = track_similarities(np.zeros((0, 4)), np.zeros((0, 4)), np.zeros((0, 4)), boxes,
+                                    np.zeros((0, 2, 2)), np.zeros((0, 2)), kp, sc, sigmas=[0.1, 0.1])
+    assert iou.shape == mixed.shape == (0, 4)

@@ -2,7 +2,7 @@
 
 from .kalman import KalmanBoxMotion
 from .matching import linear_assignment, oks_matrix, similarity_matrix
-from .tracker import PoseTracker, TrackState
+from .tracker import PoseTracker, TrackState, compile_kernels
 
-__all__ = ["KalmanBoxMotion", "PoseTracker", "TrackState", "linear_assignment", "oks_matrix",
+__all__ = ["KalmanBoxMotion", "PoseTracker", "TrackState", "compile_kernels", "linear_assignment", "oks_matrix",
            "similarity_matrix"]

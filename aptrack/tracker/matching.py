@@ -1,11 +1,58 @@
-"""Pure functions on cost and similarity matrices for track-detection assignment."""
+"""Pure functions on cost and similarity matrices for track-detection assignment.
+
+:func:`oks_matrix` and :func:`similarity_matrix` are the NumPy reference;
+:func:`track_similarities`, which the tracker runs every frame, computes the
+same numbers in one compiled loop (numba), because for a handful of tracks and
+animals NumPy's per-call overhead, not arithmetic, would set the cost.
+"""
 
 from __future__ import annotations
 
+import math
+
 import lap
+import numba
 import numpy as np
 
 from ..boxes import box_area_xyxy, box_iou_xyxy
+
+
+@numba.njit(cache=True)
+def _distinct_minima(cost, thresh):  # pragma: no cover - compiled
+    """The assignment of :func:`linear_assignment` when each line's minimum is distinct.
+
+    Lines are rows, or columns when there are more rows than columns. Returns
+    (False, ...) with empty arrays when two lines share their cheapest partner.
+    """
+    n, m = cost.shape
+    by_row = n <= m
+    lines, others = (n, m) if by_row else (m, n)
+    partner = np.full(lines, -1, np.int64)
+    taken = np.zeros(others, np.bool_)
+    for i in range(lines):
+        best, best_cost = 0, np.inf
+        for j in range(others):
+            c = cost[i, j] if by_row else cost[j, i]
+            if c < best_cost:
+                best, best_cost = j, c
+        if taken[best]:
+            return False, np.zeros((0, 2), np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+        taken[best] = True
+        partner[i] = best if best_cost <= thresh else -1
+    row_col = np.full(n, -1, np.int64)
+    col_row = np.full(m, -1, np.int64)
+    for i in range(lines):
+        if partner[i] >= 0:
+            r, c = (i, partner[i]) if by_row else (partner[i], i)
+            row_col[r], col_row[c] = c, r
+    matched = row_col >= 0
+    matches = np.empty((matched.sum(), 2), np.int64)
+    p = 0
+    for r in range(n):
+        if matched[r]:
+            matches[p, 0], matches[p, 1] = r, row_col[r]
+            p += 1
+    return True, matches, np.flatnonzero(row_col < 0), np.flatnonzero(col_row < 0)
 
 
 def linear_assignment(cost: np.ndarray, thresh: float):
@@ -31,18 +78,11 @@ def linear_assignment(cost: np.ndarray, thresh: float):
     # When every row's cheapest column is a different column (or, with more rows
     # than columns, every column's cheapest row a different row), taking those
     # pairs is the optimum, as nothing beats each row's (column's) minimum: the
-    # common case of well-separated animals, solved in plain Python without the
-    # LAP solver (the matrices are a few tracks by a few animals).
-    lines = cost.tolist() if n <= m else cost.T.tolist()
-    best = [min(range(len(line)), key=line.__getitem__) for line in lines]
-    if len(set(best)) == len(best):
-        pairs = [(i, j) if n <= m else (j, i) for i, j in enumerate(best) if lines[i][j] <= thresh]
-        pairs.sort()
-        matched_rows = {i for i, _ in pairs}
-        matched_cols = {j for _, j in pairs}
-        return (np.array(pairs, np.int64).reshape(-1, 2),
-                np.array([i for i in range(n) if i not in matched_rows], np.int64),
-                np.array([j for j in range(m) if j not in matched_cols], np.int64))
+    # common case of well-separated animals, solved by a compiled loop without
+    # the LAP solver.
+    distinct, matches, unmatched_rows, unmatched_cols = _distinct_minima(np.ascontiguousarray(cost), float(thresh))
+    if distinct:
+        return matches, unmatched_rows, unmatched_cols
     _, row_to_col, col_to_row = lap.lapjv(cost, extend_cost=True, cost_limit=thresh)
     rows = np.flatnonzero(row_to_col >= 0)
     matches = np.stack([rows, row_to_col[rows]], axis=1).astype(np.int64)
@@ -105,3 +145,121 @@ def similarity_matrix(boxes_a, boxes_b, kp_a=None, vis_a=None, kp_b=None, vis_b=
         return iou
     oks = oks_matrix(kp_a, vis_a, kp_b, vis_b, box_area_xyxy(boxes_b), sigmas, min_common)
     return np.where(np.isnan(oks), iou, (1 - oks_weight) * iou + oks_weight * oks)
+
+
+@numba.njit(cache=True)
+def _iou(a, b):  # pragma: no cover - compiled
+    """Loops of :func:`iou_matrix`."""
+    iou = np.zeros((a.shape[0], b.shape[0]))
+    for i in range(a.shape[0]):
+        area_a = max(a[i, 2] - a[i, 0], 0.0) * max(a[i, 3] - a[i, 1], 0.0)
+        for j in range(b.shape[0]):
+            area_b = max(b[j, 2] - b[j, 0], 0.0) * max(b[j, 3] - b[j, 1], 0.0)
+            inter = (max(min(a[i, 2], b[j, 2]) - max(a[i, 0], b[j, 0]), 0.0)
+                     * max(min(a[i, 3], b[j, 3]) - max(a[i, 1], b[j, 1]), 0.0))
+            union = area_a + area_b - inter
+            if union > 0:
+                iou[i, j] = inter / union
+    return iou
+
+
+def iou_matrix(boxes_a, boxes_b) -> np.ndarray:
+    """:func:`aptrack.boxes.box_iou_xyxy` as one compiled loop, for a few boxes per call.
+
+    Parameters
+    ----------
+    boxes_a : (N, 4) array_like, ``xyxy`` pixels
+    boxes_b : (M, 4) array_like, ``xyxy`` pixels
+
+    Returns
+    -------
+    (N, M) float64 in ``[0, 1]``; 0 where both boxes have zero area.
+    """
+    return _iou(np.asarray(boxes_a, np.float64).reshape(-1, 4), np.asarray(boxes_b, np.float64).reshape(-1, 4))
+
+
+@numba.njit(cache=True)
+def _track_similarities(pred, means, last, last_kp, last_scores, boxes, kp, scores, var, threshold,
+                        oks_weight, min_common):  # pragma: no cover - compiled
+    """Loops of :func:`track_similarities`; float64 arrays of any memory layout."""
+    t_count, n_count, k_count = pred.shape[0], boxes.shape[0], last_kp.shape[1]
+    iou = _iou(pred, boxes)
+    mixed = iou.copy()
+    if k_count == 0 or oks_weight <= 0:
+        return iou, mixed
+    # each track's last pose, moved with its box to the predicted state (see moved_keypoints)
+    moved = np.empty((t_count, k_count, 2))
+    for i in range(t_count):
+        h = last[i, 3] - last[i, 1]
+        cx, cy = 0.5 * (last[i, 0] + last[i, 2]), 0.5 * (last[i, 1] + last[i, 3])
+        scale, sx, sy = 1.0, cx, cy
+        if h > 0:
+            scale, sx, sy = means[i, 3] / h, means[i, 0], means[i, 1]
+        for q in range(k_count):
+            moved[i, q, 0] = (last_kp[i, q, 0] - cx) * scale + sx
+            moved[i, q, 1] = (last_kp[i, q, 1] - cy) * scale + sy
+    eps = np.finfo(np.float64).eps
+    for j in range(n_count):
+        area = max(max(boxes[j, 2] - boxes[j, 0], 0.0) * max(boxes[j, 3] - boxes[j, 1], 0.0), eps)
+        for i in range(t_count):
+            total, count = 0.0, 0
+            for q in range(k_count):
+                if last_scores[i, q] >= threshold and scores[j, q] >= threshold:
+                    dx, dy = moved[i, q, 0] - kp[j, q, 0], moved[i, q, 1] - kp[j, q, 1]
+                    total += math.exp(-(dx * dx + dy * dy) / (2.0 * area * var[q]))
+                    count += 1
+            if count >= max(1, min_common):
+                mixed[i, j] = (1.0 - oks_weight) * iou[i, j] + oks_weight * total / count
+    return iou, mixed
+
+
+_NO_KEYPOINTS, _NO_SCORES, _NO_SIGMAS = np.zeros((0, 0, 2)), np.zeros((0, 0)), np.zeros(0)
+
+
+def track_similarities(pred_xyxy, means_xyah, last_xyxy, boxes_xyxy, last_keypoints=None,
+                       last_scores=None, keypoints=None, scores=None, sigmas=None,
+                       score_threshold: float = 0.3, oks_weight: float = 0.5, min_common: int = 1):
+    """IoU, and IoU mixed with OKS, of predicted tracks against detections.
+
+    Each track's last pose is first moved with its box to the predicted state
+    (as :func:`aptrack.tracker.tracker.moved_keypoints`), then compared with
+    the detections' poses as :func:`similarity_matrix` does, a keypoint being
+    visible where its score is at least ``score_threshold``. Without
+    keypoints, sigmas or weight the second matrix equals the first.
+
+    Parameters
+    ----------
+    pred_xyxy : (T, 4) array_like
+        Predicted track boxes, pixels.
+    means_xyah : (T, 4) array_like
+        Predicted ``cx, cy, a, h`` of the tracks (Kalman means).
+    last_xyxy : (T, 4) array_like
+        Boxes the tracks' last poses were observed with, pixels.
+    boxes_xyxy : (N, 4) array_like
+        Detection boxes, pixels.
+    last_keypoints, keypoints : (T, K, 2) and (N, K, 2) array_like, optional
+        Poses in pixels.
+    last_scores, scores : (T, K) and (N, K) array_like, optional
+        Keypoint scores.
+    sigmas : (K,) array_like, optional
+        OKS constants; None gives IoU only.
+    score_threshold, oks_weight : float
+    min_common : int
+        Pairs with fewer keypoints visible on both sides keep plain IoU.
+
+    Returns
+    -------
+    iou, mixed : (T, N) float64 each, in ``[0, 1]``.
+    """
+    f64 = np.float64
+    use_pose = sigmas is not None and keypoints is not None and oks_weight > 0 and len(sigmas) > 0
+    if use_pose:
+        var = (2.0 * np.asarray(sigmas, f64)) ** 2
+        poses = (np.asarray(last_keypoints, f64), np.asarray(last_scores, f64),
+                 np.asarray(keypoints, f64), np.asarray(scores, f64))
+    else:
+        var, poses = _NO_SIGMAS, (_NO_KEYPOINTS, _NO_SCORES, _NO_KEYPOINTS, _NO_SCORES)
+    return _track_similarities(np.asarray(pred_xyxy, f64), np.asarray(means_xyah, f64),
+                               np.asarray(last_xyxy, f64), poses[0], poses[1], np.asarray(boxes_xyxy, f64),
+                               poses[2], poses[3], var, float(score_threshold), float(oks_weight),
+                               int(min_common))

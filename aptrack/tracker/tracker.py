@@ -22,8 +22,10 @@ A lost track that is matched again keeps its id.
 The tracks live in a table of NumPy arrays, one row per track, and each step
 works on index arrays into it and into the frame's detections. The Kalman
 filter runs on all tracks at once (in the compact covariance form of
-:class:`KalmanBoxMotion`), and the frame's output is built once, so a frame
-costs a few dozen NumPy calls however many animals it holds.
+:class:`KalmanBoxMotion`), the similarity matrices and the common case of the
+assignment are compiled loops (numba, see :mod:`.matching`), and the frame's
+output is built once: a frame costs a few dozen calls however many animals it
+holds. The loops compile on first use and are cached on disk.
 """
 
 from __future__ import annotations
@@ -32,11 +34,11 @@ import enum
 
 import numpy as np
 
-from ..boxes import box_area_xyxy, box_iou_xyxy, widened_xyxy, xyah_to_xyxy, xyxy_to_xyah
+from ..boxes import box_area_xyxy, widened_xyxy, xyah_to_xyxy, xyxy_to_xyah
 from ..config import TrackerConfig
 from ..structures import Instances
 from .kalman import PACKED, KalmanBoxMotion
-from .matching import linear_assignment, similarity_matrix
+from .matching import iou_matrix, linear_assignment, track_similarities
 
 _EMPTY = np.zeros(0, np.int64)
 
@@ -174,7 +176,7 @@ class PoseTracker:
         ints = self._int[tracks]
         # consecutive detection updates, not frames: with --det-every N they are N frames apart
         streak = ints[:, self._LAST_UPDATE] == self.updates - 1
-        ints[:, self._HITS] = np.where(streak, ints[:, self._HITS] + 1, 1)
+        ints[:, self._HITS] = ints[:, self._HITS] * streak + 1  # +1, or back to 1 after a gap
         ints[:, self._LAST_FRAME] = frame_index
         ints[:, self._LAST_UPDATE] = self.updates
         ints[:, self._ROW] = rows
@@ -201,24 +203,20 @@ class PoseTracker:
     # -- association -----------------------------------------------------------
     def _similarities(self, dets: Instances) -> tuple[np.ndarray, np.ndarray]:
         """IoU and pose-mixed similarity of every predicted track with every detection, (T, N) each."""
-        iou = box_iou_xyxy(self._pred, dets.boxes_xyxy)
         k = dets.num_keypoints
-        if not (iou.size and k and self.sigmas is not None and len(self.sigmas) == k
-                and self.config.oks_weight > 0):
-            return iou, iou
-        thr = self.config.keypoint_score_threshold
-        kp_t = moved_keypoints(self._keypoints(), self._box(), self._kf)
-        mixed = similarity_matrix(self._pred, dets.boxes_xyxy, kp_t, self._keypoint_scores() >= thr, dets.keypoints,
-                                  dets.keypoint_scores >= thr, self.sigmas, self.config.oks_weight,
-                                  self.config.min_common_keypoints, iou=iou)
-        return iou, mixed
+        cfg = self.config
+        use_pose = bool(k and self.sigmas is not None and len(self.sigmas) == k)
+        return track_similarities(
+            self._pred, self._kf[:, :4], self._box(), dets.boxes_xyxy, self._keypoints(), self._keypoint_scores(),
+            dets.keypoints, dets.keypoint_scores, self.sigmas if use_pose else None,
+            cfg.keypoint_score_threshold, cfg.oks_weight, cfg.min_common_keypoints)
 
     def _match_lost(self, tracks: np.ndarray, dets: Instances, rows: np.ndarray):
         """Lost ``tracks`` against detection ``rows`` by the IoU of widened boxes."""
         if not len(tracks) or not len(rows):
             return _EMPTY, _EMPTY, tracks, rows
         buffer = self.config.lost_box_buffer
-        sim = box_iou_xyxy(widened_xyxy(self._pred[tracks], buffer), widened_xyxy(dets.boxes_xyxy[rows], buffer))
+        sim = iou_matrix(widened_xyxy(self._pred[tracks], buffer), widened_xyxy(dets.boxes_xyxy[rows], buffer))
         return _assign(sim, tracks, rows, self.config.lost_match_cost_threshold)
 
     # -- main loop -----------------------------------------------------------
@@ -318,3 +316,23 @@ class PoseTracker:
                                      frame_index=frame_index)
         moved = moved_keypoints(self._keypoints(tracked), self._box(tracked), self._kf[tracked])
         return last.with_(boxes_xyxy=self._pred[tracked], keypoints=moved, track_ids=ids[tracked])
+
+
+def compile_kernels(num_keypoints: int = 17) -> None:
+    """Compile the tracker's loops now (or load them from numba's disk cache).
+
+    They otherwise compile on the first frames a tracker sees, a few seconds
+    once per installation; ``make setup`` calls this. It tracks two made-up
+    animals that cross over a few frames, which takes every compiled path
+    (including an assignment the shortcut cannot settle).
+    """
+    k = num_keypoints
+    tracker = PoseTracker(TrackerConfig(min_hits=1), sigmas=np.full(k, 0.05))
+    offsets = np.linspace(0.0, 40.0, k)[:, None] * np.array([1.0, 0.5])
+    for f in range(6):
+        x = np.array([10.0 + 20 * f, 110.0 - 20 * f])
+        boxes = np.stack([x, np.full(2, 10.0), x + 50, np.full(2, 60.0)], axis=1)
+        tracker.update(Instances(boxes_xyxy=boxes, scores=[0.9, 0.4], keypoints=boxes[:, None, :2] + offsets,
+                                 keypoint_scores=np.full((2, k), 0.8), frame_index=f))
+    tracker.update(Instances.empty(k, frame_index=6))
+    linear_assignment(np.array([[0.1, 0.2], [0.15, 0.9]]), 0.5)
