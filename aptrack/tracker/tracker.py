@@ -323,8 +323,8 @@ def compile_kernels(num_keypoints: int = 17) -> None:
 
     They otherwise compile on the first frames a tracker sees, a few seconds
     once per installation; ``make setup`` calls this. It tracks two made-up
-    animals that cross over a few frames, which takes every compiled path
-    (including an assignment the shortcut cannot settle).
+    animals that cross over a few frames, which takes every compiled path with
+    the array layouts the tracker passes.
     """
     k = num_keypoints
     tracker = PoseTracker(TrackerConfig(min_hits=1), sigmas=np.full(k, 0.05))
@@ -335,4 +335,3 @@ def compile_kernels(num_keypoints: int = 17) -> None:
         tracker.update(Instances(boxes_xyxy=boxes, scores=[0.9, 0.4], keypoints=boxes[:, None, :2] + offsets,
                                  keypoint_scores=np.full((2, k), 0.8), frame_index=f))
     tracker.update(Instances.empty(k, frame_index=6))
-    linear_assignment(np.array([[0.1, 0.2], [0.15, 0.9]]), 0.5)
