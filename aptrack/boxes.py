@@ -11,10 +11,14 @@ Formats (all in pixels of the original frame, arrays of shape ``(N, 4)``):
 ``xyah``
     ``cx, cy, a, h``: centre, aspect ratio ``a = w / h`` and height (the
     Kalman filter's measurement space, as in SORT/ByteTrack).
+
+The ``*_scalar`` conversions and the IoU loops are compiled (numba) for the
+tracker's own compiled loops, which handle a few boxes per frame.
 """
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 
@@ -83,6 +87,36 @@ def widened_xyxy(boxes, buffer: float) -> np.ndarray:
     return np.concatenate([b[:, :2] - grow, b[:, 2:] + grow], axis=1)
 
 
+@numba.njit(cache=True)
+def xyxy_to_xyah_scalar(x1, y1, x2, y2):  # pragma: no cover - compiled
+    """:func:`xyxy_to_xyah` of one box, for compiled code."""
+    h = y2 - y1
+    return 0.5 * (x1 + x2), 0.5 * (y1 + y2), (x2 - x1) / h if h > 0 else 0.0, h
+
+
+@numba.njit(cache=True)
+def xyah_to_xyxy_scalar(cx, cy, a, h):  # pragma: no cover - compiled
+    """:func:`xyah_to_xyxy` of one box, for compiled code."""
+    half_w, half_h = 0.5 * a * h, 0.5 * h
+    return cx - half_w, cy - half_h, cx + half_w, cy + half_h
+
+
+@numba.njit(cache=True)
+def box_iou_loops(a, b):  # pragma: no cover - compiled
+    """:func:`box_iou_xyxy` of float64 (N, 4) and (M, 4) arrays, for compiled code."""
+    iou = np.zeros((a.shape[0], b.shape[0]))
+    for i in range(a.shape[0]):
+        area_a = max(a[i, 2] - a[i, 0], 0.0) * max(a[i, 3] - a[i, 1], 0.0)
+        for j in range(b.shape[0]):
+            area_b = max(b[j, 2] - b[j, 0], 0.0) * max(b[j, 3] - b[j, 1], 0.0)
+            inter = (max(min(a[i, 2], b[j, 2]) - max(a[i, 0], b[j, 0]), 0.0)
+                     * max(min(a[i, 3], b[j, 3]) - max(a[i, 1], b[j, 1]), 0.0))
+            union = area_a + area_b - inter
+            if union > 0:
+                iou[i, j] = inter / union
+    return iou
+
+
 def box_iou_xyxy(a, b) -> np.ndarray:
     """Pairwise intersection over union.
 
@@ -95,14 +129,7 @@ def box_iou_xyxy(a, b) -> np.ndarray:
     -------
     (N, M) float64 in ``[0, 1]``; 0 where both boxes have zero area.
     """
-    a, b = _f(a), _f(b)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.maximum(rb - lt, 0.0)
-    inter = wh[..., 0] * wh[..., 1]
-    wh_a, wh_b = np.maximum(a[:, 2:] - a[:, :2], 0.0), np.maximum(b[:, 2:] - b[:, :2], 0.0)
-    union = (wh_a[:, 0] * wh_a[:, 1])[:, None] + (wh_b[:, 0] * wh_b[:, 1])[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    return box_iou_loops(_f(a), _f(b))
 
 
 def clip_xyxy(boxes, width: int, height: int) -> np.ndarray:

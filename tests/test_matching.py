@@ -82,17 +82,43 @@ def _random_scene(rng, t, n, k):
     return boxes[:t], kp[:t], scores[:t], boxes[t:], kp[t:], scores[t:]
 
 
-def test_iou_matrix_equals_the_numpy_reference():
+def test_box_iou_equals_a_numpy_formula_on_random_and_degenerate_boxes():
     from aptrack.boxes import box_iou_xyxy
-    from aptrack.tracker.matching import iou_matrix
     rng = np.random.default_rng(5)
     a, _, _, b, _, _ = _random_scene(rng, 6, 7, 1)
     b[2] = b[3]                                     # identical boxes
-    np.testing.assert_allclose(iou_matrix(a, b), box_iou_xyxy(a, b), rtol=1e-12, atol=1e-15)
-    b32 = b.astype(np.float32)
-    np.testing.assert_allclose(iou_matrix(b, b32), box_iou_xyxy(b, b32), rtol=1e-12, atol=1e-15)
-    assert iou_matrix(b, b)[2, 3] == 1.0
-    assert iou_matrix(np.zeros((0, 4)), b).shape == (0, 7)
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area = lambda x: np.prod(np.clip(x[:, 2:] - x[:, :2], 0, None), axis=1)   # noqa: E731
+    union = area(a)[:, None] + area(b)[None] - inter
+    want = np.where(union > 0, inter / np.where(union > 0, union, 1), 0)
+    np.testing.assert_allclose(box_iou_xyxy(a, b), want, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(box_iou_xyxy(b.astype(np.float32), b), box_iou_xyxy(b, b), rtol=1e-5)
+    assert box_iou_xyxy(b, b)[2, 3] == 1.0
+    assert box_iou_xyxy(a, a)[0, 0] == 0.0 and box_iou_xyxy(a, a)[1, 1] == 0.0   # boxes without area
+    assert box_iou_xyxy(np.zeros((0, 4)), b).shape == (0, 7)
+
+
+def test_assign_subsets_equals_linear_assignment_on_the_submatrix():
+    """Both the compiled shortcut and the solver path, on random subsets of random similarities."""
+    from aptrack.tracker.matching import assign_subsets
+    rng = np.random.default_rng(8)
+    solver_path = 0
+    for _ in range(300):
+        sim = rng.uniform(0, 1, (7, 6))
+        rows = np.sort(rng.choice(7, rng.integers(1, 6), replace=False))
+        cols = np.sort(rng.choice(6, rng.integers(1, 6), replace=False))
+        matches, ur, uc = assign_subsets(sim, rows, cols, 0.6)
+        want, wr, wc = linear_assignment(1.0 - sim[rows][:, cols], 0.6)
+        assert matches.tolist() == [[rows[i], cols[j]] for i, j in want.tolist()]
+        assert ur.tolist() == rows[wr].tolist() and uc.tolist() == cols[wc].tolist()
+        sub = (1.0 - sim[rows][:, cols])
+        lines = sub if len(rows) <= len(cols) else sub.T
+        solver_path += len(set(lines.argmin(axis=1).tolist())) < len(lines)
+    assert 30 < solver_path < 270                   # both paths were taken
+    empty = assign_subsets(np.zeros((3, 2)), np.array([0, 2]), np.zeros(0, np.int64), 0.5)
+    assert empty[0].shape == (0, 2) and empty[1].tolist() == [0, 2] and empty[2].size == 0
 
 
 @pytest.mark.parametrize("min_common", [1, 3])

@@ -24,45 +24,56 @@ NDIM = 4
 PACKED = 2 * NDIM + 3 * NDIM  # mean, then the pp, pv and vv blocks of the covariance
 
 
-@numba.njit(cache=True)
-def _predict_rows(s, pos_per_height, pos_fixed, vel_per_height, vel_fixed):  # pragma: no cover - compiled
-    """Packed predict, row by row (see :meth:`KalmanBoxMotion.predict_packed`)."""
-    out = np.empty_like(s)
-    for i in range(s.shape[0]):
-        h = s[i, 3]
-        for c in range(NDIM):
-            pp, pv, vv = s[i, 8 + c], s[i, 12 + c], s[i, 16 + c]
-            q_pos = pos_per_height[c] * h + pos_fixed[c]
-            q_vel = vel_per_height[c] * h + vel_fixed[c]
-            out[i, c] = s[i, c] + s[i, NDIM + c]
-            out[i, NDIM + c] = s[i, NDIM + c]
-            out[i, 8 + c] = pp + 2.0 * pv + vv + q_pos * q_pos
-            out[i, 12 + c] = pv + vv
-            out[i, 16 + c] = vv + q_vel * q_vel
-    return out
+# Noise rows of KalmanBoxMotion.noise: std = per_height * box height + fixed, per coordinate.
+POS_PER_HEIGHT, POS_FIXED, VEL_PER_HEIGHT, VEL_FIXED, MEAS_FIXED = range(5)
 
 
 @numba.njit(cache=True)
-def _update_rows(s, z, pos_per_height, meas_fixed):  # pragma: no cover - compiled
-    """Packed Joseph-form update, row by row (see :meth:`KalmanBoxMotion.update_packed`)."""
-    out = np.empty_like(s)
+def predict_row(s, i, noise):  # pragma: no cover - compiled
+    """Packed predict of row ``i`` of ``s`` (N, 20), in place; ``noise`` as
+    :attr:`KalmanBoxMotion.noise`. Callable from other compiled loops."""
+    h = s[i, 3]
+    for c in range(NDIM):
+        v, pp, pv, vv = s[i, NDIM + c], s[i, 8 + c], s[i, 12 + c], s[i, 16 + c]
+        q_pos = noise[POS_PER_HEIGHT, c] * h + noise[POS_FIXED, c]
+        q_vel = noise[VEL_PER_HEIGHT, c] * h + noise[VEL_FIXED, c]
+        s[i, c] += v
+        s[i, 8 + c] = pp + 2.0 * pv + vv + q_pos * q_pos
+        s[i, 12 + c] = pv + vv
+        s[i, 16 + c] = vv + q_vel * q_vel
+
+
+@numba.njit(cache=True)
+def update_row(s, i, z, noise):  # pragma: no cover - compiled
+    """Packed Joseph-form update of row ``i`` of ``s`` (N, 20) with the measured
+    box ``z`` (4,) ``xyah``, in place. Callable from other compiled loops."""
+    h = s[i, 3]
+    for c in range(NDIM):
+        x, v, pp, pv, vv = s[i, c], s[i, NDIM + c], s[i, 8 + c], s[i, 12 + c], s[i, 16 + c]
+        r = noise[POS_PER_HEIGHT, c] * h + noise[MEAS_FIXED, c]
+        r = r * r
+        k_p = pp / (pp + r)      # Kalman gain of the value
+        k_v = pv / (pp + r)      # ... and of its velocity
+        innovation = z[c] - x
+        one = 1.0 - k_p
+        s[i, c] = x + k_p * innovation
+        s[i, NDIM + c] = v + k_v * innovation
+        # (I - KH) P (I - KH)^T + K R K^T, block by block
+        s[i, 8 + c] = one * one * pp + k_p * k_p * r
+        s[i, 12 + c] = one * (pv - k_v * pp) + k_p * k_v * r
+        s[i, 16 + c] = vv - 2.0 * k_v * pv + k_v * k_v * (pp + r)
+
+
+@numba.njit(cache=True)
+def _predict_rows(s, noise):  # pragma: no cover - compiled
     for i in range(s.shape[0]):
-        h = s[i, 3]
-        for c in range(NDIM):
-            pp, pv, vv = s[i, 8 + c], s[i, 12 + c], s[i, 16 + c]
-            r = pos_per_height[c] * h + meas_fixed[c]
-            r = r * r
-            k_p = pp / (pp + r)      # Kalman gain of the value
-            k_v = pv / (pp + r)      # ... and of its velocity
-            innovation = z[i, c] - s[i, c]
-            one = 1.0 - k_p
-            out[i, c] = s[i, c] + k_p * innovation
-            out[i, NDIM + c] = s[i, NDIM + c] + k_v * innovation
-            # (I - KH) P (I - KH)^T + K R K^T, block by block
-            out[i, 8 + c] = one * one * pp + k_p * k_p * r
-            out[i, 12 + c] = one * (pv - k_v * pp) + k_p * k_v * r
-            out[i, 16 + c] = vv - 2.0 * k_v * pv + k_v * k_v * (pp + r)
-    return out
+        predict_row(s, i, noise)
+
+
+@numba.njit(cache=True)
+def _update_rows(s, z, noise):  # pragma: no cover - compiled
+    for i in range(s.shape[0]):
+        update_row(s, i, z[i], noise)
 
 
 class KalmanBoxMotion:
@@ -92,6 +103,9 @@ class KalmanBoxMotion:
         self._vel_per_height = np.array([v, v, 0.0, v])
         self._vel_fixed = np.array([0.0, 0.0, std_aspect_velocity, 0.0])
         self._meas_fixed = np.array([0.0, 0.0, std_aspect_measurement, 0.0])
+        # the same terms as one (5, 4) array for the compiled row functions (rows POS_PER_HEIGHT ... MEAS_FIXED)
+        self.noise = np.stack([self._pos_per_height, self._pos_fixed, self._vel_per_height, self._vel_fixed,
+                               self._meas_fixed])
         self.F = np.eye(2 * NDIM)
         self.F[:NDIM, NDIM:] = np.eye(NDIM)
         self.H = np.eye(NDIM, 2 * NDIM)
@@ -167,18 +181,20 @@ class KalmanBoxMotion:
 
     def predict_packed(self, packed) -> np.ndarray:
         """:meth:`predict` for packed (N, 20) states; returns a new array."""
-        s = np.ascontiguousarray(packed, np.float64).reshape(-1, PACKED)
-        return _predict_rows(s, self._pos_per_height, self._pos_fixed, self._vel_per_height, self._vel_fixed)
+        out = np.array(packed, np.float64).reshape(-1, PACKED)
+        _predict_rows(out, self.noise)
+        return out
 
     def update_packed(self, packed, xyah) -> np.ndarray:
         """:meth:`update` for packed (N, 20) states, each with its measured box
         (N, 4) as centre x, centre y (pixels), aspect ``w / h``, height (pixels);
         filterpy's Joseph form. Returns a new array."""
-        s = np.ascontiguousarray(packed, np.float64).reshape(-1, PACKED)
-        z = np.ascontiguousarray(xyah, np.float64).reshape(-1, NDIM)
-        if len(z) != len(s):
-            raise ValueError(f"{len(s)} states but {len(z)} measurements")
-        return _update_rows(s, z, self._pos_per_height, self._meas_fixed)
+        out = np.array(packed, np.float64).reshape(-1, PACKED)
+        z = np.asarray(xyah, np.float64).reshape(-1, NDIM)
+        if len(z) != len(out):
+            raise ValueError(f"{len(out)} states but {len(z)} measurements")
+        _update_rows(out, z, self.noise)
+        return out
 
     def multi_predict(self, means, covariances) -> tuple[np.ndarray, np.ndarray]:
         """:meth:`predict` for a stack of (N, 8) means and (N, 8, 8) covariances."""

@@ -14,17 +14,20 @@ import lap
 import numba
 import numpy as np
 
-from ..boxes import box_area_xyxy, box_iou_xyxy
+from ..boxes import box_area_xyxy, box_iou_loops, box_iou_xyxy
 
 
 @numba.njit(cache=True)
-def _distinct_minima(cost, thresh):  # pragma: no cover - compiled
+def _distinct_minima(values, row_ids, col_ids, thresh, similarity):  # pragma: no cover - compiled
     """The assignment of :func:`linear_assignment` when each line's minimum is distinct.
 
-    Lines are rows, or columns when there are more rows than columns. Returns
-    (False, ...) with empty arrays when two lines share their cheapest partner.
+    The cost of pair ``(i, j)`` is ``values[row_ids[i], col_ids[j]]``, or 1 minus
+    that when ``similarity``. Lines are rows, or columns when there are more
+    rows than columns. Returns ``ok``, then matches (P, 2) as ``(row id, col
+    id)`` in row order, unmatched row ids and unmatched col ids; ``ok`` is
+    False (and the arrays empty) when two lines share their cheapest partner.
     """
-    n, m = cost.shape
+    n, m = row_ids.shape[0], col_ids.shape[0]
     by_row = n <= m
     lines, others = (n, m) if by_row else (m, n)
     partner = np.full(lines, -1, np.int64)
@@ -32,27 +35,30 @@ def _distinct_minima(cost, thresh):  # pragma: no cover - compiled
     for i in range(lines):
         best, best_cost = 0, np.inf
         for j in range(others):
-            c = cost[i, j] if by_row else cost[j, i]
+            c = values[row_ids[i], col_ids[j]] if by_row else values[row_ids[j], col_ids[i]]
+            if similarity:
+                c = 1.0 - c
             if c < best_cost:
                 best, best_cost = j, c
         if taken[best]:
-            return False, np.zeros((0, 2), np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64)
+            return False, np.zeros((0, 2), np.int64), row_ids[:0].copy(), col_ids[:0].copy()
         taken[best] = True
         partner[i] = best if best_cost <= thresh else -1
     row_col = np.full(n, -1, np.int64)
-    col_row = np.full(m, -1, np.int64)
+    col_matched = np.zeros(m, np.bool_)
     for i in range(lines):
         if partner[i] >= 0:
             r, c = (i, partner[i]) if by_row else (partner[i], i)
-            row_col[r], col_row[c] = c, r
+            row_col[r] = c
+            col_matched[c] = True
     matched = row_col >= 0
     matches = np.empty((matched.sum(), 2), np.int64)
     p = 0
     for r in range(n):
         if matched[r]:
-            matches[p, 0], matches[p, 1] = r, row_col[r]
+            matches[p, 0], matches[p, 1] = row_ids[r], col_ids[row_col[r]]
             p += 1
-    return True, matches, np.flatnonzero(row_col < 0), np.flatnonzero(col_row < 0)
+    return True, matches, row_ids[~matched], col_ids[~col_matched]
 
 
 def linear_assignment(cost: np.ndarray, thresh: float):
@@ -80,7 +86,8 @@ def linear_assignment(cost: np.ndarray, thresh: float):
     # pairs is the optimum, as nothing beats each row's (column's) minimum: the
     # common case of well-separated animals, solved by a compiled loop without
     # the LAP solver.
-    distinct, matches, unmatched_rows, unmatched_cols = _distinct_minima(np.ascontiguousarray(cost), float(thresh))
+    distinct, matches, unmatched_rows, unmatched_cols = _distinct_minima(
+        np.ascontiguousarray(cost), np.arange(n), np.arange(m), float(thresh), False)
     if distinct:
         return matches, unmatched_rows, unmatched_cols
     _, row_to_col, col_to_row = lap.lapjv(cost, extend_cost=True, cost_limit=thresh)
@@ -88,6 +95,39 @@ def linear_assignment(cost: np.ndarray, thresh: float):
     matches = np.stack([rows, row_to_col[rows]], axis=1).astype(np.int64)
     return (matches, np.flatnonzero(row_to_col < 0).astype(np.int64),
             np.flatnonzero(col_to_row < 0).astype(np.int64))
+
+
+def assign_subsets(similarity: np.ndarray, row_ids: np.ndarray, col_ids: np.ndarray, thresh: float):
+    """:func:`linear_assignment` of some rows against some columns of a similarity matrix.
+
+    The cost is ``1 - similarity[row_ids][:, col_ids]``; the tracker calls this
+    with track and detection indices into one matrix per frame.
+
+    Parameters
+    ----------
+    similarity : (T, N) array_like
+    row_ids : (n,) int64 array
+        Rows of ``similarity`` taking part.
+    col_ids : (m,) int64 array
+        Columns of ``similarity`` taking part.
+    thresh : float
+        Pairs costing more than this stay unassigned.
+
+    Returns
+    -------
+    matches : (P, 2) int64 array of ``(row id, col id)``, in the order of ``row_ids``
+    unmatched_row_ids : int64 array
+    unmatched_col_ids : int64 array
+    """
+    if not len(row_ids) or not len(col_ids):
+        return np.zeros((0, 2), np.int64), row_ids, col_ids
+    distinct, matches, unmatched_rows, unmatched_cols = _distinct_minima(
+        similarity, row_ids, col_ids, float(thresh), True)
+    if distinct:
+        return matches, unmatched_rows, unmatched_cols
+    pairs, unmatched_rows, unmatched_cols = linear_assignment(1.0 - similarity[row_ids][:, col_ids], thresh)
+    return (np.stack([row_ids[pairs[:, 0]], col_ids[pairs[:, 1]]], axis=1), row_ids[unmatched_rows],
+            col_ids[unmatched_cols])
 
 
 def oks_matrix(kp_a, vis_a, kp_b, vis_b, areas_b, sigmas, min_common: int = 1) -> np.ndarray:
@@ -148,42 +188,11 @@ def similarity_matrix(boxes_a, boxes_b, kp_a=None, vis_a=None, kp_b=None, vis_b=
 
 
 @numba.njit(cache=True)
-def _iou(a, b):  # pragma: no cover - compiled
-    """Loops of :func:`iou_matrix`."""
-    iou = np.zeros((a.shape[0], b.shape[0]))
-    for i in range(a.shape[0]):
-        area_a = max(a[i, 2] - a[i, 0], 0.0) * max(a[i, 3] - a[i, 1], 0.0)
-        for j in range(b.shape[0]):
-            area_b = max(b[j, 2] - b[j, 0], 0.0) * max(b[j, 3] - b[j, 1], 0.0)
-            inter = (max(min(a[i, 2], b[j, 2]) - max(a[i, 0], b[j, 0]), 0.0)
-                     * max(min(a[i, 3], b[j, 3]) - max(a[i, 1], b[j, 1]), 0.0))
-            union = area_a + area_b - inter
-            if union > 0:
-                iou[i, j] = inter / union
-    return iou
-
-
-def iou_matrix(boxes_a, boxes_b) -> np.ndarray:
-    """:func:`aptrack.boxes.box_iou_xyxy` as one compiled loop, for a few boxes per call.
-
-    Parameters
-    ----------
-    boxes_a : (N, 4) array_like, ``xyxy`` pixels
-    boxes_b : (M, 4) array_like, ``xyxy`` pixels
-
-    Returns
-    -------
-    (N, M) float64 in ``[0, 1]``; 0 where both boxes have zero area.
-    """
-    return _iou(np.asarray(boxes_a, np.float64).reshape(-1, 4), np.asarray(boxes_b, np.float64).reshape(-1, 4))
-
-
-@numba.njit(cache=True)
 def _track_similarities(pred, means, last, last_kp, last_scores, boxes, kp, scores, var, threshold,
                         oks_weight, min_common):  # pragma: no cover - compiled
     """Loops of :func:`track_similarities`; float64 arrays of any memory layout."""
     t_count, n_count, k_count = pred.shape[0], boxes.shape[0], last_kp.shape[1]
-    iou = _iou(pred, boxes)
+    iou = box_iou_loops(pred, boxes)
     mixed = iou.copy()
     if k_count == 0 or oks_weight <= 0:
         return iou, mixed

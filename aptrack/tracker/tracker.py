@@ -32,13 +32,15 @@ from __future__ import annotations
 
 import enum
 
+import numba
 import numpy as np
 
-from ..boxes import box_area_xyxy, widened_xyxy, xyah_to_xyxy, xyxy_to_xyah
+from ..boxes import (box_area_xyxy, box_iou_xyxy, widened_xyxy, xyah_to_xyxy_scalar, xyxy_to_xyah,
+                     xyxy_to_xyah_scalar)
 from ..config import TrackerConfig
 from ..structures import Instances
-from .kalman import PACKED, KalmanBoxMotion
-from .matching import iou_matrix, linear_assignment, track_similarities
+from .kalman import PACKED, KalmanBoxMotion, predict_row, update_row
+from .matching import assign_subsets, track_similarities
 
 _EMPTY = np.zeros(0, np.int64)
 
@@ -69,18 +71,50 @@ def moved_keypoints(keypoints, boxes_xyxy, means) -> np.ndarray:
     return (np.asarray(keypoints, np.float64) - last[:, None, :2]) * scale[:, None, None] + shift[:, None, :]
 
 
-def _assign(similarity: np.ndarray, tracks: np.ndarray, rows: np.ndarray, thresh: float):
-    """Assign by cost ``1 - similarity`` (len(tracks), len(rows)); returns (matched tracks,
-    their rows, unmatched tracks, unmatched rows), int64 arrays."""
-    matches, um_tracks, um_rows = linear_assignment(1.0 - similarity, thresh)
-    return tracks[matches[:, 0]], rows[matches[:, 1]], tracks[um_tracks], rows[um_rows]
-
-
 def _match(similarity: np.ndarray, tracks: np.ndarray, rows: np.ndarray, thresh: float):
-    """:func:`_assign` on the ``tracks`` x ``rows`` part of a (T, N) similarity matrix."""
-    if not len(tracks) or not len(rows):
-        return _EMPTY, _EMPTY, tracks, rows
-    return _assign(similarity[tracks][:, rows], tracks, rows, thresh)
+    """Assign ``tracks`` to detection ``rows`` by cost ``1 - similarity`` (a (T, N) matrix);
+    returns (matched tracks, their rows, unmatched tracks, unmatched rows), int64 arrays."""
+    matches, um_tracks, um_rows = assign_subsets(similarity, tracks, rows, thresh)
+    return matches[:, 0], matches[:, 1], um_tracks, um_rows
+
+
+# Columns of the tracker's integer table (see PoseTracker._init_table).
+_ID, _STATE, _HITS, _LAST_FRAME, _LAST_UPDATE, _ROW = range(6)
+
+
+@numba.njit(cache=True)
+def _predict_table(kf, pred, ints, frame_index, lost_motion_frames, noise):  # pragma: no cover - compiled
+    """Step 1 on every track, in place: Kalman predict (velocity dropped for tracks
+    lost more than ``lost_motion_frames``), then the predicted boxes ``pred`` (T, 4) xyxy."""
+    for t in range(kf.shape[0]):
+        if ints[t, _STATE] == _LOST and frame_index - ints[t, _LAST_FRAME] > lost_motion_frames:
+            kf[t, 4:8] = 0.0  # long-lost animals are searched for where they were last
+        predict_row(kf, t, noise)
+        pred[t, 0], pred[t, 1], pred[t, 2], pred[t, 3] = xyah_to_xyxy_scalar(kf[t, 0], kf[t, 1], kf[t, 2], kf[t, 3])
+
+
+@numba.njit(cache=True)
+def _observe_rows(kf, obs, ints, tracks, rows, boxes, keypoints, keypoint_scores, frame_index, updates,
+                  noise):  # pragma: no cover - compiled
+    """Record detection ``rows`` as the last observations of ``tracks``, in place:
+    the observation table, the Kalman correction and the bookkeeping columns."""
+    k = keypoints.shape[1]
+    z = np.empty(4)
+    for p in range(tracks.shape[0]):
+        t, r = tracks[p], rows[p]
+        for c in range(4):
+            obs[t, c] = boxes[r, c]
+        for q in range(k):
+            obs[t, 4 + 2 * q] = keypoints[r, q, 0]
+            obs[t, 5 + 2 * q] = keypoints[r, q, 1]
+            obs[t, 4 + 2 * k + q] = keypoint_scores[r, q]
+        z[0], z[1], z[2], z[3] = xyxy_to_xyah_scalar(obs[t, 0], obs[t, 1], obs[t, 2], obs[t, 3])
+        update_row(kf, t, z, noise)
+        # consecutive detection updates, not frames: with --det-every N they are N frames apart
+        ints[t, _HITS] = ints[t, _HITS] + 1 if ints[t, _LAST_UPDATE] == updates - 1 else 1
+        ints[t, _LAST_FRAME] = frame_index
+        ints[t, _LAST_UPDATE] = updates
+        ints[t, _ROW] = r
 
 
 class PoseTracker:
@@ -113,10 +147,9 @@ class PoseTracker:
     # One row per track in three arrays, so that each step reads and writes a
     # few whole arrays: ``_kf`` packed Kalman states (see KalmanBoxMotion),
     # ``_obs`` the last observation (box xyxy | keypoints x, y | keypoint
-    # scores), ``_int`` the bookkeeping columns below. ``_pred`` holds this
+    # scores), ``_int`` the bookkeeping columns ``_ID`` ... ``_ROW``. ``_pred`` holds this
     # frame's predicted boxes, ``_source`` the Instances each last observation
     # came from.
-    _ID, _STATE, _HITS, _LAST_FRAME, _LAST_UPDATE, _ROW = range(6)
 
     def _init_table(self, num_keypoints: int) -> None:
         self._kf = np.zeros((0, PACKED))
@@ -151,9 +184,9 @@ class PoseTracker:
         start, n = len(self._int), len(rows)
         obs = self._observations(dets, rows)
         ints = np.empty((n, 6), np.int64)
-        ints[:, [self._ID, self._STATE, self._HITS, self._LAST_FRAME, self._LAST_UPDATE]] = (
+        ints[:, [_ID, _STATE, _HITS, _LAST_FRAME, _LAST_UPDATE]] = (
             -1, _TENTATIVE, 1, frame_index, self.updates)
-        ints[:, self._ROW] = rows
+        ints[:, _ROW] = rows
         self._kf = np.concatenate([self._kf, self.motion.initiate_packed(xyxy_to_xyah(obs[:, :4]))])
         self._obs = np.concatenate([self._obs, obs])
         self._int = np.concatenate([self._int, ints])
@@ -170,35 +203,20 @@ class PoseTracker:
         """Record detection ``rows`` as the observations of ``tracks`` and correct their Kalman states."""
         if not len(tracks):
             return
-        obs = self._observations(dets, rows)
-        self._kf[tracks] = self.motion.update_packed(self._kf[tracks], xyxy_to_xyah(obs[:, :4]))
-        self._obs[tracks] = obs
-        ints = self._int[tracks]
-        # consecutive detection updates, not frames: with --det-every N they are N frames apart
-        streak = ints[:, self._LAST_UPDATE] == self.updates - 1
-        ints[:, self._HITS] = ints[:, self._HITS] * streak + 1  # +1, or back to 1 after a gap
-        ints[:, self._LAST_FRAME] = frame_index
-        ints[:, self._LAST_UPDATE] = self.updates
-        ints[:, self._ROW] = rows
-        self._int[tracks] = ints
+        _observe_rows(self._kf, self._obs, self._int, tracks, rows, dets.boxes_xyxy, dets.keypoints,
+                      dets.keypoint_scores, frame_index, self.updates, self.motion.noise)
         for t in tracks.tolist():
             self._source[t] = dets
 
     def _confirm(self, tracks: np.ndarray) -> None:
-        self._int[tracks, self._STATE] = _TRACKED
-        new = tracks[self._int[tracks, self._ID] < 0]
-        self._int[new, self._ID] = self.num_ids + 1 + np.arange(len(new))
+        self._int[tracks, _STATE] = _TRACKED
+        new = tracks[self._int[tracks, _ID] < 0]
+        self._int[new, _ID] = self.num_ids + 1 + np.arange(len(new))
         self.num_ids += len(new)
 
     def _predict_all(self, frame_index: int) -> None:
-        if not len(self._int):
-            return
-        stale = ((self._int[:, self._STATE] == _LOST)
-                 & (frame_index - self._int[:, self._LAST_FRAME] > self.config.lost_motion_frames))
-        if stale.any():
-            self._kf[stale, 4:8] = 0.0  # long-lost animals are searched for where they were last
-        self._kf = self.motion.predict_packed(self._kf)
-        self._pred = xyah_to_xyxy(self._kf[:, :4])
+        _predict_table(self._kf, self._pred, self._int, frame_index, self.config.lost_motion_frames,
+                       self.motion.noise)
 
     # -- association -----------------------------------------------------------
     def _similarities(self, dets: Instances) -> tuple[np.ndarray, np.ndarray]:
@@ -216,8 +234,8 @@ class PoseTracker:
         if not len(tracks) or not len(rows):
             return _EMPTY, _EMPTY, tracks, rows
         buffer = self.config.lost_box_buffer
-        sim = iou_matrix(widened_xyxy(self._pred[tracks], buffer), widened_xyxy(dets.boxes_xyxy[rows], buffer))
-        return _assign(sim, tracks, rows, self.config.lost_match_cost_threshold)
+        sim = box_iou_xyxy(widened_xyxy(self._pred, buffer), widened_xyxy(dets.boxes_xyxy, buffer))
+        return _match(sim, tracks, rows, self.config.lost_match_cost_threshold)
 
     # -- main loop -----------------------------------------------------------
     def update(self, detections: Instances) -> Instances:
@@ -251,7 +269,7 @@ class PoseTracker:
         # 1. predict
         self._predict_all(f)
         iou, mixed = self._similarities(dets)
-        state = self._int[:, self._STATE]  # a view: writes go into the table
+        state = self._int[:, _STATE]  # a view: writes go into the table
         confirmed = np.nonzero(state != _TENTATIVE)[0]
         tentative = np.nonzero(state == _TENTATIVE)[0]
 
@@ -276,7 +294,7 @@ class PoseTracker:
         t5, r5, um_tentative, um_new = _match(mixed, tentative, candidates,
                                               cfg.unconfirmed_match_cost_threshold)
         self._observe(np.concatenate([t2, t3, t4, t5]), dets, np.concatenate([r2, r3, r4, r5]), f)
-        confirmed_now = t5[self._int[t5, self._HITS] >= cfg.min_hits]
+        confirmed_now = t5[self._int[t5, _HITS] >= cfg.min_hits]
         self._confirm(confirmed_now)
         state[um_tentative] = _REMOVED
         output = [t2, t3, t4, confirmed_now]
@@ -290,12 +308,12 @@ class PoseTracker:
                 output.append(new)
 
         out = np.concatenate(output)
-        ids, rows = self._int[out, self._ID], self._int[out, self._ROW]
+        ids, rows = self._int[out, _ID], self._int[out, _ROW]
 
         # 7. ageing
-        state = self._int[:, self._STATE]
+        state = self._int[:, _STATE]
         drop = (state == _REMOVED) | ((state == _LOST)
-                                      & (f - self._int[:, self._LAST_FRAME] > cfg.track_buffer))
+                                      & (f - self._int[:, _LAST_FRAME] > cfg.track_buffer))
         if drop.any():
             self._keep(~drop)
 
@@ -306,12 +324,12 @@ class PoseTracker:
         """Advance a frame without detections (``--det-every``): predicted boxes of tracked animals."""
         self.frames_seen += 1
         self._predict_all(frame_index)
-        ids = self._int[:, self._ID]
-        tracked = np.nonzero(self._int[:, self._STATE] == _TRACKED)[0]
+        ids = self._int[:, _ID]
+        tracked = np.nonzero(self._int[:, _STATE] == _TRACKED)[0]
         tracked = tracked[np.argsort(ids[tracked], kind="stable")]
         if not len(tracked):
             return Instances.empty(self._k, frame_index)
-        rows = self._int[tracked, self._ROW]
+        rows = self._int[tracked, _ROW]
         last = Instances.concatenate([self._source[t].take([r]) for t, r in zip(tracked.tolist(), rows.tolist())],
                                      frame_index=frame_index)
         moved = moved_keypoints(self._keypoints(tracked), self._box(tracked), self._kf[tracked])
