@@ -109,9 +109,10 @@ def compare_trackers(trackers, clip_data, detections_per_clip, frame_loader=None
     times = {t.name: [] for t in trackers}
     results = {}
     for tracker in trackers:
-        if detections_per_clip and detections_per_clip[0]:  # warm-up: first calls import and allocate
+        if detections_per_clip:  # warm-up on the first clip: first calls import, allocate, load compiled code
             tracker.reset()
-            tracker.update(detections_per_clip[0][0], frame_loader(0, 0) if frame_loader else None)
+            for t, found in enumerate(detections_per_clip[0]):
+                tracker.update(found, frame_loader(0, t) if frame_loader else None)
     for round_ in range(max(1, rounds)):
         for tracker in trackers:
             evals, seconds, n = [], 0.0, 0

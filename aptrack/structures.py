@@ -150,7 +150,7 @@ class Instances:
         some fields of the selection in the same step, e.g. ``track_ids``."""
         if isinstance(index, (int, np.integer)):
             index = [int(index)]
-        fields = {name: getattr(self, name)[index] for name in _ARRAY_FIELDS}
+        fields = {name: getattr(self, name)[index] for name in _ARRAY_FIELDS if name not in changes}
         fields["frame_index"] = self.frame_index
         if not changes.keys() - {"track_ids"}:
             # rows of a validated set are valid: only new track ids need checking
@@ -168,8 +168,8 @@ class Instances:
     def _from_valid(cls, fields: dict) -> "Instances":
         """Build from arrays already known to have the right dtypes and shapes (no copies, no checks)."""
         out = object.__new__(cls)
-        for name, value in fields.items():
+        for value in fields.values():
             if isinstance(value, np.ndarray):
                 value.flags.writeable = False
-            object.__setattr__(out, name, value)
+        out.__dict__.update(fields)  # a frozen dataclass refuses setattr, not its __dict__
         return out

@@ -35,7 +35,7 @@ import enum
 import numba
 import numpy as np
 
-from ..boxes import (box_area_xyxy, box_iou_xyxy, widened_xyxy, xyah_to_xyxy_scalar, xyxy_to_xyah,
+from ..boxes import (box_iou_xyxy, widened_xyxy, xyah_to_xyxy_scalar, xyxy_to_xyah,
                      xyxy_to_xyah_scalar)
 from ..config import TrackerConfig
 from ..structures import Instances
@@ -80,6 +80,40 @@ def _match(similarity: np.ndarray, tracks: np.ndarray, rows: np.ndarray, thresh:
 
 # Columns of the tracker's integer table (see PoseTracker._init_table).
 _ID, _STATE, _HITS, _LAST_FRAME, _LAST_UPDATE, _ROW = range(6)
+
+
+@numba.njit(cache=True)
+def _split_by_score(boxes, scores, min_area, high_threshold, low_threshold):  # pragma: no cover - compiled
+    """Rows of the detections with a box of at least ``min_area`` pixels^2 that score
+    ``>= high_threshold`` (confident) and ``[low_threshold, high_threshold)`` (low)."""
+    high = np.empty(scores.shape[0], np.int64)
+    low = np.empty(scores.shape[0], np.int64)
+    n_high = n_low = 0
+    for r in range(scores.shape[0]):
+        width = max(np.float64(boxes[r, 2]) - np.float64(boxes[r, 0]), 0.0)
+        height = max(np.float64(boxes[r, 3]) - np.float64(boxes[r, 1]), 0.0)
+        if width * height < min_area:
+            continue
+        if scores[r] >= high_threshold:
+            high[n_high] = r
+            n_high += 1
+        elif scores[r] >= low_threshold:
+            low[n_low] = r
+            n_low += 1
+    return high[:n_high].copy(), low[:n_low].copy()
+
+
+@numba.njit(cache=True)
+def _expired(ints, frame_index, track_buffer):  # pragma: no cover - compiled
+    """Step 7: which tracks to drop (removed, or lost for more than ``track_buffer`` frames), and how many."""
+    drop = np.zeros(ints.shape[0], np.bool_)
+    count = 0
+    for t in range(ints.shape[0]):
+        state = ints[t, _STATE]
+        if state == _REMOVED or (state == _LOST and frame_index - ints[t, _LAST_FRAME] > track_buffer):
+            drop[t] = True
+            count += 1
+    return drop, count
 
 
 @numba.njit(cache=True)
@@ -262,9 +296,9 @@ class PoseTracker:
             unknown = np.zeros((len(self._obs), 3 * dets.num_keypoints))
             self._obs = np.concatenate([self._obs[:, :4], unknown], axis=1)
         scores = dets.scores
-        usable = box_area_xyxy(dets.boxes_xyxy) >= cfg.min_box_area
-        high = np.nonzero(usable & (scores >= cfg.high_score_threshold))[0]
-        low = np.nonzero(usable & (scores >= cfg.low_score_threshold) & (scores < cfg.high_score_threshold))[0]
+        # thresholds as float32, like the scores (as NumPy compares a float32 array with a Python float)
+        high, low = _split_by_score(dets.boxes_xyxy, scores, cfg.min_box_area, np.float32(cfg.high_score_threshold),
+                                    np.float32(cfg.low_score_threshold))
 
         # 1. predict
         self._predict_all(f)
@@ -311,10 +345,8 @@ class PoseTracker:
         ids, rows = self._int[out, _ID], self._int[out, _ROW]
 
         # 7. ageing
-        state = self._int[:, _STATE]
-        drop = (state == _REMOVED) | ((state == _LOST)
-                                      & (f - self._int[:, _LAST_FRAME] > cfg.track_buffer))
-        if drop.any():
+        drop, count = _expired(self._int, f, cfg.track_buffer)
+        if count:
             self._keep(~drop)
 
         order = np.argsort(ids, kind="stable")
