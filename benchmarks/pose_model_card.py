@@ -49,7 +49,8 @@ def start_line(meta: dict) -> str:
     init = meta.get("init")
     if init:
         return (f"- Start: fine-tuned from {init.get('name', 'n/a')} (sha256 {init.get('sha256', 'n/a')}), "
-                "the same split's first stage; its own start was the ImageNet backbone.")
+                "an earlier stage on the same split (see its card); the first stage started from the "
+                "ImageNet backbone.")
     pre = meta.get("pretrained") or {}
     return f"- Backbone start: {pre.get('name', 'n/a')} (sha256 {pre.get('sha256', 'n/a')})."
 

@@ -37,6 +37,9 @@ def test_default_config_loads_and_matches_the_issue_budget():
     tuned = load_train_config("animalpose_mobilenetv2_192_ft")  # second stage: same split, starts from stage one
     assert tuned.model.init == "aptrack-pose-mnv2-160" and tuned.split == cfg.split
     assert tuned.model.arch() == cfg.model.arch() and tuple(tuned.codec.input_size) == (192, 192)
+    third = load_train_config("animalpose_mobilenetv2_224_ft")  # third stage: from the second
+    assert third.model.init == "aptrack-pose-mnv2-192" and third.split == cfg.split
+    assert third.model.arch() == cfg.model.arch() and tuple(third.codec.input_size) == (224, 224)
 
 
 def test_lr_warms_up_then_decays_to_the_floor():
