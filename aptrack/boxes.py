@@ -12,7 +12,7 @@ Formats (all in pixels of the original frame, arrays of shape ``(N, 4)``):
     ``cx, cy, a, h``: centre, aspect ratio ``a = w / h`` and height (the
     Kalman filter's measurement space, as in SORT/ByteTrack).
 
-The ``*_scalar`` conversions and the IoU loops are compiled (numba) for the
+The ``*_scalar`` functions and the IoU loops are compiled (numba) for the
 tracker's own compiled loops, which handle a few boxes per frame.
 """
 
@@ -102,13 +102,19 @@ def xyah_to_xyxy_scalar(cx, cy, a, h):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
+def box_area_scalar(x1, y1, x2, y2):  # pragma: no cover - compiled
+    """:func:`box_area_xyxy` of one box, for compiled code (pass float64 values)."""
+    return max(x2 - x1, 0.0) * max(y2 - y1, 0.0)
+
+
+@numba.njit(cache=True)
 def box_iou_loops(a, b):  # pragma: no cover - compiled
     """:func:`box_iou_xyxy` of float64 (N, 4) and (M, 4) arrays, for compiled code."""
     iou = np.zeros((a.shape[0], b.shape[0]))
     for i in range(a.shape[0]):
-        area_a = max(a[i, 2] - a[i, 0], 0.0) * max(a[i, 3] - a[i, 1], 0.0)
+        area_a = box_area_scalar(a[i, 0], a[i, 1], a[i, 2], a[i, 3])
         for j in range(b.shape[0]):
-            area_b = max(b[j, 2] - b[j, 0], 0.0) * max(b[j, 3] - b[j, 1], 0.0)
+            area_b = box_area_scalar(b[j, 0], b[j, 1], b[j, 2], b[j, 3])
             inter = (max(min(a[i, 2], b[j, 2]) - max(a[i, 0], b[j, 0]), 0.0)
                      * max(min(a[i, 3], b[j, 3]) - max(a[i, 1], b[j, 1]), 0.0))
             union = area_a + area_b - inter

@@ -98,27 +98,26 @@ class KalmanBoxMotion:
         self.std_aspect_velocity = std_aspect_velocity
         self.std_aspect_measurement = std_aspect_measurement
         p, v = std_position, std_velocity
-        # noise standard deviations = per_height * box height + fixed, per coordinate
-        self._pos_per_height, self._pos_fixed = np.array([p, p, 0.0, p]), np.array([0.0, 0.0, std_aspect, 0.0])
-        self._vel_per_height = np.array([v, v, 0.0, v])
-        self._vel_fixed = np.array([0.0, 0.0, std_aspect_velocity, 0.0])
-        self._meas_fixed = np.array([0.0, 0.0, std_aspect_measurement, 0.0])
-        # the same terms as one (5, 4) array for the compiled row functions (rows POS_PER_HEIGHT ... MEAS_FIXED)
-        self.noise = np.stack([self._pos_per_height, self._pos_fixed, self._vel_per_height, self._vel_fixed,
-                               self._meas_fixed])
+        # noise std = per_height * box height + fixed, per coordinate x, y, a, h; one (5, 4)
+        # array (rows POS_PER_HEIGHT ... MEAS_FIXED), read by _pos_std & co. and the compiled rows
+        self.noise = np.array([[p, p, 0.0, p],
+                               [0.0, 0.0, std_aspect, 0.0],
+                               [v, v, 0.0, v],
+                               [0.0, 0.0, std_aspect_velocity, 0.0],
+                               [0.0, 0.0, std_aspect_measurement, 0.0]])
         self.F = np.eye(2 * NDIM)
         self.F[:NDIM, NDIM:] = np.eye(NDIM)
         self.H = np.eye(NDIM, 2 * NDIM)
 
     # Noise of x, y, a, h for box heights h: a float, or (N, 1) for N tracks at once.
     def _pos_std(self, h, factor: float = 1.0) -> np.ndarray:
-        return (self._pos_per_height * h + self._pos_fixed) * factor
+        return (self.noise[POS_PER_HEIGHT] * h + self.noise[POS_FIXED]) * factor
 
     def _vel_std(self, h, factor: float = 1.0) -> np.ndarray:
-        return (self._vel_per_height * h + self._vel_fixed) * factor
+        return (self.noise[VEL_PER_HEIGHT] * h + self.noise[VEL_FIXED]) * factor
 
     def _meas_std(self, h) -> np.ndarray:
-        return self._pos_per_height * h + self._meas_fixed
+        return self.noise[POS_PER_HEIGHT] * h + self.noise[MEAS_FIXED]
 
     def initiate(self, xyah) -> tuple[np.ndarray, np.ndarray]:
         """State from a first measurement: mean (8,) with zero velocity, covariance (8, 8)."""

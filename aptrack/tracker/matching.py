@@ -14,7 +14,7 @@ import lap
 import numba
 import numpy as np
 
-from ..boxes import box_area_xyxy, box_iou_loops, box_iou_xyxy
+from ..boxes import box_area_scalar, box_area_xyxy, box_iou_loops, box_iou_xyxy
 
 
 @numba.njit(cache=True)
@@ -90,6 +90,11 @@ def linear_assignment(cost: np.ndarray, thresh: float):
         np.ascontiguousarray(cost), np.arange(n), np.arange(m), float(thresh), False)
     if distinct:
         return matches, unmatched_rows, unmatched_cols
+    return _solve(cost, thresh)
+
+
+def _solve(cost: np.ndarray, thresh: float):
+    """:func:`linear_assignment` by the LAP solver, for a non-empty float64 ``cost``."""
     _, row_to_col, col_to_row = lap.lapjv(cost, extend_cost=True, cost_limit=thresh)
     rows = np.flatnonzero(row_to_col >= 0)
     matches = np.stack([rows, row_to_col[rows]], axis=1).astype(np.int64)
@@ -125,7 +130,8 @@ def assign_subsets(similarity: np.ndarray, row_ids: np.ndarray, col_ids: np.ndar
         similarity, row_ids, col_ids, float(thresh), True)
     if distinct:
         return matches, unmatched_rows, unmatched_cols
-    pairs, unmatched_rows, unmatched_cols = linear_assignment(1.0 - similarity[row_ids][:, col_ids], thresh)
+    # two lines share their cheapest partner (the shortcut just found that): the solver
+    pairs, unmatched_rows, unmatched_cols = _solve(1.0 - similarity[row_ids][:, col_ids], thresh)
     return (np.stack([row_ids[pairs[:, 0]], col_ids[pairs[:, 1]]], axis=1), row_ids[unmatched_rows],
             col_ids[unmatched_cols])
 
@@ -209,7 +215,7 @@ def _track_similarities(pred, means, last, last_kp, last_scores, boxes, kp, scor
             moved[i, q, 1] = (last_kp[i, q, 1] - cy) * scale + sy
     eps = np.finfo(np.float64).eps
     for j in range(n_count):
-        area = max(max(boxes[j, 2] - boxes[j, 0], 0.0) * max(boxes[j, 3] - boxes[j, 1], 0.0), eps)
+        area = max(box_area_scalar(boxes[j, 0], boxes[j, 1], boxes[j, 2], boxes[j, 3]), eps)
         for i in range(t_count):
             total, count = 0.0, 0
             for q in range(k_count):

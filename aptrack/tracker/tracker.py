@@ -36,7 +36,7 @@ import enum
 import numba
 import numpy as np
 
-from ..boxes import (box_iou_xyxy, widened_xyxy, xyah_to_xyxy_scalar, xyxy_to_xyah,
+from ..boxes import (box_area_scalar, box_iou_xyxy, widened_xyxy, xyah_to_xyxy_scalar, xyxy_to_xyah,
                      xyxy_to_xyah_scalar)
 from ..config import TrackerConfig
 from ..structures import Instances
@@ -91,9 +91,9 @@ def _split_by_score(boxes, scores, min_area, high_threshold, low_threshold):  # 
     low = np.empty(scores.shape[0], np.int64)
     n_high = n_low = 0
     for r in range(scores.shape[0]):
-        width = max(np.float64(boxes[r, 2]) - np.float64(boxes[r, 0]), 0.0)
-        height = max(np.float64(boxes[r, 3]) - np.float64(boxes[r, 1]), 0.0)
-        if width * height < min_area:
+        area = box_area_scalar(np.float64(boxes[r, 0]), np.float64(boxes[r, 1]), np.float64(boxes[r, 2]),
+                               np.float64(boxes[r, 3]))
+        if area < min_area:
             continue
         if scores[r] >= high_threshold:
             high[n_high] = r
