@@ -19,9 +19,10 @@ DEMO_OUT ?= demo_out
 TRAIN_OUT ?= runs/animalpose_mnv2_160
 TRAIN_FT_OUT ?= runs/animalpose_mnv2_192_ft
 TRAIN_FT2_OUT ?= runs/animalpose_mnv2_224_ft
+TRAIN_FT3_OUT ?= runs/animalpose_mnv2_256_ft
 SYNTH_OUT ?= data/aptv2_synth
 
-.PHONY: setup demo test bench train train-ft train-ft2 synth bench-aptv2 clean
+.PHONY: setup demo test bench train train-ft train-ft2 train-ft3 synth bench-aptv2 clean
 
 setup: $(VENV)/.installed
 
@@ -43,10 +44,11 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_speed.py
 
-# The default pose model is trained in three stages on the same seeded split:
+# The default pose model is trained in four stages on the same seeded split:
 # train (160 px from ImageNet, configs/train/animalpose_mobilenetv2_160.yaml), then
 # train-ft (192 px from the first stage's committed weights, ..._192_ft.yaml), then
-# train-ft2 (224 px from the second stage's committed weights, ..._224_ft.yaml).
+# train-ft2 (224 px from the second stage's committed weights, ..._224_ft.yaml), then
+# train-ft3 (256 px from the third stage's committed weights, ..._256_ft.yaml).
 train: setup
 	$(BIN)/aptrack train --config animalpose_mobilenetv2_160 \
 	    --data $(APTRACK_MIRROR)/animalpose/keypoints.json \
@@ -61,6 +63,11 @@ train-ft2: setup
 	$(BIN)/aptrack train --config animalpose_mobilenetv2_224_ft \
 	    --data $(APTRACK_MIRROR)/animalpose/keypoints.json \
 	    --images $(APTRACK_MIRROR)/animalpose/images -o $(TRAIN_FT2_OUT)
+
+train-ft3: setup
+	$(BIN)/aptrack train --config animalpose_mobilenetv2_256_ft \
+	    --data $(APTRACK_MIRROR)/animalpose/keypoints.json \
+	    --images $(APTRACK_MIRROR)/animalpose/images -o $(TRAIN_FT3_OUT)
 
 # A synthetic APTv2-layout dataset from the held-out Animal-Pose animals, then the benchmark.
 synth: setup

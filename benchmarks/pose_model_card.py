@@ -135,8 +135,10 @@ def main() -> int:
         "## Cost",
         f"- Parameters: {params:.2f} M; file {size / 1e6:.1f} MB (sha256 `{sha256_of(Path(args.weights))}`).",
         f"- {flops_native['gmacs']:.2f} GMACs per {codec.input_size[0]}x{codec.input_size[1]} crop "
-        f"({flops_native['gflops']:.2f} GFLOPs counting multiply and add separately); the same network "
-        f"on a 256x256 crop: {flops_256['gmacs']:.2f} GMACs ({flops_256['gflops']:.2f} GFLOPs). "
+        f"({flops_native['gflops']:.2f} GFLOPs counting multiply and add separately)"
+        + ("; the same network on a 256x256 crop: "
+           f"{flops_256['gmacs']:.2f} GMACs ({flops_256['gflops']:.2f} GFLOPs). "
+           if tuple(codec.input_size) != (256, 256) else ". ") +
         "mmpose's tables count multiply-adds, so compare GMACs with their 'GFLOPs' "
         "(the Animal-Pose anchors, ResNet-50 and HRNet-w32, cost 5–9 per 256x256 crop).",
         "- CPU milliseconds per crop (2-core x86 CPU, torch fp32, best of 5):",

@@ -34,12 +34,15 @@ def test_default_config_loads_and_matches_the_issue_budget():
     assert tuple(cfg.codec.input_size) == (160, 160)
     with pytest.raises(ConfigError, match="unknown training config"):
         load_train_config("nope")
-    tuned = load_train_config("animalpose_mobilenetv2_192_ft")  # second stage: same split, starts from stage one
-    assert tuned.model.init == "aptrack-pose-mnv2-160" and tuned.split == cfg.split
-    assert tuned.model.arch() == cfg.model.arch() and tuple(tuned.codec.input_size) == (192, 192)
-    third = load_train_config("animalpose_mobilenetv2_224_ft")  # third stage: from the second
-    assert third.model.init == "aptrack-pose-mnv2-192" and third.split == cfg.split
-    assert third.model.arch() == cfg.model.arch() and tuple(third.codec.input_size) == (224, 224)
+    # Later stages: each starts from the previous stage's committed weights, on the same split.
+    stages = [("animalpose_mobilenetv2_192_ft", "aptrack-pose-mnv2-160", 192),
+              ("animalpose_mobilenetv2_224_ft", "aptrack-pose-mnv2-192", 224),
+              ("animalpose_mobilenetv2_256_ft", "aptrack-pose-mnv2-224", 256)]
+    for name, init, size in stages:
+        stage = load_train_config(name)
+        assert stage.model.init == init and stage.split == cfg.split, name
+        assert stage.model.arch() == cfg.model.arch() and tuple(stage.codec.input_size) == (size, size)
+        assert tuple(stage.codec.heatmap_size) == (size // 4, size // 4), name
 
 
 def test_lr_warms_up_then_decays_to_the_floor():
