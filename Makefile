@@ -49,25 +49,20 @@ bench: setup
 # train-ft (192 px from the first stage's committed weights, ..._192_ft.yaml), then
 # train-ft2 (224 px from the second stage's committed weights, ..._224_ft.yaml), then
 # train-ft3 (256 px from the third stage's committed weights, ..._256_ft.yaml).
+TRAIN_ANIMALPOSE = $(BIN)/aptrack train --data $(APTRACK_MIRROR)/animalpose/keypoints.json \
+	    --images $(APTRACK_MIRROR)/animalpose/images
+
 train: setup
-	$(BIN)/aptrack train --config animalpose_mobilenetv2_160 \
-	    --data $(APTRACK_MIRROR)/animalpose/keypoints.json \
-	    --images $(APTRACK_MIRROR)/animalpose/images -o $(TRAIN_OUT)
+	$(TRAIN_ANIMALPOSE) --config animalpose_mobilenetv2_160 -o $(TRAIN_OUT)
 
 train-ft: setup
-	$(BIN)/aptrack train --config animalpose_mobilenetv2_192_ft \
-	    --data $(APTRACK_MIRROR)/animalpose/keypoints.json \
-	    --images $(APTRACK_MIRROR)/animalpose/images -o $(TRAIN_FT_OUT)
+	$(TRAIN_ANIMALPOSE) --config animalpose_mobilenetv2_192_ft -o $(TRAIN_FT_OUT)
 
 train-ft2: setup
-	$(BIN)/aptrack train --config animalpose_mobilenetv2_224_ft \
-	    --data $(APTRACK_MIRROR)/animalpose/keypoints.json \
-	    --images $(APTRACK_MIRROR)/animalpose/images -o $(TRAIN_FT2_OUT)
+	$(TRAIN_ANIMALPOSE) --config animalpose_mobilenetv2_224_ft -o $(TRAIN_FT2_OUT)
 
 train-ft3: setup
-	$(BIN)/aptrack train --config animalpose_mobilenetv2_256_ft \
-	    --data $(APTRACK_MIRROR)/animalpose/keypoints.json \
-	    --images $(APTRACK_MIRROR)/animalpose/images -o $(TRAIN_FT3_OUT)
+	$(TRAIN_ANIMALPOSE) --config animalpose_mobilenetv2_256_ft -o $(TRAIN_FT3_OUT)
 
 # A synthetic APTv2-layout dataset from the held-out Animal-Pose animals, then the benchmark.
 synth: setup
