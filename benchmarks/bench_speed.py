@@ -48,7 +48,7 @@ from aptrack.pose import TopDownPoseEstimator  # noqa: E402
 from aptrack.train import load_train_config  # noqa: E402
 
 # the default pose model's architecture and input size (its last training stage's config)
-DEFAULT_TRAINING = load_train_config("animalpose_mobilenetv2_256_ft")
+DEFAULT_TRAINING = load_train_config("animalpose_mobilenetv2_256_ft2")
 DEFAULT_ARCH = DEFAULT_TRAINING.model.arch()
 
 
