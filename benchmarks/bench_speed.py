@@ -40,16 +40,10 @@ import torch  # noqa: E402
 
 from aptrack import weights  # noqa: E402
 from aptrack.cli import main as aptrack_main  # noqa: E402
-from aptrack.config import load_layout, load_pipeline  # noqa: E402
+from aptrack.config import KeypointLayout, load_pipeline  # noqa: E402
 from aptrack.detector import YoloAnimalDetector  # noqa: E402
-from aptrack.models import SimpleBaseline, build_checkpoint, load_checkpoint  # noqa: E402
+from aptrack.models import SimpleBaseline, load_checkpoint  # noqa: E402
 from aptrack.pose import TopDownPoseEstimator  # noqa: E402
-
-from aptrack.train import load_train_config  # noqa: E402
-
-# the default pose model's architecture and input size (its last training stage's config)
-DEFAULT_TRAINING = load_train_config("animalpose_mobilenetv2_256_ft2")
-DEFAULT_ARCH = DEFAULT_TRAINING.model.arch()
 
 
 def read_frames(path: Path) -> list[np.ndarray]:
@@ -64,13 +58,14 @@ def read_frames(path: Path) -> list[np.ndarray]:
     return frames
 
 
-def untrained_checkpoint(out_dir: Path) -> Path:
+def untrained_checkpoint(default_weights: Path, out_dir: Path) -> Path:
+    """The default pose checkpoint (architecture, input size, layout) with random weights."""
+    ckpt = torch.load(default_weights, map_location="cpu", weights_only=True)
     torch.manual_seed(0)
-    layout = load_layout("ap10k")
-    model = SimpleBaseline(layout.num_keypoints, **DEFAULT_ARCH)
+    model = SimpleBaseline(KeypointLayout.from_dict(ckpt["layout"]).num_keypoints, **ckpt["arch"])
+    ckpt.update(state_dict=model.state_dict(), meta={"note": "random weights, for timing only"})
     path = out_dir / "untrained_pose.pt"
-    torch.save(build_checkpoint(model, DEFAULT_ARCH, DEFAULT_TRAINING.codec.codec(), layout,
-                                {"note": "random weights, for timing only"}), path)
+    torch.save(ckpt, path)
     return path
 
 
@@ -142,7 +137,7 @@ def main() -> int:
         tmp = Path(tmp)
         pose_path = None
         if args.pose == "untrained":
-            pose_path = untrained_checkpoint(tmp)
+            pose_path = untrained_checkpoint(weights.resolve(config.pose.weights).path, tmp)
         elif args.pose != "none":
             pose_path = weights.resolve(args.pose).path
         pose_arg = "none" if pose_path is None else str(pose_path)

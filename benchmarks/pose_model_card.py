@@ -24,7 +24,7 @@ import torch  # noqa: E402
 from aptrack.config import PoseConfig  # noqa: E402
 from aptrack.datasets import load_keypoint_dataset, select_split  # noqa: E402
 from aptrack.evaluation import evaluate_predictions, predict_dataset  # noqa: E402
-from aptrack.models import SimpleBaseline, count_flops, load_checkpoint  # noqa: E402
+from aptrack.models import count_flops, load_checkpoint  # noqa: E402
 from aptrack.pose import TopDownPoseEstimator  # noqa: E402
 from aptrack.weights import sha256_of  # noqa: E402
 
@@ -80,14 +80,12 @@ def main() -> int:
         m = evaluate_predictions(val, predict_dataset(est, val))
         m.pop("gt"), m.pop("results")
         rows[flip] = m
-    arch = meta.get("train_config", {}).get("model", {})
     flops_native = count_flops(model, codec.input_size)
-    # the cost target is set per 256x256 crop: the same network's cost there, if that is not its input
+    # the cost target is set per 256x256 crop: the same (fully convolutional) network's cost
+    # there, if that is not its input
     flops_256, at_256 = flops_native, ""
     if tuple(codec.input_size) != (256, 256):
-        big = SimpleBaseline(layout.num_keypoints, **{k: arch[k] for k in ("backbone", "deconv_channels",
-                                                                          "deconv_kernel")}) if arch else model
-        flops_256 = count_flops(big, (256, 256))
+        flops_256 = count_flops(model, (256, 256))
         at_256 = (f"; the same network on a 256x256 crop: {flops_256['gmacs']:.2f} GMACs "
                   f"({flops_256['gflops']:.2f} GFLOPs)")
     params = sum(p.numel() for p in model.parameters()) / 1e6
