@@ -21,9 +21,10 @@ TRAIN_FT_OUT ?= runs/animalpose_mnv2_192_ft
 TRAIN_FT2_OUT ?= runs/animalpose_mnv2_224_ft
 TRAIN_FT3_OUT ?= runs/animalpose_mnv2_256_ft
 TRAIN_FT4_OUT ?= runs/animalpose_mnv2_256_ft2
+TRAIN_FT5_OUT ?= runs/animalpose_mnv2_256_ft3
 SYNTH_OUT ?= data/aptv2_synth
 
-.PHONY: setup demo test bench train train-ft train-ft2 train-ft3 train-ft4 synth bench-aptv2 clean
+.PHONY: setup demo test bench train train-ft train-ft2 train-ft3 train-ft4 train-ft5 synth bench-aptv2 clean
 
 setup: $(VENV)/.installed
 
@@ -45,12 +46,13 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_speed.py
 
-# The default pose model is trained in five stages on the same seeded split:
+# The default pose model is trained in six stages on the same seeded split:
 # train (160 px from ImageNet, configs/train/animalpose_mobilenetv2_160.yaml), then
 # train-ft (192 px from the first stage's committed weights, ..._192_ft.yaml), then
 # train-ft2 (224 px from the second stage's committed weights, ..._224_ft.yaml), then
 # train-ft3 (256 px from the third stage's committed weights, ..._256_ft.yaml), then
-# train-ft4 (a second 256 px cycle from the fourth stage's committed weights, ..._256_ft2.yaml).
+# train-ft4 (a second 256 px cycle from the fourth stage's committed weights, ..._256_ft2.yaml), then
+# train-ft5 (a 256 px cycle with lighter augmentation from the fifth stage's weights, ..._256_ft3.yaml).
 TRAIN_ANIMALPOSE = $(BIN)/aptrack train --data $(APTRACK_MIRROR)/animalpose/keypoints.json \
 	    --images $(APTRACK_MIRROR)/animalpose/images
 
@@ -68,6 +70,9 @@ train-ft3: setup
 
 train-ft4: setup
 	$(TRAIN_ANIMALPOSE) --config animalpose_mobilenetv2_256_ft2 -o $(TRAIN_FT4_OUT)
+
+train-ft5: setup
+	$(TRAIN_ANIMALPOSE) --config animalpose_mobilenetv2_256_ft3 -o $(TRAIN_FT5_OUT)
 
 # A synthetic APTv2-layout dataset from the held-out Animal-Pose animals, then the benchmark.
 synth: setup
