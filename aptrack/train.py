@@ -15,6 +15,7 @@ uninterrupted run would have been.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 import math
@@ -81,7 +82,13 @@ class CodecConfig:
 @dataclass(frozen=True)
 class OptimConfig:
     """AdamW with ``warmup_iters`` of linear warm-up, then a cosine decay to
-    ``lr * min_lr_ratio`` at the last step."""
+    ``lr * min_lr_ratio`` at the last step.
+
+    ``ema_decay`` > 0 keeps an exponential moving average of the weights (as
+    the YOLO and RTMPose recipes do); it is the network that is evaluated and
+    saved. Its decay ramps up as ``ema_decay * (1 - exp(-updates / ema_ramp_iters))``
+    so that the first updates are not swamped by the starting weights.
+    """
 
     epochs: int = 30
     batch_size: int = 32
@@ -90,6 +97,8 @@ class OptimConfig:
     warmup_iters: int = 300
     min_lr_ratio: float = 0.01
     grad_clip: float = 5.0
+    ema_decay: float = 0.0
+    ema_ramp_iters: int = 200
 
 
 @dataclass(frozen=True)
@@ -145,6 +154,31 @@ def lr_at(step: int, total_steps: int, cfg: OptimConfig) -> float:
     t = min(1.0, (step - cfg.warmup_iters) / span)
     floor = cfg.lr * cfg.min_lr_ratio
     return floor + (cfg.lr - floor) * 0.5 * (1 + math.cos(math.pi * t))
+
+
+def ema_decay_at(updates: int, decay: float, ramp_iters: int) -> float:
+    """Weight kept by the moving average at its ``updates``-th update (1-based).
+
+    ``decay * (1 - exp(-updates / ramp_iters))``; ``ramp_iters`` <= 0 gives the
+    constant ``decay``.
+    """
+    if ramp_iters <= 0:
+        return decay
+    return decay * (1.0 - math.exp(-updates / ramp_iters))
+
+
+@torch.no_grad()
+def update_ema(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    """``ema <- decay * ema + (1 - decay) * model`` for every floating-point
+    parameter and buffer (batch-norm statistics included); integer buffers
+    (batch counters) are copied."""
+    current = model.state_dict()
+    for name, value in ema.state_dict().items():
+        new = current[name].detach()
+        if value.dtype.is_floating_point:
+            value.mul_(decay).add_(new.to(value.dtype), alpha=1.0 - decay)
+        else:
+            value.copy_(new)
 
 
 def heatmap_loss(pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -220,6 +254,11 @@ class Trainer:
         for p in self.frozen.parameters():
             p.requires_grad_(False)
         self.model.to(device)
+        self.ema: SimpleBaseline | None = None
+        if config.optim.ema_decay > 0:
+            self.ema = copy.deepcopy(self.model).eval()
+            for p in self.ema.parameters():
+                p.requires_grad_(False)
         params = [p for p in self.model.parameters() if p.requires_grad]
         self.optimizer = torch.optim.AdamW(params, lr=config.optim.lr,
                                            weight_decay=config.optim.weight_decay)
@@ -286,9 +325,15 @@ class Trainer:
         self.model.train()
         self.frozen.eval()  # frozen blocks keep their ImageNet batch-norm statistics
 
+    @property
+    def eval_model(self) -> SimpleBaseline:
+        """The network that is evaluated and saved: the moving average when enabled."""
+        return self.ema if self.ema is not None else self.model
+
     def state(self) -> dict:
         return {"format": TRAIN_STATE_FORMAT, "config": config_to_dict(self.config),
                 "epoch": self.epoch, "step": self.step, "model": self.model.state_dict(),
+                "ema": self.ema.state_dict() if self.ema is not None else None,
                 "optimizer": self.optimizer.state_dict(), "history": self.history,
                 "best_ap": self.best_ap}
 
@@ -304,6 +349,8 @@ class Trainer:
             raise ConfigError(f"{path} was saved with a different training config; "
                               "resume with the same config or start a new output folder")
         self.model.load_state_dict(state["model"])
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.history, self.best_ap = list(state["history"]), float(state["best_ap"])
@@ -314,18 +361,17 @@ class Trainer:
                      "history": list(self.history)})
         if metrics:
             meta["val_metrics"] = {k: v for k, v in metrics.items() if k not in ("gt", "results")}
-        model = self.model.cpu() if self.device != "cpu" else self.model
-        ckpt = build_checkpoint(model, self.config.model.arch(), self.codec, self.layout, meta)
-        ckpt["state_dict"] = {k: v.detach().clone() for k, v in ckpt["state_dict"].items()}
-        self.model.to(self.device)
+        ckpt = build_checkpoint(self.eval_model, self.config.model.arch(), self.codec, self.layout, meta)
+        ckpt["state_dict"] = {k: v.detach().cpu().clone() for k, v in ckpt["state_dict"].items()}
         return ckpt
 
     # -- loop -------------------------------------------------------------
     def evaluate(self, dataset: KeypointDataset | None = None) -> dict:
         from .evaluation import evaluate_predictions, predict_dataset
         dataset = dataset if dataset is not None else self.val_set
-        self.model.eval()
-        est = TopDownPoseEstimator(self.model, self.codec, self.layout,
+        model = self.eval_model
+        model.eval()
+        est = TopDownPoseEstimator(model, self.codec, self.layout,
                                    PoseConfig(flip_test=True), self.device)
         pred = predict_dataset(est, dataset, image_cache=self.images if self.config.cache_images else None)
         return evaluate_predictions(dataset, pred)
@@ -369,6 +415,9 @@ class Trainer:
                     torch.nn.utils.clip_grad_norm_(
                         [p for p in self.model.parameters() if p.requires_grad], cfg.optim.grad_clip)
                 self.optimizer.step()
+                if self.ema is not None:
+                    update_ema(self.ema, self.model,
+                               ema_decay_at(self.step, cfg.optim.ema_decay, cfg.optim.ema_ramp_iters))
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"training diverged at step {self.step} (loss {loss.item()})")
                 losses.append(loss.item())

@@ -7,8 +7,8 @@ import torch
 from aptrack.config import load_layout
 from aptrack.datasets import load_keypoint_dataset
 from aptrack.errors import ConfigError
-from aptrack.train import (CodecConfig, ModelConfig, OptimConfig, TrainConfig, Trainer, heatmap_loss,
-                           load_train_config, lr_at)
+from aptrack.train import (CodecConfig, ModelConfig, OptimConfig, TrainConfig, Trainer, ema_decay_at,
+                           heatmap_loss, load_train_config, lr_at, update_ema)
 
 from conftest import animalpose_subset
 
@@ -103,6 +103,48 @@ def test_resume_continues_exactly(tiny_set, tmp_path):
     from aptrack.models import load_checkpoint
     model, codec, layout, meta = load_checkpoint(tmp_path / "b" / "model.pt")
     assert codec.input_size == (64, 64) and layout == AP10K and meta["epoch"] == 2
+
+
+def test_ema_decay_ramps_up_to_its_target():
+    assert ema_decay_at(1, 0.999, 0) == 0.999
+    assert ema_decay_at(1, 0.999, 200) == pytest.approx(0.999 * (1 - np.exp(-1 / 200)))
+    assert ema_decay_at(200, 0.999, 200) == pytest.approx(0.999 * (1 - np.exp(-1.0)))
+    assert 0.99899 < ema_decay_at(5000, 0.999, 200) <= 0.999
+
+
+def test_update_ema_averages_parameters_and_statistics_and_copies_counters():
+    def net(value):
+        m = torch.nn.Sequential(torch.nn.Linear(2, 1), torch.nn.BatchNorm1d(1))
+        with torch.no_grad():
+            for t in m.state_dict().values():
+                t.fill_(value)
+        return m
+    ema, model = net(1.0), net(3.0)
+    update_ema(ema, model, 0.75)   # 0.75 * 1 + 0.25 * 3
+    state = ema.state_dict()
+    for name in ("0.weight", "0.bias", "1.weight", "1.running_mean", "1.running_var"):
+        assert torch.allclose(state[name], torch.tensor(1.5)), name
+    assert state["1.num_batches_tracked"].item() == 3
+    assert model.state_dict()["0.weight"].eq(3.0).all()   # the source is left alone
+
+
+def test_ema_training_saves_the_average_and_resumes_exactly(tiny_set, tmp_path):
+    cfg = dataclasses.replace(TINY, optim=dataclasses.replace(TINY.optim, ema_decay=0.9, ema_ramp_iters=2))
+    straight = Trainer(cfg, tiny_set, None, tmp_path / "a")
+    start = {k: v.clone() for k, v in straight.model.state_dict().items()}
+    straight.fit()
+    first = Trainer(cfg, tiny_set, None, tmp_path / "b")
+    first.fit(max_epochs=1)
+    resumed = Trainer(cfg, tiny_set, None, tmp_path / "b")
+    resumed.fit(resume=True)
+    for (name, a), b in zip(straight.ema.state_dict().items(), resumed.ema.state_dict().values()):
+        assert torch.equal(a, b), name
+    from aptrack.models import load_checkpoint
+    saved = load_checkpoint(tmp_path / "b" / "model.pt")[0].state_dict()
+    name = "final.weight"
+    ema_w, raw_w, start_w = straight.ema.state_dict()[name], straight.model.state_dict()[name], start[name]
+    assert torch.equal(saved[name], ema_w)               # the average is what gets saved
+    assert not torch.equal(ema_w, raw_w) and not torch.equal(ema_w, start_w)
 
 
 def test_resume_refuses_a_different_config(tiny_set, tmp_path):
