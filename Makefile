@@ -22,9 +22,10 @@ TRAIN_FT2_OUT ?= runs/animalpose_mnv2_224_ft
 TRAIN_FT3_OUT ?= runs/animalpose_mnv2_256_ft
 TRAIN_FT4_OUT ?= runs/animalpose_mnv2_256_ft2
 TRAIN_FT5_OUT ?= runs/animalpose_mnv2_256_ft3
+TRAIN_FT6_OUT ?= runs/animalpose_mnv2_256_ft4
 SYNTH_OUT ?= data/aptv2_synth
 
-.PHONY: setup demo test bench train train-ft train-ft2 train-ft3 train-ft4 train-ft5 synth bench-aptv2 clean
+.PHONY: setup demo test bench train train-ft train-ft2 train-ft3 train-ft4 train-ft5 train-ft6 synth bench-aptv2 clean
 
 setup: $(VENV)/.installed
 
@@ -46,13 +47,14 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_speed.py
 
-# The default pose model is trained in six stages on the same seeded split:
+# The default pose model is trained in seven stages on the same seeded split:
 # train (160 px from ImageNet, configs/train/animalpose_mobilenetv2_160.yaml), then
 # train-ft (192 px from the first stage's committed weights, ..._192_ft.yaml), then
 # train-ft2 (224 px from the second stage's committed weights, ..._224_ft.yaml), then
 # train-ft3 (256 px from the third stage's committed weights, ..._256_ft.yaml), then
 # train-ft4 (a second 256 px cycle from the fourth stage's committed weights, ..._256_ft2.yaml), then
-# train-ft5 (a 256 px cycle with lighter augmentation from the fifth stage's weights, ..._256_ft3.yaml).
+# train-ft5 (a 256 px cycle with lighter augmentation from the fifth stage's weights, ..._256_ft3.yaml), then
+# train-ft6 (the same light cycle at a lower lr with an EMA of the weights, from the sixth, ..._256_ft4.yaml).
 TRAIN_ANIMALPOSE = $(BIN)/aptrack train --data $(APTRACK_MIRROR)/animalpose/keypoints.json \
 	    --images $(APTRACK_MIRROR)/animalpose/images
 
@@ -73,6 +75,9 @@ train-ft4: setup
 
 train-ft5: setup
 	$(TRAIN_ANIMALPOSE) --config animalpose_mobilenetv2_256_ft3 -o $(TRAIN_FT5_OUT)
+
+train-ft6: setup
+	$(TRAIN_ANIMALPOSE) --config animalpose_mobilenetv2_256_ft4 -o $(TRAIN_FT6_OUT)
 
 # A synthetic APTv2-layout dataset from the held-out Animal-Pose animals, then the benchmark.
 synth: setup

@@ -39,7 +39,8 @@ def test_default_config_loads_and_matches_the_issue_budget():
               ("animalpose_mobilenetv2_224_ft", "aptrack-pose-mnv2-192", 224),
               ("animalpose_mobilenetv2_256_ft", "aptrack-pose-mnv2-224", 256),
               ("animalpose_mobilenetv2_256_ft2", "aptrack-pose-mnv2-256", 256),
-              ("animalpose_mobilenetv2_256_ft3", "aptrack-pose-mnv2-256-ft2", 256)]
+              ("animalpose_mobilenetv2_256_ft3", "aptrack-pose-mnv2-256-ft2", 256),
+              ("animalpose_mobilenetv2_256_ft4", "aptrack-pose-mnv2-256-ft3", 256)]
     for name, init, size in stages:
         stage = load_train_config(name)
         assert stage.model.init == init and stage.split == cfg.split, name

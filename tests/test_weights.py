@@ -96,8 +96,9 @@ def test_default_pose_model_is_committed_and_checked(monkeypatch, tmp_path):
     from aptrack.models import load_checkpoint
     monkeypatch.setenv("APTRACK_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("APTRACK_MIRROR", raising=False)
-    assert load_pipeline("default").pose.weights == "aptrack-pose-mnv2-256-ft3"
-    for name, size, min_ap in (("aptrack-pose-mnv2-256-ft3", (256, 256), 0.599),  # the default
+    assert load_pipeline("default").pose.weights == "aptrack-pose-mnv2-256-ft4"
+    for name, size, min_ap in (("aptrack-pose-mnv2-256-ft4", (256, 256), 0.60),   # the default
+                               ("aptrack-pose-mnv2-256-ft3", (256, 256), 0.599),  # its sixth stage
                                ("aptrack-pose-mnv2-256-ft2", (256, 256), 0.595),  # its fifth stage
                                ("aptrack-pose-mnv2-256", (256, 256), 0.59),   # its fourth stage
                                ("aptrack-pose-mnv2-224", (224, 224), 0.58),   # its third stage
