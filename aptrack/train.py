@@ -259,8 +259,8 @@ class Trainer:
             self.ema = copy.deepcopy(self.model).eval()
             for p in self.ema.parameters():
                 p.requires_grad_(False)
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=config.optim.lr,
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.trainable, lr=config.optim.lr,
                                            weight_decay=config.optim.weight_decay)
         self.steps_per_epoch = len(self.train_set) // config.optim.batch_size
         if self.steps_per_epoch == 0:
@@ -412,8 +412,7 @@ class Trainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.optim.grad_clip > 0:
-                    torch.nn.utils.clip_grad_norm_(
-                        [p for p in self.model.parameters() if p.requires_grad], cfg.optim.grad_clip)
+                    torch.nn.utils.clip_grad_norm_(self.trainable, cfg.optim.grad_clip)
                 self.optimizer.step()
                 if self.ema is not None:
                     update_ema(self.ema, self.model,

@@ -142,7 +142,7 @@ def test_ema_training_saves_the_average_and_resumes_exactly(tiny_set, tmp_path):
         assert torch.equal(a, b), name
     from aptrack.models import load_checkpoint
     saved = load_checkpoint(tmp_path / "b" / "model.pt")[0].state_dict()
-    name = "final.weight"
+    name = "final.weight"   # the last layer: trained, never frozen
     ema_w, raw_w, start_w = straight.ema.state_dict()[name], straight.model.state_dict()[name], start[name]
     assert torch.equal(saved[name], ema_w)               # the average is what gets saved
     assert not torch.equal(ema_w, raw_w) and not torch.equal(ema_w, start_w)
