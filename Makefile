@@ -16,16 +16,11 @@ export YOLO_AUTOINSTALL := False
 DEMO_VIDEO ?= $(APTRACK_MIRROR)/videos/dog_clip.avi
 DEMO_OUT ?= demo_out
 
-TRAIN_OUT ?= runs/animalpose_mnv2_160
-TRAIN_FT_OUT ?= runs/animalpose_mnv2_192_ft
-TRAIN_FT2_OUT ?= runs/animalpose_mnv2_224_ft
-TRAIN_FT3_OUT ?= runs/animalpose_mnv2_256_ft
-TRAIN_FT4_OUT ?= runs/animalpose_mnv2_256_ft2
-TRAIN_FT5_OUT ?= runs/animalpose_mnv2_256_ft3
-TRAIN_FT6_OUT ?= runs/animalpose_mnv2_256_ft4
+CONFIG ?= animalpose_mobilenetv2_256_ft4
+TRAIN_OUT ?= runs/$(CONFIG)
 SYNTH_OUT ?= data/aptv2_synth
 
-.PHONY: setup demo test bench train train-ft train-ft2 train-ft3 train-ft4 train-ft5 train-ft6 synth bench-aptv2 clean
+.PHONY: setup demo test bench train synth bench-aptv2 clean
 
 setup: $(VENV)/.installed
 
@@ -34,7 +29,7 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch torchvision
 	$(BIN)/python -m pip install --quiet -e '.[test]'
-	$(BIN)/python -c 'import aptrack.tracker as t; t.compile_kernels()'  # numba disk cache
+	$(BIN)/python -c 'import aptrack.track as t; t.compile_kernels()'  # numba disk cache
 	touch $@
 
 demo: setup
@@ -47,37 +42,14 @@ test: setup
 bench: setup
 	$(BIN)/python benchmarks/bench_speed.py
 
-# The default pose model is trained in seven stages on the same seeded split:
-# train (160 px from ImageNet, configs/train/animalpose_mobilenetv2_160.yaml), then
-# train-ft (192 px from the first stage's committed weights, ..._192_ft.yaml), then
-# train-ft2 (224 px from the second stage's committed weights, ..._224_ft.yaml), then
-# train-ft3 (256 px from the third stage's committed weights, ..._256_ft.yaml), then
-# train-ft4 (a second 256 px cycle from the fourth stage's committed weights, ..._256_ft2.yaml), then
-# train-ft5 (a 256 px cycle with lighter augmentation from the fifth stage's weights, ..._256_ft3.yaml), then
-# train-ft6 (the same light cycle at a lower lr with an EMA of the weights, from the sixth, ..._256_ft4.yaml).
-TRAIN_ANIMALPOSE = $(BIN)/aptrack train --data $(APTRACK_MIRROR)/animalpose/keypoints.json \
-	    --images $(APTRACK_MIRROR)/animalpose/images
-
+# Train a pose model from a config in configs/train/ (a base recipe plus one small override
+# file per variant). The default model's seven stages, each starting from the last one's
+# weights: animalpose_mobilenetv2_160, then _192_ft, _224_ft, _256_ft, _256_ft2, _256_ft3
+# and _256_ft4 (see weights/aptrack_pose_mnv2_256_ft4_animalpose.md).
+#   make train CONFIG=animalpose_mobilenetv2_160 [TRAIN_OUT=runs/...]
 train: setup
-	$(TRAIN_ANIMALPOSE) --config animalpose_mobilenetv2_160 -o $(TRAIN_OUT)
-
-train-ft: setup
-	$(TRAIN_ANIMALPOSE) --config animalpose_mobilenetv2_192_ft -o $(TRAIN_FT_OUT)
-
-train-ft2: setup
-	$(TRAIN_ANIMALPOSE) --config animalpose_mobilenetv2_224_ft -o $(TRAIN_FT2_OUT)
-
-train-ft3: setup
-	$(TRAIN_ANIMALPOSE) --config animalpose_mobilenetv2_256_ft -o $(TRAIN_FT3_OUT)
-
-train-ft4: setup
-	$(TRAIN_ANIMALPOSE) --config animalpose_mobilenetv2_256_ft2 -o $(TRAIN_FT4_OUT)
-
-train-ft5: setup
-	$(TRAIN_ANIMALPOSE) --config animalpose_mobilenetv2_256_ft3 -o $(TRAIN_FT5_OUT)
-
-train-ft6: setup
-	$(TRAIN_ANIMALPOSE) --config animalpose_mobilenetv2_256_ft4 -o $(TRAIN_FT6_OUT)
+	$(BIN)/aptrack train --config $(CONFIG) -o $(TRAIN_OUT) \
+	    --data $(APTRACK_MIRROR)/animalpose/keypoints.json --images $(APTRACK_MIRROR)/animalpose/images
 
 # A synthetic APTv2-layout dataset from the held-out Animal-Pose animals, then the benchmark.
 synth: setup

@@ -1,6 +1,7 @@
 """The pipeline: detector -> pose estimator -> tracker, one frame at a time.
 
-A plain class composing the stages; presets in ``pipelines/`` are data.
+A plain class composing the stages (as rtmlib's solutions do); its presets in
+``pipelines/`` are data, loaded into the frozen :class:`PipelineConfig`.
 """
 
 from __future__ import annotations
@@ -9,15 +10,45 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
-from .config import KeypointLayout, PipelineConfig
-from .errors import AptrackError
-from .structures import Instances
-from .tracker import PoseTracker
+from aptrack.core import resources
+from aptrack.core.config import build_config, read_yaml
+from aptrack.core.errors import AptrackError
+from aptrack.core.instances import Instances
+from aptrack.core.layout import KeypointLayout
+from aptrack.detect.config import DetectorConfig
+from aptrack.io.draw import DrawConfig
+from aptrack.pose.config import PoseConfig
+from aptrack.track import PoseTracker
+from aptrack.track.config import TrackerConfig
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """A pipeline preset: every setting of every stage (see each section's docstring)."""
+
+    name: str = "default"
+    layout: str = "ap10k"
+    detector: DetectorConfig = field(default_factory=DetectorConfig)
+    pose: PoseConfig = field(default_factory=PoseConfig)
+    tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    draw: DrawConfig = field(default_factory=DrawConfig)
+
+
+def available_pipelines() -> list[str]:
+    return resources.names("pipelines")
+
+
+def load_pipeline(name_or_path: str | Path = "default") -> PipelineConfig:
+    """Load a pipeline preset by name (``pipelines/NAME.yaml``) or by file path."""
+    path = resources.find("pipelines", name_or_path)
+    return build_config(PipelineConfig, read_yaml(path), str(path))
 
 
 def resolve_device(device: str) -> str:
@@ -78,7 +109,7 @@ class Pipeline:
         self.timer = StageTimer()
         self._frames = 0
         self.last_detections: Instances | None = None
-        """The detections (with poses) the tracker was given on the latest detector frame."""
+        """The boxes (with poses) the tracker was given on the latest detector frame."""
 
     def reset(self) -> None:
         """Start a new video or clip: forget tracks and restart ids."""
@@ -86,51 +117,63 @@ class Pipeline:
         self._frames = 0
         self.last_detections = None
 
-    def __call__(self, frame: np.ndarray, frame_index: int) -> Instances:
-        """Process one (H, W, 3) uint8 BGR frame; returns the tracked animals."""
-        detect = self._frames % self.det_every == 0
+    def estimate_pose(self, frame: np.ndarray, instances: Instances) -> Instances:
+        """``instances`` with keypoints (unchanged without a pose stage or boxes), timed as ``pose``."""
+        if self.pose is None or not len(instances):
+            return instances
+        with self.timer("pose"):
+            return self.pose(frame, instances)
+
+    def __call__(self, frame: np.ndarray, frame_index: int, boxes: Instances | None = None) -> Instances:
+        """Process one (H, W, 3) uint8 BGR frame; returns the tracked animals.
+
+        ``boxes`` replaces the detector on this frame (ground-truth or
+        user-given boxes): they go through pose estimation and tracking.
+        """
+        detect = self._frames % self.det_every == 0 or boxes is not None
         self._frames += 1
         if detect:
-            with self.timer("detect"):
-                found = self.detector(frame, frame_index)
-            if self.pose is not None:
-                with self.timer("pose"):
-                    found = self.pose(frame, found)
-            self.last_detections = found
+            if boxes is None:
+                with self.timer("detect"):
+                    boxes = self.detector(frame, frame_index)
+                if self.pose is not None:
+                    with self.timer("pose"):
+                        boxes = self.pose(frame, boxes)
+            else:
+                boxes = self.estimate_pose(frame, boxes)
+            self.last_detections = boxes
             with self.timer("track"):
-                return self.tracker.update(found)
+                return self.tracker.update(boxes)
         with self.timer("track"):
             predicted = self.tracker.predict_only(frame_index)
-        if self.pose is not None and len(predicted):
-            with self.timer("pose"):
-                predicted = self.pose(frame, predicted)
-        return predicted
+        return self.estimate_pose(frame, predicted)
 
 
-def build_detector(config, device: str = "cpu"):
-    """The YOLO animal detector named by a :class:`DetectorConfig`; returns (detector, info)."""
-    from . import weights
-    from .detector import YoloAnimalDetector
+def build_detector(config: DetectorConfig, device: str = "cpu"):
+    """The YOLO animal detector a :class:`DetectorConfig` names; returns (detector, info)."""
+    from aptrack.core import hub
+    from aptrack.detect.yolo import YoloAnimalDetector
 
-    det_weights = weights.resolve(config.weights)
+    det_weights = hub.resolve(config.weights)
     return YoloAnimalDetector(det_weights.path, config, resolve_device(device)), det_weights.describe()
 
 
-def build_pose(config, device: str = "cpu"):
-    """The top-down pose estimator named by a :class:`PoseConfig` (weights must be set).
+def build_pose(config: PoseConfig, device: str = "cpu"):
+    """The top-down pose estimator a :class:`PoseConfig` names (weights must be set).
 
-    Returns (estimator, info) where info holds file, sha256, source, layout and input size.
+    Returns (estimator, info) where info holds the model name, file, sha256,
+    source, layout and input size.
     """
-    from . import weights
-    from .models import load_checkpoint
-    from .pose import TopDownPoseEstimator
+    from aptrack.core import hub
+    from aptrack.models import load_checkpoint
+    from aptrack.pose.estimator import TopDownPoseEstimator
 
     device = resolve_device(device)
-    pose_weights = weights.resolve(config.weights)
-    model, codec, layout, _ = load_checkpoint(pose_weights.path, device)
-    estimator = TopDownPoseEstimator(model, codec, layout, config, device)
-    return estimator, {**pose_weights.describe(), "layout": layout.name,
-                       "input_size": list(codec.input_size)}
+    pose_weights = hub.resolve(config.weights)
+    model, preset, _ = load_checkpoint(pose_weights.path, device, name=pose_weights.name)
+    estimator = TopDownPoseEstimator(model, preset, config, device)
+    return estimator, {**pose_weights.describe(), "model": preset.name, "layout": preset.layout.name,
+                       "input_size": list(preset.input_size)}
 
 
 def build_pipeline(config: PipelineConfig, device: str = "cpu", det_every: int = 1):

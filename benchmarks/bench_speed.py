@@ -38,12 +38,12 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from aptrack import weights  # noqa: E402
 from aptrack.cli import main as aptrack_main  # noqa: E402
-from aptrack.config import KeypointLayout, load_pipeline  # noqa: E402
-from aptrack.detector import YoloAnimalDetector  # noqa: E402
-from aptrack.models import SimpleBaseline, load_checkpoint  # noqa: E402
-from aptrack.pose import TopDownPoseEstimator  # noqa: E402
+from aptrack.core import hub as weights  # noqa: E402
+from aptrack.detect.yolo import YoloAnimalDetector  # noqa: E402
+from aptrack.models import build_checkpoint, create_model, load_checkpoint  # noqa: E402
+from aptrack.pipeline import load_pipeline  # noqa: E402
+from aptrack.pose.estimator import TopDownPoseEstimator  # noqa: E402
 
 
 def read_frames(path: Path) -> list[np.ndarray]:
@@ -60,12 +60,10 @@ def read_frames(path: Path) -> list[np.ndarray]:
 
 def untrained_checkpoint(default_weights: Path, out_dir: Path) -> Path:
     """The default pose checkpoint (architecture, input size, layout) with random weights."""
-    ckpt = torch.load(default_weights, map_location="cpu", weights_only=True)
+    _, preset, _ = load_checkpoint(default_weights)
     torch.manual_seed(0)
-    model = SimpleBaseline(KeypointLayout.from_dict(ckpt["layout"]).num_keypoints, **ckpt["arch"])
-    ckpt.update(state_dict=model.state_dict(), meta={"note": "random weights, for timing only"})
     path = out_dir / "untrained_pose.pt"
-    torch.save(ckpt, path)
+    torch.save(build_checkpoint(create_model(preset), preset, {"note": "random weights, for timing only"}), path)
     return path
 
 
@@ -73,8 +71,8 @@ def load_networks(det_path, pose_path, device, config):
     detector = YoloAnimalDetector(det_path, config.detector, device)
     pose = None
     if pose_path is not None:
-        model, codec, layout, _ = load_checkpoint(pose_path, device)
-        pose = TopDownPoseEstimator(model, codec, layout, config.pose, device)
+        model, preset, _ = load_checkpoint(pose_path, device)
+        pose = TopDownPoseEstimator(model, preset, config.pose, device)
     return detector, pose
 
 

@@ -21,12 +21,13 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from aptrack.config import PoseConfig  # noqa: E402
-from aptrack.datasets import load_keypoint_dataset, select_split  # noqa: E402
-from aptrack.evaluation import evaluate_predictions, predict_dataset  # noqa: E402
+from aptrack.core.hub import sha256_of  # noqa: E402
+from aptrack.data.datasets import load_keypoint_dataset, select_split  # noqa: E402
+from aptrack.eval.keypoints import evaluate_predictions, predict_dataset  # noqa: E402
 from aptrack.models import count_flops, load_checkpoint  # noqa: E402
-from aptrack.pose import TopDownPoseEstimator  # noqa: E402
-from aptrack.weights import sha256_of  # noqa: E402
+from aptrack.pose.codecs import build_codec  # noqa: E402
+from aptrack.pose.config import PoseConfig  # noqa: E402
+from aptrack.pose.estimator import TopDownPoseEstimator  # noqa: E402
 
 
 def cpu_ms_per_crop(model, size, batch: int, flip: bool, repeats: int = 5) -> float:
@@ -70,13 +71,14 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(2)
 
-    model, codec, layout, meta = load_checkpoint(args.weights)
+    model, preset, meta = load_checkpoint(args.weights)
+    codec, layout = build_codec(preset.input_size, preset.codec), preset.layout
     split = meta.get("split", {"val_instances": 1100, "seed": 0})
     data = load_keypoint_dataset(args.data, args.images, layout)
     val = select_split(data, "val", int(split["val_instances"]), int(split["seed"]))
     rows = {}
     for flip in (True, False):
-        est = TopDownPoseEstimator(model, codec, layout, PoseConfig(flip_test=flip))
+        est = TopDownPoseEstimator(model, preset, PoseConfig(flip_test=flip))
         m = evaluate_predictions(val, predict_dataset(est, val))
         m.pop("gt"), m.pop("results")
         rows[flip] = m

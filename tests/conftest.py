@@ -49,17 +49,16 @@ def random_pose_checkpoint(tmp_path) -> Path:
     """An untrained SimpleBaseline checkpoint (for plumbing tests only)."""
     import torch
 
-    from aptrack.codec import HeatmapCodec
-    from aptrack.config import load_layout
-    from aptrack.models import SimpleBaseline, build_checkpoint
+    from aptrack.core.layout import load_layout
+    from aptrack.models import Preset, build_checkpoint, create_model
 
     torch.manual_seed(0)
-    layout = load_layout("ap10k")
-    arch = {"backbone": "mobilenet_v2", "deconv_channels": [32, 32, 32], "deconv_kernel": 4}
-    model = SimpleBaseline(layout.num_keypoints, **arch)
+    preset = Preset(name="pose-random", family="simplebaseline",
+                    architecture={"backbone": "mobilenet_v2", "deconv_channels": [32, 32, 32], "deconv_kernel": 4},
+                    layout=load_layout("ap10k"), input_size=(128, 128),
+                    codec={"type": "aptrack-heatmap", "heatmap_size": [32, 32], "sigma": 1.0, "blur_kernel": 11})
     path = tmp_path / "pose_random.pt"
-    torch.save(build_checkpoint(model, arch, HeatmapCodec((128, 128), (32, 32), 1.0), layout,
-                                {"note": "random init, tests only"}), path)
+    torch.save(build_checkpoint(create_model(preset), preset, {"note": "random init, tests only"}), path)
     return path
 
 

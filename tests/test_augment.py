@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from aptrack.augment import (AugmentConfig, TopDownTrainTransform, color_jitter, half_body_box)
-from aptrack.config import load_layout
+from aptrack.core.layout import load_layout
+from aptrack.data.augment import AugmentConfig, TopDownTrainTransform, color_jitter, half_body_box
 
 AP10K = load_layout("ap10k")
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from aptrack.background import BackgroundWorker, Prefetcher
+from aptrack.io.background import BackgroundWorker, Prefetcher
 
 
 def test_prefetcher_keeps_order_and_raises_the_source_error_after_the_good_items():

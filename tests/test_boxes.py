@@ -1,6 +1,6 @@
 import numpy as np
 
-from aptrack import boxes as B
+from aptrack.core import boxes as B
 
 
 def test_round_trips():
@@ -27,7 +27,7 @@ def test_center_scale_grows_to_aspect_and_pads():
 
 
 def test_widened_grows_each_side_by_a_fraction_of_the_size():
-    from aptrack.boxes import widened_xyxy
+    from aptrack.core.boxes import widened_xyxy
     out = widened_xyxy([[10, 20, 50, 40]], 0.25)   # 40 x 20 -> 10 and 5 more on each side
     np.testing.assert_allclose(out, [[0, 15, 60, 45]])
 

@@ -6,9 +6,9 @@ import sys
 
 import cv2
 import pytest
+from conftest import write_video
 
 from aptrack.cli import main
-from conftest import write_video
 
 
 def run(capsys, *args):

@@ -4,11 +4,11 @@ import json
 
 import pytest
 import yaml
-
-from aptrack.cli import main
 from conftest import animalpose_subset
 from test_cli import assert_one_line_error
 from test_evaluation import cocoeval_on_files
+
+from aptrack.cli import main
 
 TINY_CONFIG = {
     "name": "tiny", "layout": "ap10k", "seed": 0, "eval_every": 1,

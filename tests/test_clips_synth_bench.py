@@ -5,16 +5,15 @@ import shutil
 
 import numpy as np
 import pytest
-
-from aptrack.cli import main
-from aptrack.clips import find_annotation_file, load_clips
-from aptrack.config import load_layout
-from aptrack.datasets import load_keypoint_dataset
-from aptrack.errors import DatasetError
-from aptrack.synth import SynthConfig, feather_mask, free_region, synthesize
-
 from test_cli import assert_one_line_error
 from test_evaluation import cocoeval_on_files
+
+from aptrack.cli import main
+from aptrack.core.errors import DatasetError
+from aptrack.core.layout import load_layout
+from aptrack.data.clips import find_annotation_file, load_clips
+from aptrack.data.datasets import load_keypoint_dataset
+from aptrack.data.synth import SynthConfig, feather_mask, free_region, synthesize
 
 AP10K = load_layout("ap10k")
 
@@ -153,9 +152,9 @@ def test_bench_gt_boxes_ap_equals_pycocotools(synthetic, mirror, random_pose_che
 
 
 def test_gt_first_frame_keeps_first_frame_identities(synthetic):
-    from aptrack.bench import keypoint_box_xyxy, run_clip
+    from aptrack.eval.bench import keypoint_box_xyxy, run_clip
     from aptrack.pipeline import Pipeline
-    from aptrack.tracker import PoseTracker
+    from aptrack.track import PoseTracker
 
     out, _ = synthetic
     clips = load_clips(out / "test_annotations_hard.json", out, AP10K)

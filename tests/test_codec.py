@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from aptrack.codec import HeatmapCodec, gaussian_heatmaps, heatmap_argmax, refine_dark
+from aptrack.pose.codecs import HeatmapCodec, gaussian_heatmaps, heatmap_argmax, refine_dark
 
 
 def test_gaussian_peak_is_one_at_integer_centre():

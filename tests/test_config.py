@@ -1,7 +1,9 @@
 import pytest
 
-from aptrack.config import PipelineConfig, TrackerConfig, available_pipelines, load_layout, load_pipeline
-from aptrack.errors import ConfigError
+from aptrack.core.errors import ConfigError
+from aptrack.core.layout import load_layout
+from aptrack.pipeline import PipelineConfig, available_pipelines, load_pipeline
+from aptrack.track.config import TrackerConfig
 
 
 def test_default_preset_loads_into_frozen_dataclasses():

@@ -2,16 +2,22 @@ import json
 
 import numpy as np
 import pytest
-
-from aptrack.config import MAPPINGS_DIR, load_layout
-from aptrack.datasets import (KeypointMapping, find_mapping, load_keypoint_dataset, load_mapping,
-                              select_split, split_by_image)
-from aptrack.errors import DatasetError
-
 from conftest import animalpose_subset
 
+from aptrack.core import resources
+from aptrack.core.errors import DatasetError
+from aptrack.core.layout import load_layout
+from aptrack.data.datasets import (
+    KeypointMapping,
+    find_mapping,
+    load_keypoint_dataset,
+    load_mapping,
+    select_split,
+    split_by_image,
+)
+
 AP10K = load_layout("ap10k")
-TABLE = MAPPINGS_DIR / "animalpose_to_ap10k.yaml"
+TABLE = resources.folder("mappings") / "animalpose_to_ap10k.yaml"
 
 
 def test_mapping_table_covers_every_ap10k_keypoint_from_known_sources():
@@ -45,7 +51,7 @@ def test_mapping_keeps_left_right_consistent_with_the_flip_pairs():
 
 def test_mapping_averages_sources_and_needs_all_of_them_labelled():
     mapping = KeypointMapping("src", "toy", ("a", "b", "c"), (("x", ("a",)), ("y", ("b", "c"))))
-    from aptrack.config import KeypointLayout
+    from aptrack.core.layout import KeypointLayout
     toy = KeypointLayout("toy", ("x", "y", "z"), (), (), (0.1, 0.1, 0.1))
     kp = np.array([[[1, 2], [10, 20], [30, 40]], [[1, 2], [10, 20], [30, 40]]], float)
     vis = np.array([[1, 1, 1], [1, 1, 0]])

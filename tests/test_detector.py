@@ -1,10 +1,9 @@
 import numpy as np
-
-from aptrack.config import DetectorConfig
-from aptrack.detector import ANIMAL_LABEL, YoloAnimalDetector
-from aptrack.video import VideoReader
-
 from conftest import YOLO_INT8
+
+from aptrack.detect.config import DetectorConfig
+from aptrack.detect.yolo import ANIMAL_LABEL, YoloAnimalDetector
+from aptrack.io.video import VideoReader
 
 
 def _frames(path, n):

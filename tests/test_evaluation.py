@@ -4,13 +4,11 @@ import json
 
 import numpy as np
 import pytest
-
-from aptrack.config import load_layout
-from aptrack.datasets import load_keypoint_dataset
-from aptrack.evaluation import (evaluate_predictions, keypoint_ap, match_predictions, pck_epe,
-                                pose_results)
-
 from conftest import animalpose_subset
+
+from aptrack.core.layout import load_layout
+from aptrack.data.datasets import load_keypoint_dataset
+from aptrack.eval.keypoints import evaluate_predictions, keypoint_ap, match_predictions, pck_epe, pose_results
 
 AP10K = load_layout("ap10k")
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from aptrack.tracker.kalman import KalmanBoxMotion
+from aptrack.track.kalman import KalmanBoxMotion
 
 
 def test_constant_velocity_is_learned_and_predicted():

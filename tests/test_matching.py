@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from aptrack.tracker.matching import linear_assignment, oks_matrix, similarity_matrix
+from aptrack.core.oks import oks_matrix
+from aptrack.track.matching import linear_assignment, similarity_matrix
 
 
 def test_linear_assignment_prefers_global_minimum():
@@ -83,7 +84,7 @@ def _random_scene(rng, t, n, k):
 
 
 def test_box_iou_equals_a_numpy_formula_on_random_and_degenerate_boxes():
-    from aptrack.boxes import box_iou_xyxy
+    from aptrack.core.boxes import box_iou_xyxy
     rng = np.random.default_rng(5)
     a, _, _, b, _, _ = _random_scene(rng, 6, 7, 1)
     b[2] = b[3]                                     # identical boxes
@@ -102,7 +103,7 @@ def test_box_iou_equals_a_numpy_formula_on_random_and_degenerate_boxes():
 
 def test_assign_subsets_equals_linear_assignment_on_the_submatrix():
     """Both the compiled shortcut and the solver path, on random subsets of random similarities."""
-    from aptrack.tracker.matching import assign_subsets
+    from aptrack.track.matching import assign_subsets
     rng = np.random.default_rng(8)
     solver_path = 0
     for _ in range(300):
@@ -124,9 +125,9 @@ def test_assign_subsets_equals_linear_assignment_on_the_submatrix():
 @pytest.mark.parametrize("min_common", [1, 3])
 def test_track_similarities_equal_moved_keypoints_then_similarity_matrix(min_common):
     """The compiled loop gives the NumPy reference's numbers: IoU, poses moved to the prediction, OKS mix."""
-    from aptrack.boxes import box_iou_xyxy
-    from aptrack.tracker.matching import track_similarities
-    from aptrack.tracker.tracker import moved_keypoints
+    from aptrack.core.boxes import box_iou_xyxy
+    from aptrack.track.matching import track_similarities
+    from aptrack.track.tracker import moved_keypoints
     rng = np.random.default_rng(11)
     t, n, k = 5, 6, 7
     last, last_kp, last_sc, boxes, kp, sc = _random_scene(rng, t, n, k)
@@ -150,8 +151,8 @@ def test_track_similarities_equal_moved_keypoints_then_similarity_matrix(min_com
 
 
 def test_track_similarities_without_poses_are_iou_only():
-    from aptrack.boxes import box_iou_xyxy
-    from aptrack.tracker.matching import track_similarities
+    from aptrack.core.boxes import box_iou_xyxy
+    from aptrack.track.matching import track_similarities
     rng = np.random.default_rng(2)
     last, last_kp, last_sc, boxes, kp, sc = _random_scene(rng, 3, 4, 2)
     for sigmas, weight in ((None, 0.5), ([0.1, 0.1], 0.0)):
@@ -162,3 +163,14 @@ def test_track_similarities_without_poses_are_iou_only():
     iou, mixed = track_similarities(np.zeros((0, 4)), np.zeros((0, 4)), np.zeros((0, 4)), boxes,
                                     np.zeros((0, 2, 2)), np.zeros((0, 2)), kp, sc, sigmas=[0.1, 0.1])
     assert iou.shape == mixed.shape == (0, 4)
+
+
+def test_per_keypoint_oks_is_the_same_formula_as_pose_oks():
+    from aptrack.core.oks import keypoint_oks
+    gt = np.array([[[0.0, 0.0]], [[10.0, 5.0]]])
+    pred = np.array([[[3.0, 4.0]], [[0.0, 0.0]], [[10.0, 6.0]]])
+    areas = np.array([100.0, 400.0])
+    one = keypoint_oks(gt[:, 0], pred[:, 0], areas, 0.1)                       # (gt, pred)
+    full = oks_matrix(pred, np.ones((3, 1), bool), gt, np.ones((2, 1), bool), areas, [0.1]).T
+    np.testing.assert_allclose(one, full, rtol=0, atol=1e-15)
+    assert one[0, 0] == pytest.approx(np.exp(-25 / (2 * 100 * 0.2 ** 2)))

@@ -2,17 +2,21 @@ import numpy as np
 import pytest
 import torch
 
-from aptrack.codec import HeatmapCodec
-from aptrack.config import KeypointLayout, PoseConfig, load_layout
-from aptrack.errors import WeightsError
-from aptrack.models import SimpleBaseline, load_checkpoint
-from aptrack.pose import TopDownPoseEstimator
-from aptrack.structures import Instances
-from aptrack.transforms import apply_affine
+from aptrack.core.errors import WeightsError
+from aptrack.core.instances import Instances
+from aptrack.core.layout import KeypointLayout, load_layout
+from aptrack.models import Preset, load_checkpoint
+from aptrack.models.simplebaseline import SimpleBaseline
+from aptrack.pose.codecs import HeatmapCodec, build_codec, codec_params
+from aptrack.pose.config import PoseConfig
+from aptrack.pose.estimator import TopDownPoseEstimator
+from aptrack.pose.transforms import apply_affine
 
 LAYOUT = KeypointLayout(name="toy", keypoints=("left", "right", "middle"), flip_pairs=((0, 1),),
                         skeleton=((0, 2), (1, 2)), sigmas=(0.1, 0.1, 0.1))
 CODEC = HeatmapCodec((64, 64), (16, 16), sigma=1.0, blur_kernel=5)
+PRESET = Preset(name="toy", family="simplebaseline", architecture={}, layout=LAYOUT, input_size=(64, 64),
+                codec=codec_params(CODEC))
 # heatmap cell i is centred on crop pixel 4 i + 1.5
 ON_CELLS = np.array([[17.5, 21.5], [45.5, 21.5], [29.5, 41.5]])
 # mirror images of each other across a 64 px crop (x -> 63 - x)
@@ -33,7 +37,7 @@ class FixedHeatmaps(torch.nn.Module):
 
 def test_keypoints_come_back_in_frame_pixels():
     crop_xy = ON_CELLS
-    est = TopDownPoseEstimator(FixedHeatmaps(crop_xy), CODEC, LAYOUT, PoseConfig(flip_test=False))
+    est = TopDownPoseEstimator(FixedHeatmaps(crop_xy), PRESET, PoseConfig(flip_test=False))
     frame = np.zeros((200, 300, 3), np.uint8)
     boxes = np.array([[100, 50, 180, 130], [10, 10, 50, 90]], float)
     inst = Instances(boxes_xyxy=boxes, scores=[0.9, 0.8])
@@ -54,7 +58,7 @@ def test_flip_test_swaps_left_and_right():
     # says "left" at 47 (as "right") -> averaged heatmap has two modes for each side.
     # With a symmetric layout of peaks the flip test must give the same answer.
     crop_xy = SYMMETRIC
-    est = TopDownPoseEstimator(FixedHeatmaps(crop_xy), CODEC, LAYOUT, PoseConfig(flip_test=True))
+    est = TopDownPoseEstimator(FixedHeatmaps(crop_xy), PRESET, PoseConfig(flip_test=True))
     frame = np.zeros((100, 100, 3), np.uint8)
     box = np.array([[20.0, 20.0, 71.2, 71.2]])
     with_flip = est(frame, Instances(boxes_xyxy=box, scores=[1.0]))
@@ -65,7 +69,7 @@ def test_flip_test_swaps_left_and_right():
 
 def test_flip_test_disagreeing_halves_lower_the_score():
     crop_xy = np.array([[9.5, 21.5], [29.5, 21.5], [31.5, 41.5]])  # not mirror-symmetric
-    est = TopDownPoseEstimator(FixedHeatmaps(crop_xy), CODEC, LAYOUT, PoseConfig(flip_test=True))
+    est = TopDownPoseEstimator(FixedHeatmaps(crop_xy), PRESET, PoseConfig(flip_test=True))
     inst = Instances(boxes_xyxy=[[0, 0, 51.2, 51.2]], scores=[1.0])
     frame = np.zeros((64, 64, 3), np.uint8)
     out = est(frame, inst)
@@ -77,7 +81,7 @@ def test_flip_test_disagreeing_halves_lower_the_score():
 
 
 def test_empty_frame_gives_empty_keypoints_of_the_layout_size():
-    est = TopDownPoseEstimator(FixedHeatmaps(np.zeros((3, 2)) + 30), CODEC, LAYOUT)
+    est = TopDownPoseEstimator(FixedHeatmaps(np.zeros((3, 2)) + 30), PRESET)
     out = est(np.zeros((10, 10, 3), np.uint8), Instances.empty())
     assert out.keypoints.shape == (0, 3, 2)
 
@@ -90,8 +94,9 @@ def test_simplebaseline_output_is_stride_4_of_input():
 
 
 def test_checkpoint_round_trip_and_bad_files(tmp_path, random_pose_checkpoint):
-    model, codec, layout, meta = load_checkpoint(random_pose_checkpoint)
-    assert layout == load_layout("ap10k")
+    model, preset, meta = load_checkpoint(random_pose_checkpoint)
+    assert preset.layout == load_layout("ap10k") and preset.name == "pose-random"
+    codec = build_codec(preset.input_size, preset.codec)
     assert codec.input_size == (128, 128) and codec.heatmap_size == (32, 32)
     assert meta["note"].startswith("random")
     garbage = tmp_path / "garbage.pt"
@@ -103,7 +108,27 @@ def test_checkpoint_round_trip_and_bad_files(tmp_path, random_pose_checkpoint):
     with pytest.raises(WeightsError, match="not an aptrack pose checkpoint"):
         load_checkpoint(wrong)
     ckpt = torch.load(random_pose_checkpoint, weights_only=True)
-    ckpt["arch"]["deconv_channels"] = [64, 64, 64]
+    ckpt["preset"]["architecture"]["deconv_channels"] = [64, 64, 64]
     torch.save(ckpt, wrong)
     with pytest.raises(WeightsError, match="do not match"):
         load_checkpoint(wrong)
+
+
+class OnePeak(torch.nn.Module):
+    """Ignores the image: every keypoint's heatmap is 1 at column 3, row 2, of a 16 x 16 map."""
+
+    def forward(self, x):
+        hm = torch.zeros(x.shape[0], 3, 16, 16)
+        hm[:, :, 2, 3] = 1.0
+        return hm
+
+
+@pytest.mark.parametrize("shift, mirrored_column", [(False, 12), (True, 13)])
+def test_flip_shift_moves_the_flipped_heatmap_one_cell_right(shift, mirrored_column):
+    preset = PRESET.with_(flip_shift=shift)
+    est = TopDownPoseEstimator(OnePeak(), preset, PoseConfig(flip_test=True))
+    hm = est.heatmaps(np.zeros((1, 64, 64, 3), np.uint8))
+    expected = np.zeros((1, 3, 16, 16), np.float32)
+    expected[:, :, 2, 3] += 0.5                  # the plain pass
+    expected[:, :, 2, mirrored_column] += 0.5    # the flipped pass, mirrored (15 - 3), then shifted
+    np.testing.assert_array_equal(hm, expected)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from aptrack.structures import UNTRACKED, Instances
+from aptrack.core.instances import UNTRACKED, Instances
 
 
 def make(n=3, k=2):

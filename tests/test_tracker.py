@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from aptrack.config import TrackerConfig
-from aptrack.structures import Instances
-from aptrack.tracker import PoseTracker
+from aptrack.core.instances import Instances
+from aptrack.track import PoseTracker
+from aptrack.track.config import TrackerConfig
 
 
 def frame(index, boxes, scores=None, keypoints=None):

@@ -1,7 +1,8 @@
 import numpy as np
 import pytest
 
-from aptrack.tracking_metrics import ClipTrackingEval, iou_distances, keypoint_oks, summarize
+from aptrack.core.oks import keypoint_oks
+from aptrack.eval.tracking import ClipTrackingEval, iou_distances, summarize
 
 SIGMAS = np.full(2, 0.1)
 

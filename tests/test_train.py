@@ -3,14 +3,23 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-
-from aptrack.config import load_layout
-from aptrack.datasets import load_keypoint_dataset
-from aptrack.errors import ConfigError
-from aptrack.train import (CodecConfig, ModelConfig, OptimConfig, TrainConfig, Trainer, ema_decay_at,
-                           heatmap_loss, load_train_config, lr_at, update_ema)
-
 from conftest import animalpose_subset
+
+from aptrack.core.errors import ConfigError
+from aptrack.core.layout import load_layout
+from aptrack.data.datasets import load_keypoint_dataset
+from aptrack.train.trainer import (
+    CodecConfig,
+    ModelConfig,
+    OptimConfig,
+    TrainConfig,
+    Trainer,
+    ema_decay_at,
+    heatmap_loss,
+    load_train_config,
+    lr_at,
+    update_ema,
+)
 
 AP10K = load_layout("ap10k")
 
@@ -101,9 +110,10 @@ def test_resume_continues_exactly(tiny_set, tmp_path):
     assert resumed.epoch == straight.epoch == 2 and resumed.step == straight.step
     for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
-    from aptrack.models import load_checkpoint
-    model, codec, layout, meta = load_checkpoint(tmp_path / "b" / "model.pt")
-    assert codec.input_size == (64, 64) and layout == AP10K and meta["epoch"] == 2
+    from aptrack.models.checkpoint import load_checkpoint
+    model, preset, meta = load_checkpoint(tmp_path / "b" / "model.pt")
+    assert preset.input_size == (64, 64) and preset.layout == AP10K and meta["epoch"] == 2
+    assert preset.name == "tiny" and preset.family == "simplebaseline" and preset.codec["sigma"] == 1.0
 
 
 def test_ema_decay_ramps_up_to_its_target():
@@ -140,7 +150,7 @@ def test_ema_training_saves_the_average_and_resumes_exactly(tiny_set, tmp_path):
     resumed.fit(resume=True)
     for (name, a), b in zip(straight.ema.state_dict().items(), resumed.ema.state_dict().values()):
         assert torch.equal(a, b), name
-    from aptrack.models import load_checkpoint
+    from aptrack.models.checkpoint import load_checkpoint
     saved = load_checkpoint(tmp_path / "b" / "model.pt")[0].state_dict()
     name = "final.weight"   # the last layer: trained, never frozen
     ema_w, raw_w, start_w = straight.ema.state_dict()[name], straight.model.state_dict()[name], start[name]
@@ -196,3 +206,30 @@ def test_an_unreadable_image_is_skipped_not_fatal(tiny_set, tmp_path, caplog):
     assert history[0]["skipped"] == int(np.sum(order % 2 == 0))
     assert np.isfinite(history[0]["loss"])
     assert "cannot read image" in caplog.text
+
+
+def test_stage_configs_are_small_overrides_of_one_base(tmp_path):
+    import yaml
+
+    from aptrack.core import resources
+
+    base = load_train_config("animalpose_mobilenetv2")
+    for path in sorted(resources.folder("train").glob("animalpose_mobilenetv2_*.yaml")):
+        raw = yaml.safe_load(path.read_text())
+        assert raw["base"] == "animalpose_mobilenetv2"
+        assert len(yaml.safe_dump(raw).splitlines()) <= 30  # only what the stage changes
+        stage = load_train_config(path.stem)
+        assert stage.name == path.stem
+        # what a stage leaves out comes from the base, section by section
+        assert stage.augment.brightness == base.augment.brightness and stage.optim.batch_size == 32
+    last = load_train_config("animalpose_mobilenetv2_256_ft4")
+    assert last.augment.scale_range == (0.85, 1.15) and last.optim.ema_decay == 0.998
+    assert last.model.deconv_channels == base.model.deconv_channels == (128, 128, 128)
+    # one level only: a base may not have a base of its own
+    (tmp_path / "a.yaml").write_text("base: b.yaml\nseed: 1\n")
+    (tmp_path / "b.yaml").write_text("base: animalpose_mobilenetv2\nseed: 2\n")
+    with pytest.raises(ConfigError, match="at most one base"):
+        load_train_config(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: animalpose_mobilenetv2\noptim: {lr: 0.5, nope: 1}\n")
+    with pytest.raises(ConfigError, match="unknown key"):
+        load_train_config(tmp_path / "c.yaml")

@@ -1,7 +1,6 @@
 import numpy as np
 
-from aptrack.transforms import (apply_affine, crop, flip_keypoints_x, invert_affine, swap_pairs,
-                                warp_matrix)
+from aptrack.pose.transforms import apply_affine, crop, flip_keypoints_x, invert_affine, swap_pairs, warp_matrix
 
 
 def test_center_maps_to_crop_center_and_scale_sets_zoom():

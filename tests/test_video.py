@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
-
-from aptrack.errors import VideoError
-from aptrack.video import AtomicVideoWriter, VideoReader
 from conftest import write_video
+
+from aptrack.core.errors import VideoError
+from aptrack.io.video import AtomicVideoWriter, VideoReader
 
 
 def test_reader_streams_a_range_with_indices(tmp_path):

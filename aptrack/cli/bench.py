@@ -1,0 +1,100 @@
+"""``aptrack bench``: keypoint AP and tracking metrics on APTv2-style clips."""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+from aptrack import __version__
+from aptrack.cli.common import aligned, console_flags, figure, load_config, positive_int
+from aptrack.core.errors import ConfigError, writable_dir, write_json_atomic
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("bench", help="keypoint AP and tracking metrics on APTv2-style clips",
+                       description="Run the pipeline over every clip of an APTv2-style split and "
+                                   "report keypoint AP, MOTA, IDF1, ID switches and speed.")
+    p.add_argument("--data", required=True,
+                   help="APTv2 folder (either layout), or one annotation json")
+    p.add_argument("--images", default=None, help="image folder (default: the data folder)")
+    p.add_argument("--split", default="hard", help="easy, hard or all (default: hard)")
+    p.add_argument("--subset", default="test", choices=["train", "val", "test"],
+                   help="which annotation file of the split (default: test)")
+    p.add_argument("--boxes", choices=["detector", "gt", "gt-first-frame"], default="detector")
+    p.add_argument("--pipeline", default="default", help="preset in pipelines/ or a YAML file")
+    p.add_argument("--pose", default=None, metavar="WEIGHTS|none", help="pose weights override")
+    p.add_argument("--detector", default=None, metavar="WEIGHTS", help="detector weights override")
+    p.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
+    p.add_argument("--max-clips", type=positive_int, default=None, help="only the first N clips")
+    p.add_argument("--compare", default="bytetrack,botsort",
+                   help="with detector boxes, also run these Ultralytics trackers on the same "
+                        "detections (comma-separated: bytetrack, botsort; 'none' to skip)")
+    p.add_argument("-o", "--output", default="bench_out", help="report folder (default: bench_out)")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+    console_flags(p, quiet_help="no progress bar")
+    p.set_defaults(handler=main)
+
+
+def _bench_table(report: dict) -> str:
+    from aptrack.eval.report import headline
+
+    h = headline(report)
+    rows = []
+    for key in ("AP", "AP50", "AP75", "AR", "PCK@0.05", "EPE", "MOTA", "IDF1", "id_switches", "HOTA",
+                "MOTP", "keypoint_MOTA", "fps"):
+        rows.append((key, figure(h[key])))
+    for name, ap in report["keypoints"]["per_category"].items():
+        rows.append((f"AP {name}", f"{ap:.3f}"))
+    for stage, ms in report["speed"]["ms_per_frame"].items():
+        rows.append((f"  {stage}", f"{ms:.1f} ms/frame"))
+    return aligned(rows)
+
+
+def main(args) -> int:
+    import json
+
+    from tqdm import tqdm
+
+    from aptrack.core.layout import load_layout
+    from aptrack.data.clips import find_annotation_file, load_clips
+    from aptrack.eval.bench import run_benchmark
+    from aptrack.eval.report import headline, write_report
+    from aptrack.pipeline import build_pipeline
+
+    config = load_config(args.pipeline, args.pose, args.detector)
+    ann = find_annotation_file(args.data, args.split, args.subset)
+    images = Path(args.images) if args.images else (Path(args.data) if Path(args.data).is_dir()
+                                                   else Path(args.data).parent)
+    out_dir = writable_dir(Path(args.output))
+    pipeline, models = build_pipeline(config, args.device)
+    layout = pipeline.layout or load_layout(config.layout)
+    clips = load_clips(ann, images, layout)
+    if args.max_clips:
+        clips = dataclasses.replace(clips, clips=clips.clips[:args.max_clips])
+    with tqdm(total=len(clips.clips), unit="clip", disable=args.quiet, dynamic_ncols=True,
+              file=sys.stderr, desc=f"bench {args.split}") as bar:
+        compare = tuple(n for n in args.compare.split(",") if n and n != "none")
+        unknown = sorted(set(compare) - {"bytetrack", "botsort"})
+        if unknown:
+            raise ConfigError(f"unknown tracker(s) {', '.join(unknown)} for --compare; known: bytetrack, botsort")
+        report = run_benchmark(pipeline, clips, args.boxes, progress=lambda done: bar.update(done - bar.n),
+                               compare=compare)
+    report.update({"data": str(ann), "split": args.split, "models": models,
+                   "aptrack_version": __version__})
+    coco = report.pop("coco")
+    write_json_atomic(out_dir / "gt.json", coco["gt"])
+    write_json_atomic(out_dir / "results.json", coco["results"])
+    paths = write_report(report, out_dir)
+    if args.format == "json":
+        print(json.dumps(headline(report)))
+    elif not args.quiet:
+        print(_bench_table(report))
+        if report.get("trackers"):
+            print("same detections through each tracker:")
+            for name, row in report["trackers"].items():
+                print(f"  {name:<10} MOTA {row['MOTA']:.3f}  IDF1 {row['IDF1']:.3f}  HOTA {row['HOTA']:.3f}  "
+                      f"ID switches {row['id_switches']}  FP {row['false_positives']}  misses {row['misses']}  "
+                      f"{row['ms_per_frame']:.3f} ms/frame")
+        print(f"report -> {paths['md']}, {paths['json']}")
+    return 0

@@ -1,0 +1,55 @@
+"""What the subcommands share: argument types, console formatting, config overrides."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def console_flags(parser: argparse.ArgumentParser, quiet_help: str) -> None:
+    parser.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+
+
+def aligned(rows) -> str:
+    """``(name, text)`` rows as two left-aligned columns."""
+    rows = list(rows)
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def figure(value) -> str:
+    """A metric for the console: 3 decimals, 'n/a' for missing or NaN."""
+    if value is None or value != value:
+        return "n/a"
+    return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def load_config(pipeline: str, pose: str | None = None, detector: str | None = None):
+    """The pipeline preset ``pipeline`` with the pose and detector weights a user named.
+
+    ``pose`` ``"none"`` turns the pose stage off.
+    """
+    from aptrack.pipeline import load_pipeline
+
+    config = load_pipeline(pipeline)
+    if pose is not None:
+        pose_weights = None if pose.lower() == "none" else pose
+        config = dataclasses.replace(config, pose=dataclasses.replace(config.pose, weights=pose_weights))
+    if detector is not None:
+        config = dataclasses.replace(config, detector=dataclasses.replace(config.detector, weights=detector))
+    return config

@@ -1,0 +1,165 @@
+"""Box formats and their conversions; the only place that converts boxes.
+
+Formats (all in pixels of the original frame, arrays of shape ``(N, 4)``):
+
+``xyxy``
+    ``x1, y1, x2, y2``: top-left and bottom-right corners.
+``xywh``
+    ``x1, y1, w, h``: top-left corner, width and height (COCO ``bbox``).
+``cxcywh``
+    ``cx, cy, w, h``: centre, width and height.
+``xyah``
+    ``cx, cy, a, h``: centre, aspect ratio ``a = w / h`` and height (the
+    Kalman filter's measurement space, as in SORT/ByteTrack).
+
+The ``*_scalar`` functions and the IoU loops are compiled (numba) for the
+tracker's own compiled loops, which handle a few boxes per frame.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+def _f(boxes) -> np.ndarray:
+    return np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+
+
+def xyxy_to_xywh(boxes) -> np.ndarray:
+    out = _f(boxes).copy()
+    out[:, 2:] -= out[:, :2]
+    return out
+
+
+def xywh_to_xyxy(boxes) -> np.ndarray:
+    out = _f(boxes).copy()
+    out[:, 2:] += out[:, :2]
+    return out
+
+
+# The linear conversions are one (4, 4) matrix product each, ``out = boxes @ M``
+# (rows of M: input coordinates, columns: output coordinates): the tracker
+# converts a few boxes per call, where each NumPy call's overhead, not the
+# arithmetic, sets the cost.
+_XYXY_TO_CXCYWH = np.array([[0.5, 0.0, -1.0, 0.0],
+                            [0.0, 0.5, 0.0, -1.0],
+                            [0.5, 0.0, 1.0, 0.0],
+                            [0.0, 0.5, 0.0, 1.0]])
+_CXCYWH_TO_XYXY = np.array([[1.0, 0.0, 1.0, 0.0],
+                            [0.0, 1.0, 0.0, 1.0],
+                            [-0.5, 0.0, 0.5, 0.0],
+                            [0.0, -0.5, 0.0, 0.5]])
+
+
+def xyxy_to_cxcywh(boxes) -> np.ndarray:
+    return _f(boxes) @ _XYXY_TO_CXCYWH
+
+
+def cxcywh_to_xyxy(boxes) -> np.ndarray:
+    return _f(boxes) @ _CXCYWH_TO_XYXY
+
+
+def xyxy_to_xyah(boxes) -> np.ndarray:
+    """Corners to centre, aspect ratio ``w / h`` and height; ``h`` of 0 gives ``a`` of 0."""
+    out = xyxy_to_cxcywh(boxes)
+    h = out[:, 3]
+    out[:, 2] *= np.reciprocal(h, out=np.zeros_like(h), where=h > 0)
+    return out
+
+
+def xyah_to_xyxy(boxes) -> np.ndarray:
+    out = _f(boxes).copy()
+    out[:, 2] *= out[:, 3]
+    return out @ _CXCYWH_TO_XYXY
+
+
+def box_area_xyxy(boxes) -> np.ndarray:
+    """Areas (N,) in pixels^2; boxes with corners swapped have area 0."""
+    wh = np.maximum(_f(boxes) @ _XYXY_TO_CXCYWH[:, 2:], 0.0)
+    return wh[:, 0] * wh[:, 1]
+
+
+def widened_xyxy(boxes, buffer: float) -> np.ndarray:
+    """Boxes (N, 4) grown by ``buffer`` times their width and height on each side."""
+    b = _f(boxes)
+    grow = (b[:, 2:] - b[:, :2]) * buffer
+    return np.concatenate([b[:, :2] - grow, b[:, 2:] + grow], axis=1)
+
+
+@numba.njit(cache=True)
+def xyxy_to_xyah_scalar(x1, y1, x2, y2):  # pragma: no cover - compiled
+    """:func:`xyxy_to_xyah` of one box, for compiled code."""
+    h = y2 - y1
+    return 0.5 * (x1 + x2), 0.5 * (y1 + y2), (x2 - x1) / h if h > 0 else 0.0, h
+
+
+@numba.njit(cache=True)
+def xyah_to_xyxy_scalar(cx, cy, a, h):  # pragma: no cover - compiled
+    """:func:`xyah_to_xyxy` of one box, for compiled code."""
+    half_w, half_h = 0.5 * a * h, 0.5 * h
+    return cx - half_w, cy - half_h, cx + half_w, cy + half_h
+
+
+@numba.njit(cache=True)
+def box_area_scalar(x1, y1, x2, y2):  # pragma: no cover - compiled
+    """:func:`box_area_xyxy` of one box, for compiled code (pass float64 values)."""
+    return max(x2 - x1, 0.0) * max(y2 - y1, 0.0)
+
+
+@numba.njit(cache=True)
+def box_iou_loops(a, b):  # pragma: no cover - compiled
+    """:func:`box_iou_xyxy` of float64 (N, 4) and (M, 4) arrays, for compiled code."""
+    iou = np.zeros((a.shape[0], b.shape[0]))
+    for i in range(a.shape[0]):
+        area_a = box_area_scalar(a[i, 0], a[i, 1], a[i, 2], a[i, 3])
+        for j in range(b.shape[0]):
+            area_b = box_area_scalar(b[j, 0], b[j, 1], b[j, 2], b[j, 3])
+            inter = (max(min(a[i, 2], b[j, 2]) - max(a[i, 0], b[j, 0]), 0.0)
+                     * max(min(a[i, 3], b[j, 3]) - max(a[i, 1], b[j, 1]), 0.0))
+            union = area_a + area_b - inter
+            if union > 0:
+                iou[i, j] = inter / union
+    return iou
+
+
+def box_iou_xyxy(a, b) -> np.ndarray:
+    """Pairwise intersection over union.
+
+    Parameters
+    ----------
+    a : (N, 4) array_like, ``xyxy``
+    b : (M, 4) array_like, ``xyxy``
+
+    Returns
+    -------
+    (N, M) float64 in ``[0, 1]``; 0 where both boxes have zero area.
+    """
+    return box_iou_loops(_f(a), _f(b))
+
+
+def xyxy_to_center_scale(boxes, aspect_ratio: float, padding: float = 1.25):
+    """Box corners to the centre and size of a top-down crop.
+
+    The box is grown to the crop's aspect ratio (``w / h``), never shrunk, then
+    multiplied by ``padding``.
+
+    Parameters
+    ----------
+    boxes : (N, 4) array_like, ``xyxy`` pixels
+    aspect_ratio : float
+        Width over height of the network input.
+    padding : float
+        Scale factor applied to the box (1.25 in SimpleBaseline/HRNet).
+
+    Returns
+    -------
+    center : (N, 2) float64, pixels
+    scale : (N, 2) float64, width and height in pixels of the region cropped
+    """
+    c = xyxy_to_cxcywh(boxes)
+    w, h = c[:, 2].copy(), c[:, 3].copy()
+    wide = w > h * aspect_ratio
+    h[wide] = w[wide] / aspect_ratio
+    w[~wide] = h[~wide] * aspect_ratio
+    return c[:, :2], np.stack([w, h], axis=1) * padding

@@ -1,0 +1,308 @@
+"""``aptrack synth``: an APTv2-layout video dataset built from real Animal-Pose animals.
+
+No real APTv2 copy can be downloaded everywhere, so this builds one with exact
+ground truth: real animals, cut from their Animal-Pose boxes, move over real
+backgrounds (image regions free of annotated animals) along smooth paths, with
+changes of scale, crossings and partial occlusions, 15 frames per clip.
+
+* **easy** clips hold ``easy_animals`` animals, **hard** clips ``hard_animals``
+  (more animals, smaller, with paths that cross);
+* keypoints hidden under another animal or outside the frame are unlabelled
+  (``v = 0``); boxes are the visible part of the pasted animal;
+* animals are drawn from the held-out validation side of the same seeded
+  split that training uses, so a model trained by ``aptrack train`` is never
+  scored on its own training animals.
+
+Output (the dataset's own APTv2 layout)::
+
+    OUT/images/VIDEO/FRAME.jpg
+    OUT/test_annotations.json         every clip
+    OUT/test_annotations_easy.json    easy clips
+    OUT/test_annotations_hard.json    hard clips
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from aptrack.core.errors import DatasetError, OutputError, write_json_atomic
+from aptrack.core.layout import KeypointLayout
+from aptrack.data.datasets import KeypointDataset, select_split
+from aptrack.io.images import load_image
+from aptrack.pose.transforms import swap_pairs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """Sizes in pixels of the output frame; fractions of the frame height for animals."""
+
+    frames: int = 15
+    width: int = 640
+    height: int = 480
+    easy_animals: tuple[int, int] = (1, 2)
+    hard_animals: tuple[int, int] = (3, 5)
+    easy_height: tuple[float, float] = (0.30, 0.50)
+    hard_height: tuple[float, float] = (0.22, 0.38)
+    scale_change: tuple[float, float] = (0.8, 1.25)
+    min_source_size: float = 64.0
+    min_source_keypoints: int = 6
+    min_visible_fraction: float = 0.3
+    feather: float = 0.06
+    jpeg_quality: int = 90
+    val_instances: int = 1100
+    split_seed: int = 0
+
+
+def free_region(boxes_xyxy: np.ndarray, width: int, height: int):
+    """The largest full-width or full-height strip of an image that no box touches.
+
+    Returns ``(x1, y1, x2, y2)`` ints, or None when every strip is empty.
+    """
+    b = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
+    if len(b) == 0:
+        return (0, 0, width, height)
+    strips = [(0, 0, int(np.floor(b[:, 0].min())), height),
+              (int(np.ceil(b[:, 2].max())), 0, width, height),
+              (0, 0, width, int(np.floor(b[:, 1].min()))),
+              (0, int(np.ceil(b[:, 3].max())), width, height)]
+    strips = [s for s in strips if s[2] - s[0] > 0 and s[3] - s[1] > 0]
+    if not strips:
+        return None
+    return max(strips, key=lambda s: (s[2] - s[0]) * (s[3] - s[1]))
+
+
+def feather_mask(h: int, w: int, feather: float) -> np.ndarray:
+    """(h, w) float32 alpha: 1 inside, falling linearly to 0 over ``feather`` of the size."""
+    fy = max(1.0, feather * h)
+    fx = max(1.0, feather * w)
+    y = np.minimum(np.arange(h) + 0.5, h - np.arange(h) - 0.5) / fy
+    x = np.minimum(np.arange(w) + 0.5, w - np.arange(w) - 0.5) / fx
+    return np.clip(np.minimum(y[:, None], x[None, :]), 0.0, 1.0).astype(np.float32)
+
+
+class ClipSynthesizer:
+    """Builds clips from a :class:`KeypointDataset` of real animals (already in the target layout)."""
+
+    def __init__(self, animals: KeypointDataset, config: SynthConfig = SynthConfig()):
+        self.config = config
+        self.layout: KeypointLayout = animals.layout
+        w = animals.boxes_xyxy[:, 2] - animals.boxes_xyxy[:, 0]
+        h = animals.boxes_xyxy[:, 3] - animals.boxes_xyxy[:, 1]
+        good = ((np.minimum(w, h) >= config.min_source_size)
+                & (animals.num_labelled >= config.min_source_keypoints))
+        if good.sum() < max(config.hard_animals):
+            raise DatasetError(f"only {int(good.sum())} source animals are at least "
+                               f"{config.min_source_size:g} px with {config.min_source_keypoints} keypoints")
+        self.animals = animals
+        self.pool = np.flatnonzero(good)
+        self.images = sorted(set(animals.files.tolist()))
+        self._boxes_by_file: dict[str, np.ndarray] = {}
+        for f, box in zip(animals.files, animals.boxes_xyxy):
+            self._boxes_by_file.setdefault(f, []).append(box)
+
+    # -- pieces --------------------------------------------------------------
+    def background(self, rng: np.random.Generator) -> np.ndarray:
+        cfg = self.config
+        for _ in range(50):
+            f = self.images[rng.integers(len(self.images))]
+            img = load_image(f)
+            h, w = img.shape[:2]
+            region = free_region(np.array(self._boxes_by_file[f]), w, h)
+            if region is None:
+                continue
+            x1, y1, x2, y2 = region
+            if (x2 - x1) * (y2 - y1) < 0.15 * w * h or min(x2 - x1, y2 - y1) < 48:
+                continue
+            return cv2.resize(img[y1:y2, x1:x2], (cfg.width, cfg.height), interpolation=cv2.INTER_LINEAR)
+        # no animal-free region found: a smooth gradient is still a valid background
+        g = np.linspace(60, 180, cfg.width, dtype=np.float32)
+        return np.repeat(np.repeat(g[None, :, None], cfg.height, 0), 3, 2).astype(np.uint8)
+
+    def _paths(self, n: int, heights: np.ndarray, hard: bool, rng: np.random.Generator):
+        """Start and end centres (n, 2) each; hard clips cross near one point."""
+        cfg = self.config
+        W, H = cfg.width, cfg.height
+        half = heights[:, None] * np.array([0.75, 0.5])  # rough half size (animals are wider than high)
+        lo, hi = half, np.array([W, H]) - half
+        if hard:
+            cross = np.array([rng.uniform(0.35, 0.65) * W, rng.uniform(0.4, 0.6) * H])
+            angles = rng.uniform(0, np.pi, n) + np.arange(n) * np.pi / n
+            reach = rng.uniform(0.15, 0.3, n)[:, None] * np.array([W, H])
+            direction = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+            start, end = cross + direction * reach, cross - direction * reach
+        else:
+            start = rng.uniform(lo, hi)
+            end = start + rng.uniform(-0.25, 0.25, (n, 2)) * np.array([W, H])
+        return np.clip(start, lo, hi), np.clip(end, lo, hi)
+
+    def clip(self, video_id: int, hard: bool, rng: np.random.Generator):
+        """Frames (list of (H, W, 3) uint8) and annotations (list per frame of dicts)."""
+        cfg = self.config
+        layout = self.layout
+        lo_n, hi_n = cfg.hard_animals if hard else cfg.easy_animals
+        n = int(rng.integers(lo_n, hi_n + 1))
+        picks = rng.choice(self.pool, size=n, replace=False)
+        hrange = cfg.hard_height if hard else cfg.easy_height
+        heights = rng.uniform(*hrange, n) * cfg.height
+        start, end = self._paths(n, heights, hard, rng)
+        grow = rng.uniform(*cfg.scale_change, n)
+        wobble_amp = rng.uniform(0, 0.03, (n, 2)) * np.array([cfg.width, cfg.height])
+        wobble_phase = rng.uniform(0, 2 * np.pi, (n, 2))
+        flips = rng.random(n) < 0.5
+        order = rng.permutation(n)  # drawing order: later animals occlude earlier ones
+        patches = []
+        for row, flip in zip(picks, flips):
+            img = load_image(self.animals.files[row])
+            x1, y1, x2, y2 = np.round(self.animals.boxes_xyxy[row]).astype(int)
+            patch = img[y1:y2, x1:x2]
+            kp = self.animals.keypoints[row] - np.array([x1, y1], np.float32)
+            vis = self.animals.visible[row].copy()
+            if flip:
+                patch = patch[:, ::-1]
+                kp = kp.copy()
+                kp[:, 0] = (patch.shape[1] - 1) - kp[:, 0]
+                kp = swap_pairs(kp, layout.flip_pairs, axis=0)
+                vis = swap_pairs(vis, layout.flip_pairs, axis=0)
+            patches.append((np.ascontiguousarray(patch), kp, vis, self.animals.categories[row]))
+
+        background = self.background(rng)
+        frames, annotations = [], []
+        for t in range(cfg.frames):
+            u = t / max(1, cfg.frames - 1)
+            canvas = background.astype(np.float32)
+            cover = np.full((cfg.height, cfg.width), -1, np.int32)  # which animal owns each pixel
+            placed: list = [None] * n
+            for i in order:
+                patch, kp, vis, species = patches[i]
+                ph, pw = patch.shape[:2]
+                s = heights[i] / ph * (1 + (grow[i] - 1) * u)
+                w_t, h_t = max(2, int(round(pw * s))), max(2, int(round(ph * s)))
+                centre = (start[i] + (end[i] - start[i]) * u
+                          + wobble_amp[i] * np.sin(2 * np.pi * u + wobble_phase[i]))
+                x0 = int(round(centre[0] - w_t / 2))
+                y0 = int(round(centre[1] - h_t / 2))
+                resized = cv2.resize(patch, (w_t, h_t), interpolation=cv2.INTER_AREA if s < 1
+                                     else cv2.INTER_LINEAR).astype(np.float32)
+                alpha = feather_mask(h_t, w_t, cfg.feather)
+                cx1, cy1 = max(0, x0), max(0, y0)
+                cx2, cy2 = min(cfg.width, x0 + w_t), min(cfg.height, y0 + h_t)
+                if cx2 <= cx1 or cy2 <= cy1:
+                    continue
+                sub = (slice(cy1 - y0, cy2 - y0), slice(cx1 - x0, cx2 - x0))
+                a = alpha[sub][..., None]
+                canvas[cy1:cy2, cx1:cx2] = a * resized[sub] + (1 - a) * canvas[cy1:cy2, cx1:cx2]
+                cover[cy1:cy2, cx1:cx2][alpha[sub] >= 0.5] = i
+                # keypoints: patch pixel p -> frame (p + 0.5) * (w_t / pw) - 0.5 + x0
+                sx, sy = w_t / pw, h_t / ph
+                frame_kp = np.stack([(kp[:, 0] + 0.5) * sx - 0.5 + x0,
+                                     (kp[:, 1] + 0.5) * sy - 0.5 + y0], axis=1)
+                placed[i] = (frame_kp, vis.copy(), (x0, y0, x0 + w_t, y0 + h_t), w_t * h_t, species)
+
+            frame_anns = []
+            for i in range(n):
+                item = placed[i]
+                if item is None:
+                    continue
+                frame_kp, vis, _, full_area, species = item
+                owned = cover == i
+                if owned.sum() < cfg.min_visible_fraction * full_area:
+                    continue  # mostly hidden or outside the frame: not annotated in this frame
+                ys, xs = np.nonzero(owned)
+                box = [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+                xi = np.round(frame_kp[:, 0]).astype(int)
+                yi = np.round(frame_kp[:, 1]).astype(int)
+                inside = (xi >= 0) & (xi < cfg.width) & (yi >= 0) & (yi < cfg.height)
+                seen = vis & inside
+                seen[seen] = cover[yi[seen], xi[seen]] == i  # hidden under another animal -> unlabelled
+                frame_anns.append({"track": i, "box_xyxy": box, "keypoints": frame_kp, "visible": seen,
+                                   "species": species})
+            frames.append(np.clip(canvas, 0, 255).astype(np.uint8))
+            annotations.append(frame_anns)
+        return frames, annotations
+
+
+def synthesize(animals: KeypointDataset, out_dir: str | Path, clips: int, seed: int,
+               config: SynthConfig = SynthConfig(), progress=None) -> dict:
+    """Write ``clips`` clips (alternately easy and hard) to ``out_dir``.
+
+    Parameters
+    ----------
+    animals : source animals in the target layout (all of them; the held-out
+        validation side of the training split is taken here)
+    out_dir : output folder (created)
+    clips : number of clips
+    seed : clip ``c`` draws from ``numpy.random.default_rng([seed, c])``
+    progress : optional callable(clips_done)
+
+    Returns
+    -------
+    dict: counts per split and the annotation file paths.
+    """
+    if clips < 1:
+        raise DatasetError("--clips must be at least 1")
+    out = Path(out_dir)
+    try:
+        (out / "images").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write to {out}: {exc.strerror or exc}") from None
+    source = select_split(animals, "val", config.val_instances, config.split_seed)
+    synth = ClipSynthesizer(source, config)
+    layout = animals.layout
+    species = sorted(set(animals.categories.tolist()))
+    cat_id = {name: i + 1 for i, name in enumerate(species)}
+    categories = [{"id": cat_id[n], "name": n, "supercategory": "animal", "keypoints": list(layout.keypoints),
+                   "skeleton": [[a + 1, b + 1] for a, b in layout.skeleton]} for n in species]
+    images = {"easy": [], "hard": []}
+    anns = {"easy": [], "hard": []}
+    image_id = ann_id = 0
+    for c in range(clips):
+        rng = np.random.default_rng([seed, c])
+        hard = c % 2 == 1
+        split = "hard" if hard else "easy"
+        video_id = c + 1
+        frames, frame_anns = synth.clip(video_id, hard, rng)
+        folder = out / "images" / f"{video_id:05d}"
+        folder.mkdir(exist_ok=True)
+        for t, (frame, animals_here) in enumerate(zip(frames, frame_anns)):
+            image_id += 1
+            name = f"images/{video_id:05d}/{t:06d}.jpg"
+            ok = cv2.imwrite(str(out / name), frame, [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality])
+            if not ok:
+                raise OutputError(f"cannot write {out / name}")
+            images[split].append({"id": image_id, "file_name": name, "width": config.width,
+                                  "height": config.height, "video_id": video_id, "frame_id": t})
+            for a in animals_here:
+                ann_id += 1
+                x1, y1, x2, y2 = a["box_xyxy"]
+                kp = np.concatenate([a["keypoints"], 2.0 * a["visible"][:, None]], axis=1)
+                kp[~a["visible"]] = 0
+                anns[split].append({
+                    "id": ann_id, "image_id": image_id, "video_id": video_id,
+                    "track_id": video_id * 100 + a["track"], "category_id": cat_id[a["species"]],
+                    "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0,
+                    "num_keypoints": int(a["visible"].sum()),
+                    "keypoints": [round(float(v), 2) for v in kp.reshape(-1)]})
+        if progress is not None:
+            progress(c + 1)
+    info = {"description": "aptrack synth: APTv2-layout clips of real Animal-Pose animals",
+            "seed": seed, "clips": clips, "frames_per_clip": config.frames}
+    files = {}
+    for split in ("easy", "hard"):
+        path = out / f"test_annotations_{split}.json"
+        write_json_atomic(path, {"info": {**info, "split": split}, "images": images[split],
+                                  "annotations": anns[split], "categories": categories})
+        files[split] = str(path)
+    all_path = out / "test_annotations.json"
+    write_json_atomic(all_path, {"info": {**info, "split": "all"}, "images": images["easy"] + images["hard"],
+                                  "annotations": anns["easy"] + anns["hard"], "categories": categories})
+    files["all"] = str(all_path)
+    return {"clips": {s: len({im["video_id"] for im in images[s]}) for s in images},
+            "frames": {s: len(images[s]) for s in images},
+            "animals": {s: len(anns[s]) for s in anns}, "files": files}

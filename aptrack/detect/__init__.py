@@ -1,0 +1,1 @@
+"""The animal detector: Ultralytics YOLO with the COCO animal classes merged."""

@@ -1,0 +1,133 @@
+"""Tools for tracking research: re-track saved detections, and score any results file.
+
+``aptrack track`` reads detections or poses in the COCO-results format that
+``aptrack run`` writes (or a plain list of COCO result records), runs only the
+tracker over them, and writes the same format with new ``track_id`` values.
+
+``aptrack eval --gt --pred`` scores a results file (records with ``image_id``,
+``track_id``, ``bbox`` xywh, ``score`` and optionally ``keypoints``) against a
+video keypoint file: per-frame keypoint AP plus the tracking metrics of
+:mod:`aptrack.eval.tracking`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from aptrack.core.boxes import xywh_to_xyxy
+from aptrack.core.errors import DatasetError
+from aptrack.core.instances import Instances
+from aptrack.data.clips import ClipDataset
+from aptrack.data.datasets import read_json
+from aptrack.eval.keypoints import PredictionLog, evaluate_predictions, keypoints_or_zeros
+from aptrack.eval.tracking import ClipTrackingEval, summarize
+from aptrack.track import PoseTracker
+
+log = logging.getLogger(__name__)
+
+
+def read_results(path: str | Path) -> tuple[dict, list[dict]]:
+    """``(info, records)`` from an ``aptrack run`` json or a plain list of COCO results."""
+    path = Path(path)
+    data = read_json(path, "results file")
+    if isinstance(data, list):
+        info, records = {}, data
+    elif isinstance(data, dict) and isinstance(data.get("annotations"), list):
+        info, records = data.get("info", {}), data["annotations"]
+    else:
+        raise DatasetError(f"{path}: expected a list of results or an object with 'annotations'")
+    for i, rec in enumerate(records):
+        if not isinstance(rec, dict) or "bbox" not in rec or ("image_id" not in rec and "frame" not in rec):
+            raise DatasetError(f"{path}: record {i} lacks 'bbox' or 'image_id'/'frame'")
+    return info, records
+
+
+def records_to_instances(records: list[dict], frame_index: int, num_keypoints: int | None) -> Instances:
+    """One frame's records as :class:`Instances` (keypoints when every record has them)."""
+    if not records:
+        return Instances.empty(num_keypoints or 0, frame_index)
+    boxes = xywh_to_xyxy(np.array([r["bbox"] for r in records], np.float64).reshape(-1, 4))
+    scores = np.array([float(r.get("score", 1.0)) for r in records], np.float32)
+    cats = [str(r.get("category", r.get("category_id", "animal"))) for r in records]
+    kw = {}
+    if num_keypoints and all(len(r.get("keypoints", ())) == 3 * num_keypoints for r in records):
+        kp = np.array([r["keypoints"] for r in records], np.float64).reshape(-1, num_keypoints, 3)
+        kw = {"keypoints": kp[..., :2], "keypoint_scores": kp[..., 2]}
+    return Instances(boxes, scores, categories=cats, frame_index=frame_index, **kw)
+
+
+def group_frames(records: list[dict]):
+    """Records grouped by video (``video_id``, else one video) and frame, both in order.
+
+    Returns {video: [(frame_key, [records])]}.
+    """
+    videos: dict = {}
+    for rec in records:
+        video = rec.get("video_id", 0)
+        frame = rec.get("frame", rec.get("image_id"))
+        videos.setdefault(video, {}).setdefault(frame, []).append(rec)
+    return {v: sorted(frames.items(), key=lambda kv: kv[0]) for v, frames in sorted(videos.items())}
+
+
+def retrack(records: list[dict], tracker: PoseTracker, num_keypoints: int | None) -> list[dict]:
+    """New records with the tracker's ``track_id``; detections the tracker drops are left out.
+
+    The tracker is reset for every video; frames without records still advance it.
+    """
+    out = []
+    for video, frames in group_frames(records).items():
+        tracker.reset()
+        previous = None
+        for frame_key, recs in frames:
+            if isinstance(frame_key, (int, np.integer)) and previous is not None:
+                for gap in range(int(previous) + 1, int(frame_key)):  # frames with no detection at all
+                    tracker.update(Instances.empty(num_keypoints or 0, gap))
+            previous = frame_key
+            index = int(frame_key) if isinstance(frame_key, (int, np.integer)) else 0
+            inst = records_to_instances(recs, index, num_keypoints)
+            tracked = tracker.update(inst)
+            for j in range(len(tracked)):
+                # the tracker emits the matched detection itself: find its record by box
+                d = np.abs(inst.boxes_xyxy - tracked.boxes_xyxy[j]).sum(axis=1)
+                rec = dict(recs[int(np.argmin(d))])
+                rec["track_id"] = int(tracked.track_ids[j])
+                out.append(rec)
+    return out
+
+
+def evaluate_results(gt: ClipDataset, records: list[dict]) -> dict:
+    """Per-frame keypoint metrics and tracking metrics of ``records`` against ``gt``.
+
+    Returns {"keypoints": ..., "tracking": ...}.
+    """
+    a = gt.animals
+    k = gt.layout.num_keypoints
+    by_image: dict[int, list[dict]] = {}
+    for rec in records:
+        if "image_id" not in rec:
+            raise DatasetError("results for scoring need 'image_id' on every record")
+        by_image.setdefault(int(rec["image_id"]), []).append(rec)
+    known = set(int(i) for c in gt.clips for i in c.image_ids)
+    stray = set(by_image) - known
+    if stray:
+        log.warning("%d result image id(s) are not in the ground truth and are ignored", len(stray))
+    pred = PredictionLog(k)
+    evals, names = [], []
+    for clip in gt.clips:
+        ev = ClipTrackingEval(gt.layout.sigmas)
+        for t, (iid, rows) in enumerate(zip(clip.image_ids, clip.rows)):
+            recs = by_image.get(int(iid), [])
+            inst = records_to_instances(recs, t, k)
+            ids = np.array([int(r.get("track_id", -1)) for r in recs], np.int64)
+            ev.update(gt.track_ids[rows], a.boxes_xyxy[rows], a.keypoints[rows], a.visible[rows],
+                      ids, inst.boxes_xyxy, *keypoints_or_zeros(inst, k))
+            pred.add(iid, inst, np.full(len(inst), -1))
+        evals.append(ev)
+        names.append(str(clip.video_id))
+    keypoints = evaluate_predictions(a, pred.arrays(), class_agnostic=True)
+    keypoints.pop("gt")
+    keypoints.pop("results")
+    return {"keypoints": keypoints, "tracking": summarize(evals, names)}

@@ -1,0 +1,90 @@
+"""Machine-readable results: COCO-results-style JSON and a flat CSV, both streamed.
+
+Records are written as frames are processed (memory stays flat) into files with
+a temporary name; :meth:`ResultsWriter.commit` renames them into place, and
+:meth:`ResultsWriter.close` without a commit deletes them.
+
+JSON layout::
+
+    {"info": {... video, models with sha256, keypoint names ...},
+     "annotations": [{"image_id", "frame", "track_id", "bbox" (xywh), "score",
+                      "keypoints" ([x, y, score] x K, flat), "category"}, ...],
+     "summary": {... frames, animals, tracks, ms per stage ...}}
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+
+from aptrack.core.boxes import xyxy_to_xywh
+from aptrack.core.instances import Instances
+
+DECIMALS = 2
+
+
+def records(instances: Instances) -> list[dict]:
+    """One COCO-results-style dict per animal of a frame."""
+    xywh = xyxy_to_xywh(instances.boxes_xyxy)
+    out = []
+    for i in range(len(instances)):
+        kp = np.concatenate([instances.keypoints[i], instances.keypoint_scores[i][:, None]], axis=1)
+        out.append({
+            "image_id": instances.frame_index,
+            "frame": instances.frame_index,
+            "track_id": int(instances.track_ids[i]),
+            "bbox": [round(float(v), DECIMALS) for v in xywh[i]],
+            "score": round(float(instances.scores[i]), 4),
+            "keypoints": [round(float(v), DECIMALS if j % 3 < 2 else 4)
+                          for j, v in enumerate(kp.reshape(-1))],
+            "category": str(instances.categories[i]),
+        })
+    return out
+
+
+class ResultsWriter:
+    """Stream per-frame results to ``<stem>.json`` and ``<stem>.csv`` in ``out_dir``."""
+
+    def __init__(self, out_dir: Path, stem: str, info: dict, keypoint_names: list[str]):
+        self.json_path = out_dir / f"{stem}.json"
+        self.csv_path = out_dir / f"{stem}.csv"
+        self._json_tmp = out_dir / f".{stem}.incomplete.json"
+        self._csv_tmp = out_dir / f".{stem}.incomplete.csv"
+        self._json = open(self._json_tmp, "w", encoding="utf-8")
+        self._csv_fh = open(self._csv_tmp, "w", encoding="utf-8", newline="")
+        self._csv = csv.writer(self._csv_fh)
+        header = ["frame", "track_id", "category", "score", "x1", "y1", "x2", "y2"]
+        for name in keypoint_names:
+            header += [f"{name}_x", f"{name}_y", f"{name}_score"]
+        self._csv.writerow(header)
+        self._json.write('{"info": ' + json.dumps(info) + ',\n "annotations": [')
+        self._first = True
+        self.count = 0
+
+    def write(self, instances: Instances) -> None:
+        for rec, box in zip(records(instances), instances.boxes_xyxy):
+            self._json.write(("\n  " if self._first else ",\n  ") + json.dumps(rec))
+            self._first = False
+            row = [rec["frame"], rec["track_id"], rec["category"], rec["score"]]
+            row += [round(float(v), DECIMALS) for v in box] + rec["keypoints"]
+            self._csv.writerow(row)
+            self.count += 1
+
+    def commit(self, summary: dict) -> None:
+        self._json.write('\n ],\n "summary": ' + json.dumps(summary) + "}\n")
+        self._json.close()
+        self._csv_fh.close()
+        os.replace(self._json_tmp, self.json_path)
+        os.replace(self._csv_tmp, self.csv_path)
+
+    def close(self) -> None:
+        """Close and delete whatever was not committed."""
+        for fh in (self._json, self._csv_fh):
+            if not fh.closed:
+                fh.close()
+        self._json_tmp.unlink(missing_ok=True)
+        self._csv_tmp.unlink(missing_ok=True)

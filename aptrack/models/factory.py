@@ -1,0 +1,73 @@
+"""``create_model``: a pose network by model name, with its weights if asked (as timm's
+``create_model``), and the rows of ``aptrack models``."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from aptrack.core import hub
+from aptrack.core.errors import ConfigError, WeightsError
+from aptrack.models.checkpoint import load_checkpoint
+from aptrack.models.presets import Preset, get_preset, list_presets
+from aptrack.models.registry import build_network, count_flops, count_parameters
+
+
+def create_model(preset: str | Preset, pretrained: bool = False, device: str = "cpu") -> nn.Module:
+    """The network of a model preset, in eval mode.
+
+    Parameters
+    ----------
+    preset : str or Preset
+        A preset name (``aptrack models`` lists them), a preset YAML path, or a Preset.
+    pretrained : bool
+        Load the preset's weights (found through the weight registry: committed
+        file, cache, offline mirror, or download, sha256-checked).
+    device : str
+
+    Raises
+    ------
+    ConfigError
+        If the preset or its family is unknown, or its architecture arguments are wrong.
+    WeightsError
+        If ``pretrained`` and the weights cannot be found or do not fit.
+    """
+    preset = preset if isinstance(preset, Preset) else get_preset(preset)
+    if not pretrained:
+        return build_network(preset).to(device)
+    if not preset.weights:
+        raise ConfigError(f"model {preset.name} has no published weights")
+    model, _, _ = load_checkpoint(hub.resolve(preset.weights).path, device, preset.name)
+    return model
+
+
+def model_card_rows() -> list[dict]:
+    """One row per model preset for ``aptrack models``.
+
+    Each row: ``name``, ``family``, ``input_size`` (w, h), ``params_m``
+    (millions), ``gflops`` (multiply-adds per crop, in G, as mmpose's tables
+    count them), ``reported_ap`` and ``reported_dataset`` (None when not
+    reported), and ``weights``: where the weights are (``project``, ``cache``,
+    ``mirror``), or ``download`` (a URL is known), ``missing`` or ``corrupt``.
+    """
+    registry = hub.load_registry()
+    rows = []
+    for name in list_presets():
+        preset = get_preset(name)
+        model = build_network(preset)
+        entry = registry.get(preset.weights) if preset.weights else None
+        where = "missing"
+        if entry is not None:
+            try:
+                found = hub.local_copy(entry)
+            except WeightsError:
+                found, where = None, "corrupt"
+            if found is not None:
+                where = found.source
+            elif where != "corrupt" and entry.url:
+                where = "download"
+        rows.append({"name": name, "family": preset.family, "input_size": list(preset.input_size),
+                     "params_m": count_parameters(model) / 1e6,
+                     "gflops": count_flops(model, preset.input_size)["gmacs"],
+                     "reported_ap": preset.reported.get("AP"), "reported_dataset": preset.reported.get("dataset"),
+                     "weights": where})
+    return rows

@@ -1,0 +1,223 @@
+"""The frame loop: one video (or any stream of frames) through a pipeline.
+
+:func:`iter_frames` is the one loop that every caller shares: ``aptrack run``
+through :func:`process_video`, ``aptrack bench`` over the frames of each clip,
+a notebook, or a worker on a cluster. :func:`process_video` adds what a
+video needs around it: decoding ahead and drawing/encoding behind on their
+own threads, the annotated video, JSON and CSV (written under temporary names
+and renamed only when the whole video is done), and a summary.
+
+>>> import aptrack
+>>> for animals in aptrack.process_video("dog.mp4"):            # doctest: +SKIP
+...     print(animals.frame_index, animals.track_ids, animals.keypoints.shape)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+
+from aptrack import __version__
+from aptrack.core.errors import writable_dir
+from aptrack.core.instances import Instances
+from aptrack.pipeline import Pipeline, PipelineConfig, StageTimer, build_pipeline, load_pipeline
+
+
+def iter_frames(pipeline: Pipeline, frames: Iterable[tuple[int, np.ndarray]],
+                boxes: Callable[[int], Instances | None] | None = None
+                ) -> Iterator[tuple[int, np.ndarray, Instances]]:
+    """Run ``pipeline`` on each frame in order.
+
+    Parameters
+    ----------
+    pipeline : Pipeline
+    frames : iterable of (int, (H, W, 3) uint8 BGR array)
+        Frame index and frame; time spent waiting for the next one is timed as ``read``.
+    boxes : callable, optional
+        ``boxes(frame_index)`` gives boxes that replace the detector on that
+        frame (ground truth, or a user's), or None to run the detector.
+
+    Yields
+    ------
+    (frame_index, frame, tracked animals)
+    """
+    timer = pipeline.timer
+    it = iter(frames)
+    while True:
+        with timer("read"):  # time spent waiting for the decoder
+            item = next(it, None)
+        if item is None:
+            return
+        index, frame = item
+        yield index, frame, pipeline(frame, index, None if boxes is None else boxes(index))
+
+
+class VideoRun:
+    """One video through a pipeline; iterate it for each frame's tracked animals.
+
+    Build it with :func:`process_video`. Errors a user can fix (an unreadable
+    video, bad weights, an unwritable folder) are raised when it is built,
+    before any frame runs. Outputs are committed when the last frame has
+    been processed; a run stopped early (an exception, or a ``break`` out of
+    the loop) leaves nothing under a final name. After a full iteration,
+    :attr:`summary` holds frames, animals, ids, frames/s, ms per stage and the
+    output paths.
+    """
+
+    def __init__(self, video: str | Path, pipeline: Pipeline | None = None,
+                 config: str | Path | PipelineConfig = "default", output: str | Path | None = None,
+                 write_video: bool = True, trails: bool = False, start: int = 0, end: int | None = None,
+                 device: str = "auto", det_every: int = 1):
+        from aptrack.io.video import VideoReader
+
+        self.config = config if isinstance(config, PipelineConfig) else load_pipeline(config)
+        self.video = Path(video)
+        self.reader = VideoReader(video, start=start, end=end)
+        try:
+            self.out_dir = writable_dir(Path(output)) if output is not None else None
+            models: dict = {}
+            if pipeline is None:
+                pipeline, models = build_pipeline(self.config, device, det_every)
+        except BaseException:
+            self.reader.close()
+            raise
+        self.pipeline = pipeline
+        self.write_video = write_video and self.out_dir is not None
+        self.trails = trails
+        layout = pipeline.layout
+        r = self.reader
+        self.info = {
+            "video": str(self.video.resolve()), "width": r.width, "height": r.height, "fps": r.fps,
+            "start": r.start, "end": r.end, "aptrack_version": __version__, "pipeline": self.config.name,
+            "det_every": pipeline.det_every, "models": models,
+            "keypoint_names": list(layout.keypoints) if layout else [],
+            "skeleton": [list(p) for p in layout.skeleton] if layout else [],
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        }
+        self.summary: dict | None = None
+
+    @property
+    def expected_frames(self) -> int | None:
+        """Frames the run will process, when the video's header says."""
+        return self.reader.expected_frames
+
+    def close(self) -> None:
+        """Release the video (done by a full iteration; needed only if it never runs)."""
+        self.reader.close()
+
+    def __iter__(self) -> Iterator[Instances]:
+        from aptrack.io.background import BackgroundWorker, Prefetcher
+        from aptrack.io.draw import TrailHistory, annotate
+        from aptrack.io.results import ResultsWriter
+        from aptrack.io.video import AtomicVideoWriter
+
+        pipeline, config, stem = self.pipeline, self.config, self.video.stem
+        video_out = results = frames_in = output_worker = None
+        track_ids: set[int] = set()
+        animals = max_animals = frames = 0
+        out_timer = StageTimer()  # drawing and writing, timed on their own thread
+        trails = TrailHistory(config.draw.trail_length) if self.trails else None
+
+        def emit(item) -> None:
+            frame, tracked = item
+            with out_timer("write"):
+                results.write(tracked)
+            if video_out is not None:
+                with out_timer("draw"):
+                    if trails is not None:
+                        trails.update(tracked)
+                    drawn = annotate(frame, tracked, pipeline.layout, config.draw, trails)
+                with out_timer("write"):
+                    video_out.write(drawn)
+
+        try:
+            if self.out_dir is not None:
+                results = ResultsWriter(self.out_dir, stem, self.info, self.info["keypoint_names"])
+                if self.write_video:
+                    video_out = AtomicVideoWriter(self.out_dir / f"{stem}.mp4", self.reader.fps,
+                                                  (self.reader.width, self.reader.height))
+            started = time.perf_counter()
+            # decoding runs ahead and drawing/encoding runs behind on their own threads
+            frames_in = Prefetcher(self.reader)
+            if results is not None:
+                output_worker = BackgroundWorker(emit)
+            for _, frame, tracked in iter_frames(pipeline, frames_in):
+                frames += 1
+                animals += len(tracked)
+                max_animals = max(max_animals, len(tracked))
+                track_ids.update(int(t) for t in tracked.track_ids)
+                if output_worker is not None:
+                    output_worker.submit((frame, tracked))
+                yield tracked
+            if output_worker is not None:
+                output_worker.join()
+            elapsed = time.perf_counter() - started
+            outputs = {"json": str(results.json_path) if results else None,
+                       "csv": str(results.csv_path) if results else None,
+                       "video": str(video_out.path) if video_out else None}
+            summary = {
+                "frames": frames, "animals": animals, "max_animals_per_frame": max_animals,
+                "tracks": len(track_ids), "seconds": round(elapsed, 3),
+                "fps": round(frames / elapsed, 2) if elapsed > 0 else float("nan"),
+                "ms_per_frame": {**pipeline.timer.ms_per_frame(frames), **out_timer.ms_per_frame(frames)},
+                "outputs": outputs, "video_codec": video_out.fourcc if video_out else None,
+            }
+            if video_out is not None:
+                video_out.commit()
+            if results is not None:
+                results.commit(summary)
+            self.summary = summary
+        finally:
+            if output_worker is not None:
+                output_worker.close()
+            if frames_in is not None:
+                frames_in.close()
+            self.reader.close()
+            if video_out is not None:
+                video_out.close()
+            if results is not None:
+                results.close()
+
+
+def process_video(video: str | Path, pipeline: Pipeline | None = None,
+                  config: str | Path | PipelineConfig = "default", output: str | Path | None = None,
+                  write_video: bool = True, trails: bool = False, start: int = 0, end: int | None = None,
+                  device: str = "auto", det_every: int = 1) -> VideoRun:
+    """Track the animals of one video; iterate the result for each frame's :class:`Instances`.
+
+    Parameters
+    ----------
+    video : str or Path
+        A video file OpenCV can decode.
+    pipeline : Pipeline, optional
+        A pipeline already built (its models are reused; call ``pipeline.reset()``
+        between videos). Default: built from ``config``.
+    config : str, Path or PipelineConfig
+        Pipeline preset name, YAML file, or config (default ``"default"``); its
+        ``draw`` section styles the annotated video.
+    output : str or Path, optional
+        Folder for ``<stem>.json``, ``<stem>.csv`` and (``write_video``)
+        ``<stem>.mp4``. None writes nothing.
+    write_video, trails : bool
+        Write the annotated video; draw motion trails on it.
+    start, end : int
+        Frame range ``[start, end)``, 0-based.
+    device : {"auto", "cpu", "cuda"}
+    det_every : int
+        Run the detector on every n-th frame; the tracker predicts in between.
+
+    Returns
+    -------
+    VideoRun
+        Iterable of per-frame tracked animals; ``.summary`` after the last frame.
+
+    Raises
+    ------
+    AptrackError
+        For anything a user can fix (video, weights, config, output folder).
+    """
+    return VideoRun(video, pipeline, config, output, write_video, trails, start, end, device, det_every)

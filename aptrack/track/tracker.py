@@ -1,0 +1,416 @@
+"""ByteTrack-style multi-animal tracker with pose-aware association.
+
+Each frame runs these steps:
+
+1. predict every track one frame ahead (Kalman, constant velocity);
+2. match confident detections to tracked and lost tracks (IoU mixed with OKS);
+3. match low-score detections to the tracked ones still unmatched (IoU); the
+   tracked ones still unmatched become lost;
+4. match the detections left over that score at least ``new_track_threshold``
+   (which may be below ``high_score_threshold``) to lost tracks by the IoU of
+   widened boxes (``lost_box_buffer``, as in C-BIoU), so an animal that moved
+   while hidden gets its id back instead of a new one;
+5. match the rest to tentative tracks; a tentative track matched ``min_hits``
+   frames in a row is confirmed and gets an id;
+6. start tentative tracks from those still left over (on a video's first frame
+   they are confirmed at once);
+7. age: lost tracks older than ``track_buffer`` frames are dropped, unmatched
+   tentative tracks are dropped.
+
+A lost track that is matched again keeps its id.
+
+The tracks live in a table of NumPy arrays, one row per track, and each step
+works on index arrays into it and into the frame's detections. Compiled loops
+(numba, compiled on first use and cached on disk) do the per-frame work on the
+whole table in place: the Kalman predict and update (the packed form of
+:class:`KalmanBoxMotion`), the similarity matrices, the common case of the
+assignment, the split of detections by score, and the ageing. With a handful
+of animals per frame a tracker's time is per-call overhead, not arithmetic, so
+a frame costs about ten compiled calls and a few dozen small NumPy ones.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import numba
+import numpy as np
+
+from aptrack.core.boxes import (
+    box_area_scalar,
+    box_iou_xyxy,
+    widened_xyxy,
+    xyah_to_xyxy_scalar,
+    xyxy_to_xyah,
+    xyxy_to_xyah_scalar,
+)
+from aptrack.core.instances import Instances
+from aptrack.track.config import TrackerConfig
+from aptrack.track.kalman import MEAN, PACKED, PP, VEL, KalmanBoxMotion, predict_row, update_row
+from aptrack.track.matching import assign_subsets, track_similarities
+
+_EMPTY = np.zeros(0, np.int64)
+
+
+class TrackState(enum.IntEnum):
+    """Codes of the tracker's ``state`` column."""
+
+    TENTATIVE = 0
+    TRACKED = 1
+    LOST = 2
+    REMOVED = 3
+
+
+# plain ints for the per-frame loop (enum attribute lookups cost more than the maths)
+_TENTATIVE, _TRACKED, _LOST, _REMOVED = (int(s) for s in TrackState)
+
+
+def moved_keypoints(keypoints, boxes_xyxy, means) -> np.ndarray:
+    """Keypoints (T, K, 2) observed with boxes (T, 4), moved to the predicted states (T, 8).
+
+    Each pose is shifted with its box centre and scaled by the ratio of box
+    heights; a pose whose box had no height stays where it was.
+    """
+    last = xyxy_to_xyah(boxes_xyxy)
+    ok = last[:, 3] > 0
+    scale = np.where(ok, means[:, 3] / np.where(ok, last[:, 3], 1.0), 1.0)
+    shift = np.where(ok[:, None], means[:, :2], last[:, :2])
+    return (np.asarray(keypoints, np.float64) - last[:, None, :2]) * scale[:, None, None] + shift[:, None, :]
+
+
+def _match(similarity: np.ndarray, tracks: np.ndarray, rows: np.ndarray, thresh: float):
+    """Assign ``tracks`` to detection ``rows`` by cost ``1 - similarity`` (a (T, N) matrix);
+    returns (matched tracks, their rows, unmatched tracks, unmatched rows), int64 arrays."""
+    matches, um_tracks, um_rows = assign_subsets(similarity, tracks, rows, thresh)
+    return matches[:, 0], matches[:, 1], um_tracks, um_rows
+
+
+# Columns of the tracker's integer table (see PoseTracker._init_table).
+_ID, _STATE, _HITS, _LAST_FRAME, _LAST_UPDATE, _ROW = range(6)
+_INT_COLUMNS = 6
+
+# Columns of the observation table: the box (xyxy), then each keypoint's x and y,
+# then each keypoint's score; with K keypoints a row is obs_width(K) long.
+OBS_BOX = 4
+
+
+@numba.njit(cache=True, inline="always")
+def obs_x(q):  # pragma: no cover - compiled
+    """Column of keypoint ``q``'s x (its y is the next one)."""
+    return OBS_BOX + 2 * q
+
+
+@numba.njit(cache=True, inline="always")
+def obs_score(k, q):  # pragma: no cover - compiled
+    """Column of keypoint ``q``'s score in a table of ``k`` keypoints."""
+    return OBS_BOX + 2 * k + q
+
+
+def obs_width(k: int) -> int:
+    """Columns of an observation row with ``k`` keypoints."""
+    return OBS_BOX + 3 * k
+
+
+@numba.njit(cache=True)
+def _split_by_score(boxes, scores, min_area, high_threshold, low_threshold):  # pragma: no cover - compiled
+    """Rows of the detections with a box of at least ``min_area`` pixels^2 that score
+    ``>= high_threshold`` (confident) and ``[low_threshold, high_threshold)`` (low)."""
+    high = np.empty(scores.shape[0], np.int64)
+    low = np.empty(scores.shape[0], np.int64)
+    n_high = n_low = 0
+    for r in range(scores.shape[0]):
+        area = box_area_scalar(np.float64(boxes[r, 0]), np.float64(boxes[r, 1]), np.float64(boxes[r, 2]),
+                               np.float64(boxes[r, 3]))
+        if area < min_area:
+            continue
+        if scores[r] >= high_threshold:
+            high[n_high] = r
+            n_high += 1
+        elif scores[r] >= low_threshold:
+            low[n_low] = r
+            n_low += 1
+    return high[:n_high].copy(), low[:n_low].copy()
+
+
+@numba.njit(cache=True)
+def _expired(ints, frame_index, track_buffer):  # pragma: no cover - compiled
+    """Step 7: which tracks to drop (removed, or lost for more than ``track_buffer`` frames), and how many."""
+    drop = np.zeros(ints.shape[0], np.bool_)
+    count = 0
+    for t in range(ints.shape[0]):
+        state = ints[t, _STATE]
+        if state == _REMOVED or (state == _LOST and frame_index - ints[t, _LAST_FRAME] > track_buffer):
+            drop[t] = True
+            count += 1
+    return drop, count
+
+
+@numba.njit(cache=True)
+def _predict_table(kf, pred, ints, frame_index, lost_motion_frames, noise):  # pragma: no cover - compiled
+    """Step 1 on every track, in place: Kalman predict (velocity dropped for tracks
+    lost more than ``lost_motion_frames``), then the predicted boxes ``pred`` (T, 4) xyxy."""
+    for t in range(kf.shape[0]):
+        if ints[t, _STATE] == _LOST and frame_index - ints[t, _LAST_FRAME] > lost_motion_frames:
+            kf[t, VEL:PP] = 0.0  # long-lost animals are searched for where they were last
+        predict_row(kf, t, noise)
+        pred[t, 0], pred[t, 1], pred[t, 2], pred[t, 3] = xyah_to_xyxy_scalar(kf[t, 0], kf[t, 1], kf[t, 2], kf[t, 3])
+
+
+@numba.njit(cache=True)
+def _observe_rows(kf, obs, ints, tracks, rows, boxes, keypoints, keypoint_scores, frame_index, updates,
+                  noise):  # pragma: no cover - compiled
+    """Record detection ``rows`` as the last observations of ``tracks``, in place:
+    the observation table, the Kalman correction and the bookkeeping columns."""
+    k = keypoints.shape[1]
+    z = np.empty(4)
+    for p in range(tracks.shape[0]):
+        t, r = tracks[p], rows[p]
+        for c in range(OBS_BOX):
+            obs[t, c] = boxes[r, c]
+        for q in range(k):
+            obs[t, obs_x(q)] = keypoints[r, q, 0]
+            obs[t, obs_x(q) + 1] = keypoints[r, q, 1]
+            obs[t, obs_score(k, q)] = keypoint_scores[r, q]
+        z[0], z[1], z[2], z[3] = xyxy_to_xyah_scalar(obs[t, 0], obs[t, 1], obs[t, 2], obs[t, 3])
+        update_row(kf, t, z, noise)
+        # consecutive detection updates, not frames: with --det-every N they are N frames apart
+        ints[t, _HITS] = ints[t, _HITS] + 1 if ints[t, _LAST_UPDATE] == updates - 1 else 1
+        ints[t, _LAST_FRAME] = frame_index
+        ints[t, _LAST_UPDATE] = updates
+        ints[t, _ROW] = r
+
+
+class PoseTracker:
+    """Assign persistent track ids to the animals of consecutive frames.
+
+    Parameters
+    ----------
+    config : TrackerConfig
+        Thresholds; see its docstring.
+    sigmas : (K,) array_like, optional
+        OKS constants of the keypoint layout; without them association is IoU only.
+    motion : KalmanBoxMotion, optional
+    """
+
+    def __init__(self, config: TrackerConfig = TrackerConfig(), sigmas=None,
+                 motion: KalmanBoxMotion | None = None):
+        self.config = config
+        self.sigmas = None if sigmas is None else np.asarray(sigmas, np.float64)
+        self.motion = motion or KalmanBoxMotion()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every track and restart ids at 1 (call between videos or clips)."""
+        self.num_ids = 0  # ids handed out since the last reset; the next id is num_ids + 1
+        self.frames_seen = 0
+        self.updates = 0  # calls of update() (frames with detections)
+        self._init_table(0)
+
+    # -- the track table ------------------------------------------------------
+    # One row per track in three arrays, so that each step reads and writes a
+    # few whole arrays: ``_kf`` packed Kalman states (see KalmanBoxMotion),
+    # ``_obs`` the last observation (box xyxy | keypoints x, y | keypoint
+    # scores), ``_int`` the bookkeeping columns ``_ID`` ... ``_ROW``. ``_pred`` holds this
+    # frame's predicted boxes, ``_source`` the Instances each last observation
+    # came from.
+
+    def _init_table(self, num_keypoints: int) -> None:
+        self._kf = np.zeros((0, PACKED))
+        self._obs = np.zeros((0, obs_width(num_keypoints)))
+        self._int = np.zeros((0, _INT_COLUMNS), np.int64)
+        self._pred = np.zeros((0, 4))
+        self._source: list[Instances] = []
+
+    @property
+    def _k(self) -> int:
+        """Keypoints per track in ``_obs``."""
+        return (self._obs.shape[1] - OBS_BOX) // 3
+
+    def _observations(self, dets: Instances, rows: np.ndarray) -> np.ndarray:
+        """Rows of ``_obs`` for detection ``rows``."""
+        n = len(rows)
+        return np.concatenate([dets.boxes_xyxy[rows], dets.keypoints[rows].reshape(n, -1),
+                               dets.keypoint_scores[rows]], axis=1)
+
+    def _box(self, tracks=slice(None)) -> np.ndarray:
+        return self._obs[tracks, :OBS_BOX]
+
+    def _keypoints(self, tracks=slice(None)) -> np.ndarray:
+        flat = self._obs[tracks, OBS_BOX:obs_score(self._k, 0)]
+        return flat.reshape(len(flat), self._k, 2)
+
+    def _keypoint_scores(self, tracks=slice(None)) -> np.ndarray:
+        return self._obs[tracks, obs_score(self._k, 0):]
+
+    def _append(self, dets: Instances, rows: np.ndarray, frame_index: int) -> np.ndarray:
+        """New tentative tracks from detection ``rows``; returns their table indices."""
+        start, n = len(self._int), len(rows)
+        obs = self._observations(dets, rows)
+        ints = np.empty((n, _INT_COLUMNS), np.int64)
+        ints[:, [_ID, _STATE, _HITS, _LAST_FRAME, _LAST_UPDATE]] = (
+            -1, _TENTATIVE, 1, frame_index, self.updates)
+        ints[:, _ROW] = rows
+        self._kf = np.concatenate([self._kf, self.motion.initiate_packed(xyxy_to_xyah(obs[:, :OBS_BOX]))])
+        self._obs = np.concatenate([self._obs, obs])
+        self._int = np.concatenate([self._int, ints])
+        self._pred = np.concatenate([self._pred, obs[:, :OBS_BOX]])
+        self._source.extend([dets] * n)
+        return np.arange(start, start + n)
+
+    def _keep(self, keep: np.ndarray) -> None:
+        self._kf, self._obs, self._int, self._pred = (self._kf[keep], self._obs[keep], self._int[keep],
+                                                      self._pred[keep])
+        self._source = [s for s, k in zip(self._source, keep.tolist()) if k]
+
+    def _observe(self, tracks: np.ndarray, dets: Instances, rows: np.ndarray, frame_index: int) -> None:
+        """Record detection ``rows`` as the observations of ``tracks`` and correct their Kalman states."""
+        if not len(tracks):
+            return
+        _observe_rows(self._kf, self._obs, self._int, tracks, rows, dets.boxes_xyxy, dets.keypoints,
+                      dets.keypoint_scores, frame_index, self.updates, self.motion.noise)
+        for t in tracks.tolist():
+            self._source[t] = dets
+
+    def _confirm(self, tracks: np.ndarray) -> None:
+        self._int[tracks, _STATE] = _TRACKED
+        new = tracks[self._int[tracks, _ID] < 0]
+        self._int[new, _ID] = self.num_ids + 1 + np.arange(len(new))
+        self.num_ids += len(new)
+
+    def _predict_all(self, frame_index: int) -> None:
+        _predict_table(self._kf, self._pred, self._int, frame_index, self.config.lost_motion_frames,
+                       self.motion.noise)
+
+    # -- association -----------------------------------------------------------
+    def _similarities(self, dets: Instances) -> tuple[np.ndarray, np.ndarray]:
+        """IoU and pose-mixed similarity of every predicted track with every detection, (T, N) each."""
+        k = dets.num_keypoints
+        cfg = self.config
+        use_pose = bool(k and self.sigmas is not None and len(self.sigmas) == k)
+        return track_similarities(
+            self._pred, self._kf[:, MEAN:VEL], self._box(), dets.boxes_xyxy, self._keypoints(), self._keypoint_scores(),
+            dets.keypoints, dets.keypoint_scores, self.sigmas if use_pose else None,
+            cfg.keypoint_score_threshold, cfg.oks_weight, cfg.min_common_keypoints)
+
+    def _match_lost(self, tracks: np.ndarray, dets: Instances, rows: np.ndarray):
+        """Lost ``tracks`` against detection ``rows`` by the IoU of widened boxes."""
+        if not len(tracks) or not len(rows):
+            return _EMPTY, _EMPTY, tracks, rows
+        buffer = self.config.lost_box_buffer
+        sim = box_iou_xyxy(widened_xyxy(self._pred, buffer), widened_xyxy(dets.boxes_xyxy, buffer))
+        return _match(sim, tracks, rows, self.config.lost_match_cost_threshold)
+
+    # -- main loop -----------------------------------------------------------
+    def update(self, detections: Instances) -> Instances:
+        """Track one frame of detections.
+
+        Parameters
+        ----------
+        detections : Instances
+            Boxes (and keypoints, if any) of one frame.
+
+        Returns
+        -------
+        Instances of the confirmed tracks matched in this frame, with their ids,
+        sorted by track id. Unmatched detections are dropped.
+        """
+        cfg = self.config
+        dets = detections
+        f = dets.frame_index
+        first_frame = self.frames_seen == 0
+        self.frames_seen += 1
+        self.updates += 1
+        if len(dets) and dets.num_keypoints != self._k:
+            # poses appear (or change layout): tracks keep their boxes, their old poses are unknown
+            unknown = np.zeros((len(self._obs), obs_width(dets.num_keypoints) - OBS_BOX))
+            self._obs = np.concatenate([self._obs[:, :OBS_BOX], unknown], axis=1)
+        scores = dets.scores
+        # thresholds as float32, like the scores (as NumPy compares a float32 array with a Python float)
+        high, low = _split_by_score(dets.boxes_xyxy, scores, cfg.min_box_area, np.float32(cfg.high_score_threshold),
+                                    np.float32(cfg.low_score_threshold))
+
+        # 1. predict
+        self._predict_all(f)
+        iou, mixed = self._similarities(dets)
+        state = self._int[:, _STATE]  # a view: writes go into the table
+        confirmed = np.nonzero(state != _TENTATIVE)[0]
+        tentative = np.nonzero(state == _TENTATIVE)[0]
+
+        # 2. confident detections against tracked and lost tracks
+        t2, r2, um_tracks, um_high = _match(mixed, confirmed, high, cfg.match_cost_threshold)
+        state[t2] = _TRACKED
+
+        # 3. low-score detections against tracked (not lost) tracks still unmatched
+        remaining = um_tracks[state[um_tracks] == _TRACKED]
+        t3, r3, um_remaining, um_low = _match(iou, remaining, low, cfg.low_match_cost_threshold)
+        state[um_remaining] = _LOST
+
+        # 4. detections left over that could be an animal against lost tracks, with widened boxes
+        candidates = np.concatenate([um_high, um_low[scores[um_low] >= cfg.new_track_threshold]])
+        t4, r4 = _EMPTY, _EMPTY
+        if cfg.lost_box_buffer > 0:
+            lost = np.nonzero(state == _LOST)[0]
+            t4, r4, _, candidates = self._match_lost(lost, dets, candidates)
+            state[t4] = _TRACKED
+
+        # 5. the rest against tentative tracks
+        t5, r5, um_tentative, um_new = _match(mixed, tentative, candidates,
+                                              cfg.unconfirmed_match_cost_threshold)
+        self._observe(np.concatenate([t2, t3, t4, t5]), dets, np.concatenate([r2, r3, r4, r5]), f)
+        confirmed_now = t5[self._int[t5, _HITS] >= cfg.min_hits]
+        self._confirm(confirmed_now)
+        state[um_tentative] = _REMOVED
+        output = [t2, t3, t4, confirmed_now]
+
+        # 6. new tentative tracks from the rest; on a video's first frame they get ids at once
+        new_rows = um_new[scores[um_new] >= cfg.new_track_threshold]
+        if len(new_rows):
+            new = self._append(dets, new_rows, f)
+            if cfg.min_hits <= 1 or first_frame:
+                self._confirm(new)
+                output.append(new)
+
+        out = np.concatenate(output)
+        ids, rows = self._int[out, _ID], self._int[out, _ROW]
+
+        # 7. ageing
+        drop, count = _expired(self._int, f, cfg.track_buffer)
+        if count:
+            self._keep(~drop)
+
+        order = np.argsort(ids, kind="stable")
+        return dets.take(rows[order], track_ids=ids[order])
+
+    def predict_only(self, frame_index: int) -> Instances:
+        """Advance a frame without detections (``--det-every``): predicted boxes of tracked animals."""
+        self.frames_seen += 1
+        self._predict_all(frame_index)
+        ids = self._int[:, _ID]
+        tracked = np.nonzero(self._int[:, _STATE] == _TRACKED)[0]
+        tracked = tracked[np.argsort(ids[tracked], kind="stable")]
+        if not len(tracked):
+            return Instances.empty(self._k, frame_index)
+        rows = self._int[tracked, _ROW]
+        last = Instances.concatenate([self._source[t].take([r]) for t, r in zip(tracked.tolist(), rows.tolist())],
+                                     frame_index=frame_index)
+        moved = moved_keypoints(self._keypoints(tracked), self._box(tracked), self._kf[tracked])
+        return last.with_(boxes_xyxy=self._pred[tracked], keypoints=moved, track_ids=ids[tracked])
+
+
+def compile_kernels(num_keypoints: int = 17) -> None:
+    """Compile the tracker's loops now (or load them from numba's disk cache).
+
+    They otherwise compile on the first frames a tracker sees, a few seconds
+    once per installation; ``make setup`` calls this. It tracks two made-up
+    animals that cross over a few frames, which takes every compiled path with
+    the array layouts the tracker passes.
+    """
+    k = num_keypoints
+    tracker = PoseTracker(TrackerConfig(min_hits=1), sigmas=np.full(k, 0.05))
+    offsets = np.linspace(0.0, 40.0, k)[:, None] * np.array([1.0, 0.5])
+    for f in range(6):
+        x = np.array([10.0 + 20 * f, 110.0 - 20 * f])
+        boxes = np.stack([x, np.full(2, 10.0), x + 50, np.full(2, 60.0)], axis=1)
+        tracker.update(Instances(boxes_xyxy=boxes, scores=[0.9, 0.4], keypoints=boxes[:, None, :2] + offsets,
+                                 keypoint_scores=np.full((2, k), 0.8), frame_index=f))
+    tracker.update(Instances.empty(k, frame_index=6))

@@ -1,0 +1,1 @@
+"""``aptrack train``: the top-down heatmap trainer and its configs."""

@@ -1,0 +1,88 @@
+"""The one frame loop (iter_frames / process_video) and where resources are found."""
+
+import json
+
+import numpy as np
+import pytest
+from conftest import write_video
+
+from aptrack.core import resources
+from aptrack.core.errors import ConfigError
+from aptrack.core.instances import Instances
+from aptrack.pipeline import Pipeline, load_pipeline
+from aptrack.runner import iter_frames, process_video
+from aptrack.track import PoseTracker
+from aptrack.track.config import TrackerConfig
+
+
+class SquareDetector:
+    """Finds the white square of conftest.write_video's frames (no network)."""
+
+    def __call__(self, frame, frame_index):
+        ys, xs = np.nonzero(frame[..., 0] > 128)
+        if not len(xs):
+            return Instances.empty(frame_index=frame_index)
+        return Instances(np.array([[xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]], float), [0.9],
+                         frame_index=frame_index)
+
+
+def square_pipeline() -> Pipeline:
+    return Pipeline(SquareDetector(), PoseTracker(TrackerConfig(min_hits=1)))
+
+
+def test_iter_frames_tracks_each_frame_and_takes_given_boxes():
+    frames = [(i, np.zeros((48, 64, 3), np.uint8)) for i in range(3)]
+    for _, f in frames:
+        f[10:20, 5:15] = 255
+    pipe = square_pipeline()
+    out = [tracked for _, _, tracked in iter_frames(pipe, frames)]
+    assert [t.track_ids.tolist() for t in out] == [[1], [1], [1]]
+    np.testing.assert_allclose(out[2].boxes_xyxy, [[5, 10, 15, 20]])
+    # given boxes replace the detector (ground truth, or a user's first-frame boxes)
+    pipe = square_pipeline()
+    given = Instances(np.array([[30.0, 30.0, 40.0, 40.0]]), [1.0])
+    out = [t for _, _, t in iter_frames(pipe, frames[:1], boxes=lambda i: given)]
+    np.testing.assert_allclose(out[0].boxes_xyxy, given.boxes_xyxy)
+    assert set(pipe.timer.seconds) >= {"read", "track"} and "detect" not in pipe.timer.seconds
+
+
+def test_process_video_yields_frames_then_commits_outputs(tmp_path):
+    video = write_video(tmp_path / "square.avi", 8)
+    run = process_video(video, pipeline=square_pipeline(), output=tmp_path / "out", write_video=False)
+    tracked = list(run)
+    assert len(tracked) == 8 and all(t.track_ids.tolist() == [1] for t in tracked)
+    assert [t.frame_index for t in tracked] == list(range(8))
+    assert run.summary["frames"] == 8 and run.summary["tracks"] == 1
+    saved = json.loads((tmp_path / "out" / "square.json").read_text())
+    assert len(saved["annotations"]) == 8 and saved["summary"]["frames"] == 8
+
+
+def test_a_run_stopped_early_leaves_nothing_under_a_final_name(tmp_path):
+    video = write_video(tmp_path / "square.avi", 8)
+    frames = iter(process_video(video, pipeline=square_pipeline(), output=tmp_path / "out"))
+    next(frames)
+    next(frames)
+    frames.close()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []
+
+
+def test_process_video_without_output_writes_nothing(tmp_path):
+    video = write_video(tmp_path / "square.avi", 3)
+    run = process_video(video, pipeline=square_pipeline())
+    assert len(list(run)) == 3 and run.summary["outputs"] == {"json": None, "csv": None, "video": None}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["square.avi"]
+
+
+def test_an_installed_package_reads_its_own_copy_of_the_resources(tmp_path, monkeypatch):
+    packaged = tmp_path / "resources"
+    (packaged / "pipelines").mkdir(parents=True)
+    (packaged / "pipelines" / "lab.yaml").write_text("name: lab\ntracker: {track_buffer: 90}\n")
+    monkeypatch.setattr(resources, "PACKAGE_DATA", packaged)
+    assert resources.root() == packaged and resources.names("pipelines") == ["lab"]
+    assert load_pipeline("lab").tracker.track_buffer == 90
+    with pytest.raises(ConfigError, match="unknown pipeline preset 'default'; available: lab"):
+        load_pipeline("default")
+    monkeypatch.setattr(resources, "CHECKOUT", tmp_path / "nowhere")
+    monkeypatch.setattr(resources, "PACKAGE_DATA", tmp_path / "missing")
+    with pytest.raises(ConfigError, match="data files are missing"):
+        resources.root()
