@@ -165,12 +165,14 @@ def build_pose(config: PoseConfig, device: str = "cpu"):
     source, layout and input size.
     """
     from aptrack.core import hub
-    from aptrack.models import load_checkpoint
+    from aptrack.models import get_preset, list_presets, load_checkpoint
     from aptrack.pose.estimator import TopDownPoseEstimator
 
     device = resolve_device(device)
     pose_weights = hub.resolve(config.weights)
-    model, preset, _ = load_checkpoint(pose_weights.path, device, name=pose_weights.name)
+    named = config.model or (config.weights if config.weights in list_presets() else None)
+    model, preset, _ = load_checkpoint(pose_weights.path, device, name=pose_weights.name,
+                                       preset=get_preset(named) if named else None)
     estimator = TopDownPoseEstimator(model, preset, config, device)
     return estimator, {**pose_weights.describe(), "model": preset.name, "layout": preset.layout.name,
                        "input_size": list(preset.input_size)}

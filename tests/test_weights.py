@@ -89,7 +89,7 @@ def test_shipped_registry_is_well_formed():
     assert reg["yolov8n"].sha256.startswith("f59b3d833e2f")
     assert reg["yolov8n"].stand_in in reg
     for e in reg.values():
-        assert len(e.sha256) == 64
+        assert len(e.sha256) == 64 or (e.url or "").startswith("https://download.openmmlab.com/")
 
 
 def test_default_pose_model_is_committed_and_checked(monkeypatch, tmp_path):
@@ -136,3 +136,23 @@ def test_a_file_inside_an_archive_is_extracted_and_checked(monkeypatch, tmp_path
     with pytest.raises(WeightsError, match="has no pkg/missing.pt"):
         hub.resolve("b", {"b": bad})
     assert sorted(p.name for p in (tmp_path / "cache" / "weights").iterdir()) == ["w.pt"]
+
+
+def test_a_published_sha256_prefix_checks_the_file(dirs):
+    """OpenMMLab publishes the first 8 hex digits of each checkpoint's sha256 in its name."""
+    _, mirror, _ = dirs
+    (mirror / "res.pth").write_bytes(b"mmpose weights")
+    digest = hashlib.sha256(b"mmpose weights").hexdigest()
+    good = {"r": hub.WeightsEntry(name="r", file="res.pth", sha256=digest[:8])}
+    assert hub.resolve("r", good).sha256 == digest
+    bad = {"r": hub.WeightsEntry(name="r", file="res.pth", sha256="0" * 8 if digest[:8] != "0" * 8 else "1" * 8)}
+    with pytest.raises(WeightsError, match="corrupt"):
+        hub.resolve("r", bad)
+
+
+def test_a_registry_with_a_short_or_odd_sha256_is_refused(tmp_path):
+    from aptrack.core.errors import ConfigError
+    path = tmp_path / "registry.yaml"
+    path.write_text("x: {file: x.pt, sha256: abc123}\n")
+    with pytest.raises(ConfigError, match="needs a sha256 of 8 to 64 hex digits"):
+        hub.load_registry(path)

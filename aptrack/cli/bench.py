@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from aptrack import __version__
-from aptrack.cli.common import aligned, console_flags, figure, load_config, positive_int
+from aptrack.cli.common import add_pose_config_flag, aligned, console_flags, figure, load_config, positive_int
 from aptrack.core.errors import ConfigError, writable_dir, write_json_atomic
 
 
@@ -32,6 +32,7 @@ def add_parser(sub) -> None:
                         "detections (comma-separated: bytetrack, botsort; 'none' to skip)")
     p.add_argument("-o", "--output", default="bench_out", help="report folder (default: bench_out)")
     p.add_argument("--format", choices=["table", "json"], default="table")
+    add_pose_config_flag(p)
     console_flags(p, quiet_help="no progress bar")
     p.set_defaults(handler=main)
 
@@ -62,7 +63,7 @@ def main(args) -> int:
     from aptrack.eval.report import headline, write_report
     from aptrack.pipeline import build_pipeline
 
-    config = load_config(args.pipeline, args.pose, args.detector)
+    config = load_config(args.pipeline, args.pose, args.detector, args.pose_config)
     ann = find_annotation_file(args.data, args.split, args.subset)
     images = Path(args.images) if args.images else (Path(args.data) if Path(args.data).is_dir()
                                                    else Path(args.data).parent)

@@ -39,10 +39,12 @@ def figure(value) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
-def load_config(pipeline: str, pose: str | None = None, detector: str | None = None):
+def load_config(pipeline: str, pose: str | None = None, detector: str | None = None,
+                pose_config: str | None = None):
     """The pipeline preset ``pipeline`` with the pose and detector weights a user named.
 
-    ``pose`` ``"none"`` turns the pose stage off.
+    ``pose`` ``"none"`` turns the pose stage off; ``pose_config`` names the model
+    preset of a pose checkpoint that does not describe its own (mmpose's).
     """
     from aptrack.pipeline import load_pipeline
 
@@ -50,6 +52,14 @@ def load_config(pipeline: str, pose: str | None = None, detector: str | None = N
     if pose is not None:
         pose_weights = None if pose.lower() == "none" else pose
         config = dataclasses.replace(config, pose=dataclasses.replace(config.pose, weights=pose_weights))
+    if pose_config is not None:
+        config = dataclasses.replace(config, pose=dataclasses.replace(config.pose, model=pose_config))
     if detector is not None:
         config = dataclasses.replace(config, detector=dataclasses.replace(config.detector, weights=detector))
     return config
+
+
+def add_pose_config_flag(parser) -> None:
+    parser.add_argument("--pose-config", default=None, metavar="NAME|FILE",
+                        help="model preset (aptrack models) of a pose checkpoint that does not describe "
+                             "its own architecture, e.g. an mmpose .pth")

@@ -6,7 +6,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from aptrack.cli.common import aligned, console_flags, figure, load_config, positive_int
+from aptrack.cli.common import add_pose_config_flag, aligned, console_flags, figure, load_config, positive_int
 from aptrack.core.errors import ConfigError, OutputError, writable_dir, write_json_atomic
 
 
@@ -36,6 +36,7 @@ def add_parser(sub) -> None:
     p.add_argument("--format", choices=["table", "json"], default="table")
     p.add_argument("--save", default=None, metavar="DIR",
                    help="also write the scored ground truth and predictions (COCO json) here")
+    add_pose_config_flag(p)
     console_flags(p, quiet_help="no progress bar")
     p.set_defaults(handler=main)
 
@@ -95,7 +96,7 @@ def main(args) -> int:
     from aptrack.eval.keypoints import evaluate_predictions, predict_dataset
     from aptrack.pipeline import build_detector, build_pose, resolve_device
 
-    config = load_config(args.pipeline, args.weights, None)
+    config = load_config(args.pipeline, args.weights, None, args.pose_config)
     if args.no_flip:
         config = dataclasses.replace(config, pose=dataclasses.replace(config.pose, flip_test=False))
     if config.pose.weights is None:

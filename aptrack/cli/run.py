@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from aptrack.cli.common import aligned, console_flags, load_config, non_negative_int, positive_int
+from aptrack.cli.common import add_pose_config_flag, aligned, console_flags, load_config, non_negative_int, positive_int
 
 
 def add_parser(sub) -> None:
@@ -29,6 +29,7 @@ def add_parser(sub) -> None:
     p.add_argument("--end", type=positive_int, default=None, help="stop before this frame")
     p.add_argument("--no-video", action="store_true", help="write results only, no annotated video")
     p.add_argument("--trails", action="store_true", help="draw a short motion trail per track")
+    add_pose_config_flag(p)
     console_flags(p, quiet_help="no progress bar or summary")
     p.set_defaults(handler=main)
 
@@ -51,7 +52,7 @@ def main(args) -> int:
 
     from aptrack.runner import process_video
 
-    config = load_config(args.pipeline, args.pose, args.detector)
+    config = load_config(args.pipeline, args.pose, args.detector, args.pose_config)
     run = process_video(args.video, config=config, output=args.output, write_video=not args.no_video,
                         trails=args.trails, start=args.start, end=args.end, device=args.device,
                         det_every=args.det_every)

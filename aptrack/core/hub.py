@@ -35,10 +35,19 @@ from aptrack.core.errors import ConfigError, WeightsError
 log = logging.getLogger(__name__)
 
 DOWNLOAD_TIMEOUT_S = 30
+MIN_SHA256_PREFIX = 8
 
 
 @dataclass(frozen=True)
 class WeightsEntry:
+    """One known weights file.
+
+    ``sha256`` is the file's full hex digest, or the leading hex digits its
+    publisher gives (at least :data:`MIN_SHA256_PREFIX`; OpenMMLab names each
+    published checkpoint with the first 8 digits of its sha256), which the
+    file's digest must start with.
+    """
+
     name: str
     file: str
     sha256: str
@@ -88,6 +97,10 @@ def _entries(data, path: Path) -> dict[str, WeightsEntry]:
             entries[name] = WeightsEntry(name=name, **spec)
         except TypeError as exc:
             raise ConfigError(f"{path}: entry '{name}' is malformed ({exc})") from None
+        digest = str(entries[name].sha256)
+        if not (MIN_SHA256_PREFIX <= len(digest) <= 64 and all(c in "0123456789abcdefABCDEF" for c in digest)):
+            raise ConfigError(f"{path}: entry '{name}' needs a sha256 of {MIN_SHA256_PREFIX} to 64 hex digits, "
+                              f"got '{digest}'")
     return entries
 
 
@@ -125,7 +138,7 @@ def mirror_dir() -> Path | None:
 
 def _verified(entry: WeightsEntry, path: Path, source: str) -> ResolvedWeights:
     actual = sha256_of(path)
-    if actual != entry.sha256:
+    if not actual.startswith(entry.sha256.lower()):
         raise WeightsError(
             f"weights '{entry.name}' at {path} are corrupt: sha256 {actual[:12]}… "
             f"but expected {entry.sha256}; delete the file and put a good copy of "

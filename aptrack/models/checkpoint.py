@@ -60,6 +60,26 @@ def preset_from_v1(ckpt: dict, name: str) -> Preset:
                          "sigma": float(codec["sigma"]), "blur_kernel": int(codec.get("blur_kernel", 11))})
 
 
+def _torch_load(path: str | Path):
+    """A torch file's content, tensors and plain data only (``weights_only``)."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as exc:
+        raise WeightsError(f"cannot read pose weights {path}: not a torch checkpoint "
+                           f"({exc.__class__.__name__})") from None
+
+
+def _check_aptrack(ckpt, path) -> dict:
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise WeightsError(f"pose weights {path} are not an aptrack pose checkpoint "
+                           f"(expected format '{CHECKPOINT_FORMAT}'); for mmpose's checkpoints name their "
+                           f"model with --pose-config NAME (aptrack models lists them)")
+    if ckpt.get("version") not in READABLE_VERSIONS:
+        raise WeightsError(f"pose weights {path} have checkpoint version {ckpt.get('version')}, "
+                           f"this aptrack reads versions {', '.join(map(str, READABLE_VERSIONS))}")
+    return ckpt
+
+
 def read_checkpoint(path: str | Path) -> dict:
     """The checkpoint dict of ``path`` (tensors only: ``weights_only``), checked for format and version.
 
@@ -68,18 +88,7 @@ def read_checkpoint(path: str | Path) -> dict:
     WeightsError
         If it is not a torch file or not an aptrack pose checkpoint this version reads.
     """
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as exc:
-        raise WeightsError(f"cannot read pose weights {path}: not a torch checkpoint "
-                           f"({exc.__class__.__name__})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise WeightsError(f"pose weights {path} are not an aptrack pose checkpoint "
-                           f"(expected format '{CHECKPOINT_FORMAT}')")
-    if ckpt.get("version") not in READABLE_VERSIONS:
-        raise WeightsError(f"pose weights {path} have checkpoint version {ckpt.get('version')}, "
-                           f"this aptrack reads versions {', '.join(map(str, READABLE_VERSIONS))}")
-    return ckpt
+    return _check_aptrack(_torch_load(path), path)
 
 
 def first_mismatch(expected: dict, given: dict) -> str | None:
@@ -106,15 +115,22 @@ def first_mismatch(expected: dict, given: dict) -> str | None:
     return None
 
 
-def load_checkpoint(path: str | Path, device: str = "cpu", name: str | None = None):
+def load_checkpoint(path: str | Path, device: str = "cpu", name: str | None = None,
+                    preset: Preset | None = None):
     """Rebuild a pose network from a checkpoint file.
 
     Parameters
     ----------
     path : str or Path
+        An aptrack checkpoint (it describes its model), or an mmpose one
+        (1.x ``backbone.``/``head.`` keys, 0.x ``keypoint_head.`` keys, with or
+        without a ``state_dict`` wrapper), which needs ``preset``.
     device : str
     name : str, optional
         Model name for a version 1 file (default: the file's stem).
+    preset : Preset, optional
+        The architecture of a file that does not describe its own (mmpose's).
+        An aptrack file keeps its own preset.
 
     Returns
     -------
@@ -125,27 +141,35 @@ def load_checkpoint(path: str | Path, device: str = "cpu", name: str | None = No
     Raises
     ------
     WeightsError
-        If the file is not an aptrack pose checkpoint or its tensors do not fit.
+        If the file is not a pose checkpoint aptrack reads, or its tensors do not
+        fit (the message names the first missing, unexpected or mis-shaped key).
     """
-    ckpt = read_checkpoint(path)
-    try:
-        if ckpt["version"] == 1:
-            preset = preset_from_v1(ckpt, name or Path(path).stem)
-        else:
-            preset = Preset.from_dict(ckpt["preset"], f"pose weights {path}")
-    except (KeyError, TypeError, ValueError, ConfigError) as exc:
-        raise WeightsError(f"pose weights {path} do not describe their model ({exc})") from None
+    raw = _torch_load(path)
+    if preset is not None and not (isinstance(raw, dict) and raw.get("format") == CHECKPOINT_FORMAT):
+        from aptrack.models.mmpose_keys import mmpose_state_dict
+
+        state, meta = mmpose_state_dict(raw), {"source": "mmpose checkpoint", "file": str(path)}
+    else:
+        ckpt = _check_aptrack(raw, path)
+        try:
+            if ckpt["version"] == 1:
+                preset = preset_from_v1(ckpt, name or Path(path).stem)
+            else:
+                preset = Preset.from_dict(ckpt["preset"], f"pose weights {path}")
+        except (KeyError, TypeError, ValueError, ConfigError) as exc:
+            raise WeightsError(f"pose weights {path} do not describe their model ({exc})") from None
+        state, meta = ckpt["state_dict"], ckpt.get("meta", {})
     try:
         model = build_network(preset)
     except ConfigError as exc:
         raise WeightsError(f"pose weights {path}: {exc}") from None
-    mismatch = first_mismatch(model.state_dict(), ckpt["state_dict"])
+    mismatch = first_mismatch(model.state_dict(), state)
     if mismatch:
-        raise WeightsError(f"pose weights {path} do not match their architecture {preset.architecture}: "
-                           f"{mismatch}")
-    model.load_state_dict(ckpt["state_dict"])
+        raise WeightsError(f"pose weights {path} do not match the architecture of {preset.name} "
+                           f"{preset.architecture}: {mismatch}")
+    model.load_state_dict(state)
     model.float().eval().to(device)
-    return model, preset, ckpt.get("meta", {})
+    return model, preset, meta
 
 
 def convert_checkpoint(src: str | Path, dest: str | Path, name: str | None = None, half: bool = True,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from aptrack.core import hub
@@ -53,7 +54,8 @@ def model_card_rows() -> list[dict]:
     rows = []
     for name in list_presets():
         preset = get_preset(name)
-        model = build_network(preset)
+        with torch.device("meta"):  # shapes only: no memory, no initialisation maths
+            model = build_network(preset)
         entry = registry.get(preset.weights) if preset.weights else None
         where = "missing"
         if entry is not None:

@@ -26,6 +26,8 @@ IMAGENET_STD_RGB_255 = (58.395, 57.12, 57.375)
 """ImageNet channel standard deviations, RGB, in 0-255 pixel units."""
 
 COLOR_ORDERS = ("rgb", "bgr")
+WARPS = ("aptrack", "msra", "udp")
+"""How a crop is cut: aptrack's pixel-centre warp, or mmpose's MSRA (``get_warp_matrix``) or UDP one."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,8 @@ class Preset:
     flip_shift : bool
         Whether the flipped heatmaps are shifted one cell right before
         averaging (mmpose's ``shift_heatmap``).
+    warp : {"aptrack", "msra", "udp"}
+        How crops are cut from boxes and keypoints mapped back (see :data:`WARPS`).
     weights : str or None
         Registry name of the weights (``aptrack.core.hub``); a preset with its own
         ``weights`` section registers them under its name.
@@ -75,6 +79,7 @@ class Preset:
     color: str = "rgb"
     flip_test: bool = True
     flip_shift: bool = False
+    warp: str = "aptrack"
     weights: str | None = None
     license: str = ""
     reported: dict = field(default_factory=dict)
@@ -88,6 +93,8 @@ class Preset:
             raise ConfigError(f"model {self.name}: mean and std need 3 values each, std > 0")
         if len(self.input_size) != 2 or min(self.input_size) < 1:
             raise ConfigError(f"model {self.name}: input_size must be [width, height], got {self.input_size}")
+        if self.warp not in WARPS:
+            raise ConfigError(f"model {self.name}: warp must be one of {', '.join(WARPS)}, got '{self.warp}'")
         if "type" not in self.codec:
             raise ConfigError(f"model {self.name}: codec needs a type")
 
@@ -96,7 +103,7 @@ class Preset:
         return {"name": self.name, "family": self.family, "architecture": dict(self.architecture),
                 "layout": self.layout.to_dict(), "input_size": list(self.input_size),
                 "codec": dict(self.codec), "mean": list(self.mean), "std": list(self.std),
-                "color": self.color, "flip_test": self.flip_test, "flip_shift": self.flip_shift,
+                "color": self.color, "flip_test": self.flip_test, "flip_shift": self.flip_shift, "warp": self.warp,
                 "weights": self.weights, "license": self.license, "reported": dict(self.reported),
                 "description": self.description}
 
@@ -106,7 +113,7 @@ class Preset:
         if not isinstance(data, dict):
             raise ConfigError(f"{where}: a model preset must be a mapping")
         known = {"name", "family", "architecture", "layout", "input_size", "codec", "mean", "std", "color",
-                 "flip_test", "flip_shift", "weights", "license", "reported", "description"}
+                 "flip_test", "flip_shift", "warp", "weights", "license", "reported", "description"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(known))}")
@@ -125,7 +132,8 @@ class Preset:
                        mean=tuple(float(v) for v in data.get("mean", IMAGENET_MEAN_RGB_255)),
                        std=tuple(float(v) for v in data.get("std", IMAGENET_STD_RGB_255)),
                        color=str(data.get("color", "rgb")), flip_test=bool(data.get("flip_test", True)),
-                       flip_shift=bool(data.get("flip_shift", False)), weights=weights,
+                       flip_shift=bool(data.get("flip_shift", False)), warp=str(data.get("warp", "aptrack")),
+                       weights=weights,
                        license=str(data.get("license", "")), reported=dict(data.get("reported") or {}),
                        description=str(data.get("description", "")))
         except (TypeError, ValueError) as exc:

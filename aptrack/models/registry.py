@@ -6,10 +6,16 @@ import torch
 from torch import nn
 
 from aptrack.core.errors import ConfigError
+from aptrack.models.hrnet import HRNetPose
 from aptrack.models.presets import Preset
+from aptrack.models.resnet import ResNetSimpleBaseline
 from aptrack.models.simplebaseline import SimpleBaseline
 
-FAMILIES: dict[str, type[nn.Module]] = {"simplebaseline": SimpleBaseline}
+FAMILIES: dict[str, type[nn.Module]] = {
+    "simplebaseline": SimpleBaseline,  # aptrack's own: torchvision MobileNetV2 + deconvolutions
+    "resnet": ResNetSimpleBaseline,    # mmpose's SimpleBaseline: ResNet-18..152 + HeatmapHead, mmpose's keys
+    "hrnet": HRNetPose,                # mmpose's top-down HRNet-W32/W48 + 1x1 head, mmpose's keys
+}
 """Network class of each model family; a family's constructor takes ``num_keypoints``
 and the preset's ``architecture`` as keyword arguments."""
 

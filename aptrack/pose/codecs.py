@@ -193,11 +193,17 @@ class HeatmapCodec:
         return self.to_input(refined), np.clip(values, 0.0, 1.0)
 
 
-CODECS = {"aptrack-heatmap": HeatmapCodec}
-"""Codec class of each codec type a model preset may name."""
+def _mmpose_codecs() -> dict:
+    from aptrack.pose.mmpose_codecs import MSRAHeatmap, UDPHeatmap
+    return {"msra-heatmap": MSRAHeatmap, "udp-heatmap": UDPHeatmap}
 
 
-def build_codec(input_size, params: dict) -> HeatmapCodec:
+CODECS = {"aptrack-heatmap": HeatmapCodec, **_mmpose_codecs()}
+"""Codec class of each codec type a model preset may name: aptrack's own, and mmpose's
+MSRA and UDP heatmaps (:mod:`aptrack.pose.mmpose_codecs`), whose decoding is mmpose's."""
+
+
+def build_codec(input_size, params: dict):
     """The codec a model preset describes.
 
     Parameters

@@ -18,6 +18,14 @@ from aptrack.pose.config import PoseConfig
 from aptrack.pose.transforms import apply_affine, crop, invert_affine, swap_pairs, warp_matrix
 
 
+def _warp_function(kind: str):
+    """The frame-to-crop matrix builder of a preset's ``warp``: aptrack's, or mmpose's MSRA or UDP one."""
+    if kind == "aptrack":
+        return warp_matrix
+    from aptrack.pose import mmpose_codecs
+    return {"msra": mmpose_codecs.msra_warp_matrix, "udp": mmpose_codecs.udp_warp_matrix}[kind]
+
+
 def normalize_crops(crops_bgr: np.ndarray, mean, std, color: str = "rgb") -> torch.Tensor:
     """Network input from image crops.
 
@@ -72,6 +80,17 @@ class TopDownPoseEstimator:
     def num_keypoints(self) -> int:
         return self.layout.num_keypoints
 
+    def regions(self, boxes_xyxy: np.ndarray):
+        """Centre and size (pixels) of each box's crop region: padded, at the input's aspect ratio.
+
+        Returns
+        -------
+        centers : (N, 2) float64
+        scales : (N, 2) float64, width and height
+        """
+        w, h = self.codec.input_size
+        return xyxy_to_center_scale(boxes_xyxy, w / h, self.config.box_padding)
+
     def crops(self, frame: np.ndarray, boxes_xyxy: np.ndarray):
         """Affine crops of every box.
 
@@ -80,11 +99,27 @@ class TopDownPoseEstimator:
         crops : (N, h, w, 3) uint8 BGR
         matrices : (N, 2, 3) float64, frame -> crop
         """
-        w, h = self.codec.input_size
-        centers, scales = xyxy_to_center_scale(boxes_xyxy, w / h, self.config.box_padding)
-        matrices = np.stack([warp_matrix(c, s, (w, h)) for c, s in zip(centers, scales)])
-        images = np.stack([crop(frame, m, (w, h)) for m in matrices])
+        return self._cut(frame, *self.regions(boxes_xyxy))
+
+    def _cut(self, frame: np.ndarray, centers: np.ndarray, scales: np.ndarray):
+        size = tuple(self.codec.input_size)
+        warp = _warp_function(self.preset.warp)
+        matrices = np.stack([warp(c, s, size) for c, s in zip(centers, scales)])
+        images = np.stack([crop(frame, m, size) for m in matrices])
         return images, matrices
+
+    def to_frame(self, keypoints_crop: np.ndarray, matrix: np.ndarray, center, scale) -> np.ndarray:
+        """Crop-pixel keypoints (K, 2) back to frame pixels.
+
+        aptrack's own warp is inverted exactly (``matrix``). mmpose's presets
+        map back as mmpose does, ``x / input_size * scale + center - scale / 2``
+        with the crop region's ``center`` and ``scale``, for UDP crops too, so
+        that the numbers are mmpose's.
+        """
+        if self.preset.warp == "aptrack":
+            return apply_affine(keypoints_crop, invert_affine(matrix))
+        from aptrack.pose.mmpose_codecs import crop_to_frame
+        return crop_to_frame(keypoints_crop, center, scale, self.codec.input_size)
 
     @torch.inference_mode()
     def heatmaps(self, crops_bgr: np.ndarray) -> np.ndarray:
@@ -115,10 +150,11 @@ class TopDownPoseEstimator:
         scores = np.zeros((len(instances), k), np.float32)
         todo = np.flatnonzero(instances.scores >= self.config.min_box_score)
         if len(todo):
-            images, matrices = self.crops(frame, instances.boxes_xyxy[todo])
+            centers, scales = self.regions(instances.boxes_xyxy[todo])
+            images, matrices = self._cut(frame, centers, scales)
             heatmaps = self.heatmaps(images)
-            for row, hm, m in zip(todo, heatmaps, matrices):
+            for row, hm, m, c, s in zip(todo, heatmaps, matrices, centers, scales):
                 kp_crop, kp_score = self.codec.decode(hm)
-                keypoints[row] = apply_affine(kp_crop, invert_affine(m))
+                keypoints[row] = self.to_frame(kp_crop, m, c, s)
                 scores[row] = kp_score
         return instances.with_(keypoints=keypoints, keypoint_scores=scores)

@@ -1,0 +1,303 @@
+"""Parity of aptrack's ``res50-ap10k`` preset with mmpose 1.3.2's top-down keypoints.
+
+mmpose is a reference only, never a dependency of aptrack: this script builds
+mmpose's own SimpleBaseline config
+(``configs/animal_2d_keypoint/topdown_heatmap/ap10k/td-hm_res50_8xb64-210e_ap10k-256x256.py``)
+with seeded random weights, runs ``mmpose.apis.inference_topdown`` (flip test
+on, as the config has it) on a fixed image with fixed boxes, and either writes
+the fixture that ``tests/test_mmpose_parity.py`` checks aptrack against, or
+(``--full``) runs the full-size model and prints the largest difference
+between mmpose's keypoints and aptrack's.
+
+Installing the reference (outside the project; the venv is never touched)::
+
+    pip download --no-deps -d /tmp/mmwheels mmpose==1.3.2 mmengine==0.10.7 \\
+        mmcv-lite==2.2.0 mmpretrain==1.2.0 addict yapf termcolor json_tricks \\
+        munkres einops rich shapely terminaltables platformdirs six
+    .venv/bin/python -m pip install --no-deps --target /tmp/mmref /tmp/mmwheels/*.whl
+
+(the venv already has torch, torchvision, numpy, opencv, scipy, matplotlib,
+pyyaml, packaging, pygments, markdown-it-py). xtcocotools (compiled) is not
+installed. At run time :func:`install_shims` stubs ``xtcocotools``
+(``.coco``, ``.cocoeval``, ``.mask``), ``mmpretrain.apis``, ``mmdet.utils``
+(imported by RTMO's head), ``pkg_resources`` if missing (mmengine's
+``get_installed_path`` then falls back to ``find_spec``), aliases
+``importlib_metadata`` to ``importlib.metadata`` if missing, and makes mmcv's
+compiled-op loader ``mmcv.utils.ext_loader.load_ext`` return no-op functions.
+Then::
+
+    .venv/bin/python benchmarks/mmpose_parity.py --mmref /tmp/mmref            # writes tests/fixtures/mmpose/
+    .venv/bin/python benchmarks/mmpose_parity.py --mmref /tmp/mmref --full     # depth 50, 256 channels, prints only
+
+Checkpoint size: the fixture is a ResNet-18 (11M parameters). To keep the
+committed files small every large weight tensor is a (possibly overlapping,
+``as_strided``) view into one shared seeded random pool, which ``torch.save``
+stores once; small tensors (batch norms, the 1x1 output layer) are their own.
+BN running statistics are calibrated on seeded random crops (train-mode
+cumulative averages), then the BN affine parameters are randomised, so that
+activations stay O(1) and the heatmaps are not trivial.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import importlib.metadata
+import json
+import sys
+import types
+import typing
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "mmpose"
+CONFIG = "configs/animal_2d_keypoint/topdown_heatmap/ap10k/td-hm_res50_8xb64-210e_ap10k-256x256.py"
+PHOTO = Path("/work/shared/assets/animalpose/images/2007_000063.jpg")
+IMAGE_SIZE = (320, 240)  # width, height
+BOXES = np.array([[40.0, 30.0, 210.0, 200.0],
+                  [150.5, 60.25, 300.0, 235.0],
+                  [-20.0, 100.0, 120.0, 260.0]], np.float32)  # the last one leaves the frame
+POOL_SIZE = 1 << 18  # shared random pool of large tensors: 1 MiB of float32
+SMALL = 8192  # tensors up to this size get their own values
+
+
+# ---------------------------------------------------------------- mmpose import shims
+
+def _stub(name: str, **attrs) -> types.ModuleType:
+    module = types.ModuleType(name)
+    module.__dict__.update(attrs)
+    sys.modules[name] = module
+    return module
+
+
+def install_shims(mmref: str | None) -> None:
+    """Make ``import mmpose.apis`` work from a ``--target`` install without compiled extras."""
+    if mmref and mmref not in sys.path:
+        sys.path.insert(0, mmref)
+
+    class _Unavailable:
+        def __init__(self, *args, **kwargs):
+            raise RuntimeError("xtcocotools is stubbed out (not needed for inference)")
+
+    xtc = _stub("xtcocotools")
+    xtc.__path__ = []
+    xtc.coco = _stub("xtcocotools.coco", COCO=_Unavailable)
+    xtc.cocoeval = _stub("xtcocotools.cocoeval", COCOeval=_Unavailable)
+    xtc.mask = _stub("xtcocotools.mask")
+    try:
+        import importlib_metadata  # noqa: F401
+    except ImportError:
+        sys.modules["importlib_metadata"] = importlib.metadata
+    try:
+        import pkg_resources  # noqa: F401
+    except ImportError:
+        class DistributionNotFound(Exception):
+            pass
+
+        def get_distribution(name):
+            raise DistributionNotFound(name)
+
+        _stub("pkg_resources", DistributionNotFound=DistributionNotFound, get_distribution=get_distribution)
+    import mmcv.utils.ext_loader as ext_loader
+
+    class _NoOps:
+        def __getattr__(self, name):
+            return lambda *args, **kwargs: None
+
+    ext_loader.load_ext = lambda name, funcs: _NoOps()
+    _stub("mmpretrain.apis")
+    try:
+        import mmdet.utils  # noqa: F401
+    except ImportError:
+        mmdet = _stub("mmdet")
+        mmdet.__path__ = []
+        mmdet.utils = _stub("mmdet.utils", ConfigType=typing.Any, OptConfigType=typing.Any,
+                            OptMultiConfig=typing.Any, reduce_mean=lambda tensor: tensor)
+
+
+def config_path() -> Path:
+    import mmpose
+    return Path(mmpose.__file__).parent / ".mim" / CONFIG
+
+
+# ---------------------------------------------------------------- seeded model and image
+
+def build_mmpose(depth: int, channels: int):
+    """mmpose's config, backbone depth and deconv channels overridden, built on the CPU, no weights."""
+    from mmengine.config import Config
+    from mmpose.apis import init_model
+
+    cfg = Config.fromfile(str(config_path()))
+    cfg.model.backbone.depth = depth
+    cfg.model.backbone.init_cfg = None
+    cfg.model.head.in_channels = 512 if depth < 50 else 2048
+    cfg.model.head.deconv_out_channels = (channels,) * 3
+    return init_model(cfg, checkpoint=None, device="cpu")
+
+
+def _strided_view(pool: torch.Tensor, shape, gen: torch.Generator) -> torch.Tensor:
+    """A view of ``shape`` into ``pool``: a random contiguous slice, or rows overlapping if too large."""
+    numel = int(np.prod(shape))
+    if numel <= len(pool):
+        offset = int(torch.randint(0, len(pool) - numel + 1, (1,), generator=gen))
+        return pool[offset:offset + numel].view(shape)
+    rest = numel // shape[0]
+    row_stride = (len(pool) - rest) // (shape[0] - 1)
+    strides = [row_stride] + list(torch.empty(shape[1:]).stride())
+    return pool.as_strided(tuple(shape), tuple(strides), 0)
+
+
+def seeded_state(model, seed: int) -> dict[str, torch.Tensor]:
+    """Seeded random weights for ``model``, loaded into it, and returned as a compact state dict."""
+    torch.manual_seed(seed)
+    gen = torch.Generator().manual_seed(seed)
+    pool = torch.randn(POOL_SIZE, generator=gen)
+    state = model.state_dict()
+    new: dict[str, torch.Tensor] = {}
+    for key, value in state.items():
+        if not key.startswith(("backbone.", "head.")):
+            continue
+        if value.dim() == 4 and value.numel() > SMALL:  # large conv / deconv weights: pool views
+            new[key] = _strided_view(pool, value.shape, gen)
+        elif value.dim() == 4:  # small convs (the 1x1 output layer): unit-variance outputs
+            new[key] = torch.randn(value.shape, generator=gen) / np.sqrt(value[0].numel())
+        else:
+            new[key] = value.clone()
+    model.load_state_dict(new, strict=False)
+
+    # calibrate the batch norms' running statistics on seeded random crops
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    for bn in bns:
+        bn.reset_running_stats()
+        bn.momentum = None
+    model.train()
+    with torch.no_grad():
+        x = torch.randn(8, 3, 256, 256, generator=gen)
+        x = torch.nn.functional.avg_pool2d(x, 5, 1, 2) * 2  # some spatial correlation
+        model.head(model.backbone(x))
+    model.eval()
+    with torch.no_grad():
+        for bn in bns:
+            bn.weight.copy_(0.5 + torch.rand(bn.weight.shape, generator=gen))
+            bn.bias.copy_(0.2 * torch.randn(bn.bias.shape, generator=gen))
+            bn.running_mean.add_(0.05 * torch.randn(bn.running_mean.shape, generator=gen))
+            bn.running_var.mul_(0.9 + 0.2 * torch.rand(bn.running_var.shape, generator=gen))
+            bn.momentum = 0.1
+        model.head.final_layer.bias.copy_(0.1 * torch.randn(model.head.final_layer.bias.shape, generator=gen))
+    for key, value in model.state_dict().items():
+        if key in new and not (value.dim() == 4 and value.numel() > SMALL):
+            new[key] = value.clone()
+    # the model must hold exactly the saved values
+    for key, value in model.state_dict().items():
+        if key in new:
+            assert torch.equal(value, new[key]), key
+    return new
+
+
+def test_image(seed: int) -> np.ndarray:
+    """A fixed BGR uint8 image of IMAGE_SIZE: a real photo if available, else structured seeded noise."""
+    if PHOTO.exists():
+        image = cv2.imread(str(PHOTO), cv2.IMREAD_COLOR)
+        return cv2.resize(image, IMAGE_SIZE, interpolation=cv2.INTER_AREA)
+    rng = np.random.default_rng(seed)
+    w, h = IMAGE_SIZE
+    noise = rng.normal(0, 1, (h // 8, w // 8, 3)).astype(np.float32)
+    image = cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC) * 60 + 128
+    image += rng.normal(0, 10, image.shape)
+    return np.clip(image, 0, 255).astype(np.uint8)
+
+
+# ---------------------------------------------------------------- the two implementations
+
+def mmpose_keypoints(model, image: np.ndarray, boxes: np.ndarray):
+    """mmpose's ``inference_topdown`` keypoints (N, K, 2) and scores (N, K), float32."""
+    from mmpose.apis import inference_topdown
+
+    keypoints, scores = [], []
+    for box in boxes:  # one call per box, as the brief's recipe; the result is the same batched
+        (sample,) = inference_topdown(model, image, bboxes=box[None].astype(np.float32), bbox_format="xyxy")
+        keypoints.append(sample.pred_instances.keypoints[0])
+        scores.append(sample.pred_instances.keypoint_scores[0])
+    return np.asarray(keypoints, np.float32), np.asarray(scores, np.float32)
+
+
+def aptrack_keypoints(checkpoint: Path, depth: int, channels: int, image: np.ndarray, boxes: np.ndarray):
+    """aptrack's keypoints (N, K, 2) and scores (N, K) from an mmpose checkpoint file."""
+    sys.path.insert(0, str(ROOT))
+    from aptrack.core.instances import Instances
+    from aptrack.models.checkpoint import load_checkpoint
+    from aptrack.models.presets import get_preset
+    from aptrack.pose.config import PoseConfig
+    from aptrack.pose.estimator import TopDownPoseEstimator
+
+    preset = get_preset("res50-ap10k")
+    preset = preset.with_(architecture={**preset.architecture, "depth": depth,
+                                        "deconv_channels": [channels] * 3})
+    model, preset, _ = load_checkpoint(checkpoint, preset=preset)
+    estimator = TopDownPoseEstimator(model, preset, PoseConfig())
+    out = estimator(image, Instances(boxes.astype(np.float32), np.ones(len(boxes), np.float32)))
+    return out.keypoints, out.keypoint_scores
+
+
+def save_checkpoints(state: dict, meta: dict, folder: Path) -> tuple[Path, Path]:
+    """The weights as an mmpose 1.x checkpoint and as a 0.x one (``keypoint_head.``)."""
+    v1, v0 = folder / "res18_ap10k_mmpose1x.pth", folder / "res18_ap10k_mmpose0x.pth"
+    torch.save({"meta": meta, "state_dict": state}, v1)
+    old = {("keypoint_head." + k[len("head."):] if k.startswith("head.") else k): v for k, v in state.items()}
+    torch.save({"meta": meta, "state_dict": old}, v0)
+    return v1, v0
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--mmref", default="/tmp/mmref", help="folder mmpose was pip-installed into (--target)")
+    parser.add_argument("--out", type=Path, default=FIXTURES, help="fixture folder")
+    parser.add_argument("--depth", type=int, default=18)
+    parser.add_argument("--channels", type=int, default=32, help="deconvolution channels")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--full", action="store_true",
+                        help="depth 50, 256 channels (the published architecture): print the difference only")
+    args = parser.parse_args(argv)
+    if args.full:
+        args.depth, args.channels = 50, 256
+    install_shims(args.mmref)
+    import mmpose
+
+    model = build_mmpose(args.depth, args.channels)
+    state = seeded_state(model, args.seed)
+    image = test_image(args.seed)
+    keypoints, scores = mmpose_keypoints(model, image, BOXES)
+    meta = {"mmpose_version": mmpose.__version__, "config": CONFIG, "depth": args.depth,
+            "deconv_channels": [args.channels] * 3, "seed": args.seed}
+
+    if args.full:
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            paths = save_checkpoints(state, meta, Path(tmp))
+            results = [aptrack_keypoints(p, args.depth, args.channels, image, BOXES) for p in paths]
+    else:
+        args.out.mkdir(parents=True, exist_ok=True)
+        paths = save_checkpoints(state, meta, args.out)
+        cv2.imwrite(str(args.out / "image.png"), image)
+        np.savez(args.out / "mmpose_keypoints.npz", keypoints=keypoints, keypoint_scores=scores, boxes=BOXES)
+        description = {**meta, "image": "image.png", "image_source": PHOTO.name if PHOTO.exists() else "noise",
+                       "checkpoints": {"1.x": paths[0].name, "0.x": paths[1].name},
+                       "reference": "mmpose_keypoints.npz", "flip_test": True, "shift_heatmap": True,
+                       "box_padding": 1.25, "made_by": "benchmarks/mmpose_parity.py"}
+        (args.out / "fixture.json").write_text(json.dumps(description, indent=2) + "\n")
+        results = [aptrack_keypoints(p, args.depth, args.channels, image, BOXES) for p in paths]
+
+    print(f"mmpose {mmpose.__version__}, ResNet-{args.depth}, deconv {args.channels}, "
+          f"score range {scores.min():.3f}..{scores.max():.3f}")
+    for name, (kp, sc) in zip(("1.x", "0.x"), results):
+        print(f"{name} checkpoint: max |keypoint diff| {np.abs(kp - keypoints).max():.3g} px, "
+              f"max |score diff| {np.abs(sc - scores).max():.3g}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
