@@ -28,6 +28,17 @@ Then::
 
     .venv/bin/python benchmarks/mmpose_parity.py --mmref /tmp/mmref            # writes tests/fixtures/mmpose/
     .venv/bin/python benchmarks/mmpose_parity.py --mmref /tmp/mmref --full     # depth 50, 256 channels, prints only
+    .venv/bin/python benchmarks/mmpose_parity.py --mmref /tmp/mmref --family hrnet          # HRNet-W8 fixture
+    .venv/bin/python benchmarks/mmpose_parity.py --mmref /tmp/mmref --family hrnet --full   # HRNet-W32, prints only
+
+``--family hrnet`` builds mmpose's own HRNet config
+(``configs/animal_2d_keypoint/topdown_heatmap/ap10k/td-hm_hrnet-w32_8xb64-210e_ap10k-256x256.py``)
+with the branch widths overridden to ``(W, 2W, 4W, 8W)`` (``--width``, 8 for the
+fixture; the stem and stage 1 keep their 64 / 256 channels, as in mmpose) and
+the head's ``in_channels`` to ``W``. It reuses the res fixture's ``image.png``
+and boxes and writes ``hrnet_w{W}_ap10k_mmpose{1x,0x}.pth``,
+``hrnet_mmpose_keypoints.npz`` and ``hrnet_fixture.json`` next to them; its
+shared random pool is smaller (``HRNET_POOL_SIZE``) to keep the two checkpoints small.
 
 Checkpoint size: the fixture is a ResNet-18 (11M parameters). To keep the
 committed files small every large weight tensor is a (possibly overlapping,
@@ -56,12 +67,15 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures" / "mmpose"
 CONFIG = "configs/animal_2d_keypoint/topdown_heatmap/ap10k/td-hm_res50_8xb64-210e_ap10k-256x256.py"
+HRNET_CONFIG = "configs/animal_2d_keypoint/topdown_heatmap/ap10k/td-hm_hrnet-w32_8xb64-210e_ap10k-256x256.py"
 PHOTO = Path("/work/shared/assets/animalpose/images/2007_000063.jpg")
 IMAGE_SIZE = (320, 240)  # width, height
 BOXES = np.array([[40.0, 30.0, 210.0, 200.0],
                   [150.5, 60.25, 300.0, 235.0],
                   [-20.0, 100.0, 120.0, 260.0]], np.float32)  # the last one leaves the frame
 POOL_SIZE = 1 << 18  # shared random pool of large tensors: 1 MiB of float32
+HRNET_POOL_SIZE = 1 << 15  # the HRNet fixture's pool: 128 KiB of float32
+HRNET_SMALL = 512  # the HRNet fixture's threshold: its many 3x3 convs come from the pool
 SMALL = 8192  # tensors up to this size get their own values
 
 
@@ -119,9 +133,9 @@ def install_shims(mmref: str | None) -> None:
                             OptMultiConfig=typing.Any, reduce_mean=lambda tensor: tensor)
 
 
-def config_path() -> Path:
+def config_path(config: str = CONFIG) -> Path:
     import mmpose
-    return Path(mmpose.__file__).parent / ".mim" / CONFIG
+    return Path(mmpose.__file__).parent / ".mim" / config
 
 
 # ---------------------------------------------------------------- seeded model and image
@@ -139,6 +153,20 @@ def build_mmpose(depth: int, channels: int):
     return init_model(cfg, checkpoint=None, device="cpu")
 
 
+def build_mmpose_hrnet(width: int):
+    """mmpose's HRNet-W32 config with branch widths ``(W, 2W, 4W, 8W)``, on the CPU, no weights."""
+    from mmengine.config import Config
+    from mmpose.apis import init_model
+
+    cfg = Config.fromfile(str(config_path(HRNET_CONFIG)))
+    extra = cfg.model.backbone.extra
+    for stage in ("stage2", "stage3", "stage4"):
+        extra[stage].num_channels = tuple(width * 2 ** b for b in range(extra[stage].num_branches))
+    cfg.model.backbone.init_cfg = None
+    cfg.model.head.in_channels = width
+    return init_model(cfg, checkpoint=None, device="cpu")
+
+
 def _strided_view(pool: torch.Tensor, shape, gen: torch.Generator) -> torch.Tensor:
     """A view of ``shape`` into ``pool``: a random contiguous slice, or rows overlapping if too large."""
     numel = int(np.prod(shape))
@@ -151,17 +179,30 @@ def _strided_view(pool: torch.Tensor, shape, gen: torch.Generator) -> torch.Tens
     return pool.as_strided(tuple(shape), tuple(strides), 0)
 
 
-def seeded_state(model, seed: int) -> dict[str, torch.Tensor]:
-    """Seeded random weights for ``model``, loaded into it, and returned as a compact state dict."""
+def _pooled(key: str, value: torch.Tensor, small: int) -> bool:
+    """Whether ``key`` is a large conv / deconv weight taken from the pool (never the output layer)."""
+    return value.dim() == 4 and value.numel() > small and not key.startswith("head.final_layer.")
+
+
+def seeded_state(model, seed: int, pool_size: int = POOL_SIZE, small: int = SMALL,
+                 normalise_head: bool = False, pack: bool = False) -> dict[str, torch.Tensor]:
+    """Seeded random weights for ``model``, loaded into it, and returned as a compact state dict.
+
+    ``normalise_head`` divides the 1x1 output layer's weights by the standard
+    deviation of the backbone features on the calibration batch (HRNet's
+    residual sums grow with depth; the heatmaps would be in the thousands);
+    ``pack`` makes all tensors that are not pool views views into one buffer per
+    dtype, so that ``torch.save`` writes a few records instead of one per tensor.
+    """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    pool = torch.randn(POOL_SIZE, generator=gen)
+    pool = torch.randn(pool_size, generator=gen)
     state = model.state_dict()
     new: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         if not key.startswith(("backbone.", "head.")):
             continue
-        if value.dim() == 4 and value.numel() > SMALL:  # large conv / deconv weights: pool views
+        if _pooled(key, value, small):  # large conv / deconv weights: pool views
             new[key] = _strided_view(pool, value.shape, gen)
         elif value.dim() == 4:  # small convs (the 1x1 output layer): unit-variance outputs
             new[key] = torch.randn(value.shape, generator=gen) / np.sqrt(value[0].numel())
@@ -188,9 +229,22 @@ def seeded_state(model, seed: int) -> dict[str, torch.Tensor]:
             bn.running_var.mul_(0.9 + 0.2 * torch.rand(bn.running_var.shape, generator=gen))
             bn.momentum = 0.1
         model.head.final_layer.bias.copy_(0.1 * torch.randn(model.head.final_layer.bias.shape, generator=gen))
+        if normalise_head:
+            features = model.backbone(x)[-1]
+            model.head.final_layer.weight.div_(float(features.std()))
     for key, value in model.state_dict().items():
-        if key in new and not (value.dim() == 4 and value.numel() > SMALL):
+        if key in new and not _pooled(key, value, small):
             new[key] = value.clone()
+    if pack:
+        own = [k for k, v in new.items() if v.untyped_storage().data_ptr() != pool.untyped_storage().data_ptr()]
+        for dtype in {new[k].dtype for k in own}:
+            keys = [k for k in own if new[k].dtype == dtype]
+            flat = torch.cat([new[k].reshape(-1) for k in keys])
+            offset = 0
+            for k in keys:
+                n = new[k].numel()
+                new[k] = flat[offset:offset + n].view(new[k].shape)
+                offset += n
     # the model must hold exactly the saved values
     for key, value in model.state_dict().items():
         if key in new:
@@ -225,7 +279,8 @@ def mmpose_keypoints(model, image: np.ndarray, boxes: np.ndarray):
     return np.asarray(keypoints, np.float32), np.asarray(scores, np.float32)
 
 
-def aptrack_keypoints(checkpoint: Path, depth: int, channels: int, image: np.ndarray, boxes: np.ndarray):
+def aptrack_keypoints(checkpoint: Path, depth: int, channels: int, image: np.ndarray, boxes: np.ndarray,
+                      family: str = "res", width: int = 32):
     """aptrack's keypoints (N, K, 2) and scores (N, K) from an mmpose checkpoint file."""
     sys.path.insert(0, str(ROOT))
     from aptrack.core.instances import Instances
@@ -234,18 +289,21 @@ def aptrack_keypoints(checkpoint: Path, depth: int, channels: int, image: np.nda
     from aptrack.pose.config import PoseConfig
     from aptrack.pose.estimator import TopDownPoseEstimator
 
-    preset = get_preset("res50-ap10k")
-    preset = preset.with_(architecture={**preset.architecture, "depth": depth,
-                                        "deconv_channels": [channels] * 3})
+    if family == "hrnet":
+        preset = get_preset("hrnet-w32-ap10k").with_(architecture={"width": width})
+    else:
+        preset = get_preset("res50-ap10k")
+        preset = preset.with_(architecture={**preset.architecture, "depth": depth,
+                                            "deconv_channels": [channels] * 3})
     model, preset, _ = load_checkpoint(checkpoint, preset=preset)
     estimator = TopDownPoseEstimator(model, preset, PoseConfig())
     out = estimator(image, Instances(boxes.astype(np.float32), np.ones(len(boxes), np.float32)))
     return out.keypoints, out.keypoint_scores
 
 
-def save_checkpoints(state: dict, meta: dict, folder: Path) -> tuple[Path, Path]:
+def save_checkpoints(state: dict, meta: dict, folder: Path, stem: str = "res18_ap10k") -> tuple[Path, Path]:
     """The weights as an mmpose 1.x checkpoint and as a 0.x one (``keypoint_head.``)."""
-    v1, v0 = folder / "res18_ap10k_mmpose1x.pth", folder / "res18_ap10k_mmpose0x.pth"
+    v1, v0 = folder / f"{stem}_mmpose1x.pth", folder / f"{stem}_mmpose0x.pth"
     torch.save({"meta": meta, "state_dict": state}, v1)
     old = {("keypoint_head." + k[len("head."):] if k.startswith("head.") else k): v for k, v in state.items()}
     torch.save({"meta": meta, "state_dict": old}, v0)
@@ -259,13 +317,20 @@ def main(argv=None) -> int:
     parser.add_argument("--depth", type=int, default=18)
     parser.add_argument("--channels", type=int, default=32, help="deconvolution channels")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--family", choices=("res", "hrnet"), default="res",
+                        help="res: SimpleBaseline ResNet config; hrnet: HRNet-W32 config")
+    parser.add_argument("--width", type=int, default=8, help="HRNet width W (branches W, 2W, 4W, 8W)")
     parser.add_argument("--full", action="store_true",
-                        help="depth 50, 256 channels (the published architecture): print the difference only")
+                        help="depth 50, 256 channels / HRNet-W32 (the published architecture): "
+                             "print the difference only")
     args = parser.parse_args(argv)
     if args.full:
-        args.depth, args.channels = 50, 256
+        args.depth, args.channels, args.width = 50, 256, 32
     install_shims(args.mmref)
     import mmpose
+
+    if args.family == "hrnet":
+        return main_hrnet(args, mmpose.__version__)
 
     model = build_mmpose(args.depth, args.channels)
     state = seeded_state(model, args.seed)
@@ -293,6 +358,48 @@ def main(argv=None) -> int:
 
     print(f"mmpose {mmpose.__version__}, ResNet-{args.depth}, deconv {args.channels}, "
           f"score range {scores.min():.3f}..{scores.max():.3f}")
+    for name, (kp, sc) in zip(("1.x", "0.x"), results):
+        print(f"{name} checkpoint: max |keypoint diff| {np.abs(kp - keypoints).max():.3g} px, "
+              f"max |score diff| {np.abs(sc - scores).max():.3g}")
+    return 0
+
+
+def main_hrnet(args, version: str) -> int:
+    """``--family hrnet``: the HRNet fixture (``--width``), or with ``--full`` W32, printing only."""
+    model = build_mmpose_hrnet(args.width)
+    state = seeded_state(model, args.seed, HRNET_POOL_SIZE, HRNET_SMALL, normalise_head=True, pack=True)
+    stored = args.out / "image.png"  # the res fixture's image, exactly as the tests read it
+    image = cv2.imread(str(stored), cv2.IMREAD_COLOR) if stored.exists() else test_image(args.seed)
+    keypoints, scores = mmpose_keypoints(model, image, BOXES)
+    stem = f"hrnet_w{args.width}_ap10k"
+    meta = {"mmpose_version": version, "config": HRNET_CONFIG, "family": "hrnet", "width": args.width,
+            "overrides": {f"model.backbone.extra.{stage}.num_channels":
+                          [args.width * 2 ** b for b in range(n)]
+                          for stage, n in (("stage2", 2), ("stage3", 3), ("stage4", 4))}
+            | {"model.head.in_channels": args.width, "model.backbone.init_cfg": None},
+            "seed": args.seed}
+
+    def run(paths):
+        return [aptrack_keypoints(p, 0, 0, image, BOXES, family="hrnet", width=args.width) for p in paths]
+
+    if args.full:
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            results = run(save_checkpoints(state, meta, Path(tmp), stem))
+    else:
+        if not stored.exists():
+            raise SystemExit(f"{stored} is missing: make the res fixture first")
+        paths = save_checkpoints(state, meta, args.out, stem)
+        np.savez(args.out / "hrnet_mmpose_keypoints.npz", keypoints=keypoints, keypoint_scores=scores,
+                 boxes=BOXES)
+        description = {**meta, "image": "image.png", "checkpoints": {"1.x": paths[0].name, "0.x": paths[1].name},
+                       "reference": "hrnet_mmpose_keypoints.npz", "aptrack_preset": "hrnet-w32-ap10k",
+                       "flip_test": True, "shift_heatmap": True, "box_padding": 1.25,
+                       "made_by": "benchmarks/mmpose_parity.py --family hrnet"}
+        (args.out / "hrnet_fixture.json").write_text(json.dumps(description, indent=2) + "\n")
+        results = run(paths)
+
+    print(f"mmpose {version}, HRNet-W{args.width}, score range {scores.min():.3f}..{scores.max():.3f}")
     for name, (kp, sc) in zip(("1.x", "0.x"), results):
         print(f"{name} checkpoint: max |keypoint diff| {np.abs(kp - keypoints).max():.3g} px, "
               f"max |score diff| {np.abs(sc - scores).max():.3g}")
