@@ -136,7 +136,7 @@ class Pipeline:
             if boxes is None:
                 with self.timer("detect"):
                     boxes = self.detector(frame, frame_index)
-                if self.pose is not None:
+                if self.pose is not None:  # on an empty frame too: its Instances then carry K keypoints
                     with self.timer("pose"):
                         boxes = self.pose(frame, boxes)
             else:

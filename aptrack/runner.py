@@ -45,15 +45,19 @@ def iter_frames(pipeline: Pipeline, frames: Iterable[tuple[int, np.ndarray]],
     ------
     (frame_index, frame, tracked animals)
     """
-    timer = pipeline.timer
+    for index, frame in timed_frames(frames, pipeline.timer):
+        yield index, frame, pipeline(frame, index, None if boxes is None else boxes(index))
+
+
+def timed_frames(frames: Iterable[tuple[int, np.ndarray]], timer: StageTimer) -> Iterator[tuple[int, np.ndarray]]:
+    """``frames`` as they are, with the time spent waiting for each one added to ``timer`` as ``read``."""
     it = iter(frames)
     while True:
         with timer("read"):  # time spent waiting for the decoder
             item = next(it, None)
         if item is None:
             return
-        index, frame = item
-        yield index, frame, pipeline(frame, index, None if boxes is None else boxes(index))
+        yield item
 
 
 class VideoRun:

@@ -90,3 +90,20 @@ def animalpose_subset(dest: Path, n_images: int, first: int = 0) -> Path:
            "annotations": [a for a in data["annotations"] if str(a["image_id"]) in ids]}
     dest.write_text(json.dumps(sub))
     return dest
+
+
+def randomized(model, seed: int = 0):
+    """``model`` with every parameter and batch-norm statistic random (init zeros some),
+    so a tensor loaded into the wrong place changes the output."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name.endswith("num_batches_tracked"):
+                tensor.fill_(int(torch.randint(1, 1000, (1,), generator=gen)))
+            elif name.endswith("running_var"):
+                tensor.copy_(torch.rand(tensor.shape, generator=gen) + 0.5)
+            else:
+                tensor.copy_(torch.randn(tensor.shape, generator=gen) * 0.1)
+    return model.eval()

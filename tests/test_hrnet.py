@@ -10,6 +10,8 @@ from aptrack.models.hrnet import HRModule, HRNetPose
 from aptrack.models.mmpose_keys import mmpose_state_dict
 from aptrack.models.registry import count_flops, count_parameters
 
+from conftest import randomized
+
 BN = ["weight", "bias", "running_mean", "running_var", "num_batches_tracked"]
 
 
@@ -17,20 +19,6 @@ def meta_model(width: int, num_keypoints: int = 17) -> HRNetPose:
     """A full-size model without storage: enough for shapes, keys, parameter and FLOP counts."""
     with torch.device("meta"):
         return HRNetPose(num_keypoints, width=width)
-
-
-def randomized(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """``model`` with every tensor random, so a tensor loaded into the wrong place changes the output."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if name.endswith("num_batches_tracked"):
-                tensor.fill_(int(torch.randint(1, 1000, (1,), generator=gen)))
-            elif name.endswith("running_var"):
-                tensor.copy_(torch.rand(tensor.shape, generator=gen) + 0.5)
-            else:
-                tensor.copy_(torch.randn(tensor.shape, generator=gen) * 0.1)
-    return model.eval()
 
 
 @pytest.fixture(scope="module")

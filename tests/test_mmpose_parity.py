@@ -32,23 +32,36 @@ KEYPOINT_TOL = 0.5  # pixels
 SCORE_TOL = 1e-3
 
 
-@pytest.fixture(scope="module")
-def fixture():
-    description = json.loads((FIXTURE / "fixture.json").read_text())
+FIXTURES = {"res": "fixture.json", "hrnet": "hrnet_fixture.json"}
+"""Each family's fixture description, beside the shared image."""
+
+
+def _load(family):
+    description = json.loads((FIXTURE / FIXTURES[family]).read_text())
     reference = np.load(FIXTURE / description["reference"])
     image = cv2.imread(str(FIXTURE / description["image"]), cv2.IMREAD_COLOR)
     assert image is not None and image.shape == (240, 320, 3)
     return description, reference, image
 
 
-def _preset(description):
+@pytest.fixture(scope="module", params=sorted(FIXTURES))
+def fixture(request):
+    return (request.param, *_load(request.param))
+
+
+def _preset(family, description):
+    """The aptrack preset of the family at the fixture's reduced size."""
+    if family == "hrnet":
+        return get_preset("hrnet-w32-ap10k").with_(architecture={"width": description["width"]})
     preset = get_preset("res50-ap10k")
     return preset.with_(architecture={**preset.architecture, "depth": description["depth"],
                                       "deconv_channels": list(description["deconv_channels"])})
 
 
 def test_fixture_is_not_trivial(fixture):
-    _, reference, _ = fixture
+    family, description, reference, _ = fixture
+    if family == "hrnet":
+        assert description["family"] == "hrnet" and description["width"] == 8
     keypoints, scores = reference["keypoints"], reference["keypoint_scores"]
     assert keypoints.shape == (3, 17, 2) and scores.shape == (3, 17)
     for kp in keypoints:  # keypoints spread over the box, not one argmax everywhere
@@ -58,13 +71,17 @@ def test_fixture_is_not_trivial(fixture):
 
 @pytest.mark.parametrize("version", ["1.x", "0.x"])
 def test_keypoints_match_mmpose(fixture, version, record_property):
-    description, reference, image = fixture
+    family, description, reference, image = fixture
     path = FIXTURE / description["checkpoints"][version]
     raw = torch.load(path, map_location="cpu", weights_only=True)
     head = "head." if version == "1.x" else "keypoint_head."
     assert any(k.startswith(head) for k in raw["state_dict"])
+    if family == "hrnet":
+        assert any(k.startswith("backbone.stage4.") for k in raw["state_dict"])
 
-    model, preset, _ = load_checkpoint(path, preset=_preset(description))
+    model, preset, _ = load_checkpoint(path, preset=_preset(family, description))
+    if family == "hrnet":
+        assert model.backbone.width == description["width"]
     estimator = TopDownPoseEstimator(model, preset, PoseConfig())
     assert estimator.flip_test and preset.flip_shift and estimator.config.box_padding == 1.25
     boxes = reference["boxes"].astype(np.float32)
@@ -74,53 +91,5 @@ def test_keypoints_match_mmpose(fixture, version, record_property):
     score_diff = float(np.abs(out.keypoint_scores - reference["keypoint_scores"]).max())
     record_property("max_keypoint_diff_px", kp_diff)
     record_property("max_score_diff", score_diff)
-    print(f"mmpose {version}: max keypoint diff {kp_diff:.3g} px, max score diff {score_diff:.3g}")
-    assert kp_diff <= KEYPOINT_TOL, f"keypoints differ from mmpose's by up to {kp_diff:.4g} px"
-    assert score_diff <= SCORE_TOL, f"keypoint scores differ from mmpose's by up to {score_diff:.4g}"
-
-
-# ---------------------------------------------------------------- HRNet (hrnet-w32-ap10k preset at width 8)
-
-@pytest.fixture(scope="module")
-def hrnet_fixture():
-    description = json.loads((FIXTURE / "hrnet_fixture.json").read_text())
-    reference = np.load(FIXTURE / description["reference"])
-    image = cv2.imread(str(FIXTURE / description["image"]), cv2.IMREAD_COLOR)
-    assert image is not None and image.shape == (240, 320, 3)
-    return description, reference, image
-
-
-def test_hrnet_fixture_is_not_trivial(hrnet_fixture):
-    description, reference, _ = hrnet_fixture
-    assert description["family"] == "hrnet" and description["width"] == 8
-    keypoints, scores = reference["keypoints"], reference["keypoint_scores"]
-    assert keypoints.shape == (3, 17, 2) and scores.shape == (3, 17)
-    for kp in keypoints:
-        assert len({tuple(p) for p in kp.round(2)}) > 10
-    assert np.ptp(scores) > 1.0
-
-
-@pytest.mark.parametrize("version", ["1.x", "0.x"])
-def test_hrnet_keypoints_match_mmpose(hrnet_fixture, version, record_property):
-    description, reference, image = hrnet_fixture
-    path = FIXTURE / description["checkpoints"][version]
-    raw = torch.load(path, map_location="cpu", weights_only=True)
-    head = "head." if version == "1.x" else "keypoint_head."
-    assert any(k.startswith(head) for k in raw["state_dict"])
-    assert any(k.startswith("backbone.stage4.") for k in raw["state_dict"])
-
-    preset = get_preset("hrnet-w32-ap10k").with_(architecture={"width": description["width"]})
-    model, preset, _ = load_checkpoint(path, preset=preset)
-    assert model.backbone.width == description["width"]
-    estimator = TopDownPoseEstimator(model, preset, PoseConfig())
-    assert estimator.flip_test and preset.flip_shift and estimator.config.box_padding == 1.25
-    boxes = reference["boxes"].astype(np.float32)
-    out = estimator(image, Instances(boxes, np.ones(len(boxes), np.float32)))
-
-    kp_diff = float(np.abs(out.keypoints - reference["keypoints"]).max())
-    score_diff = float(np.abs(out.keypoint_scores - reference["keypoint_scores"]).max())
-    record_property("max_keypoint_diff_px", kp_diff)
-    record_property("max_score_diff", score_diff)
-    print(f"mmpose HRNet-W8 {version}: max keypoint diff {kp_diff:.3g} px, max score diff {score_diff:.3g}")
-    assert kp_diff <= KEYPOINT_TOL, f"keypoints differ from mmpose's by up to {kp_diff:.4g} px"
-    assert score_diff <= SCORE_TOL, f"keypoint scores differ from mmpose's by up to {score_diff:.4g}"
+    assert kp_diff <= KEYPOINT_TOL, f"{family} {version}: keypoints differ from mmpose's by up to {kp_diff:.4g} px"
+    assert score_diff <= SCORE_TOL, f"{family} {version}: scores differ from mmpose's by up to {score_diff:.4g}"

@@ -10,20 +10,7 @@ from aptrack.models.mmpose_keys import is_mmpose_checkpoint, mmpose_state_dict, 
 from aptrack.models.registry import count_flops, count_parameters
 from aptrack.models.resnet import ResNetSimpleBaseline
 
-
-def randomized(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """``model`` with every parameter and batch-norm statistic random (init zeros some),
-    so a tensor loaded into the wrong place changes the output."""
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, tensor in model.state_dict().items():
-            if name.endswith("num_batches_tracked"):
-                tensor.fill_(int(torch.randint(1, 1000, (1,), generator=gen)))
-            elif name.endswith("running_var"):
-                tensor.copy_(torch.rand(tensor.shape, generator=gen) + 0.5)
-            else:
-                tensor.copy_(torch.randn(tensor.shape, generator=gen) * 0.1)
-    return model.eval()
+from conftest import randomized
 
 
 @pytest.fixture(scope="module")

@@ -30,7 +30,7 @@ from aptrack.eval.keypoints import PredictionLog, evaluate_predictions, keypoint
 from aptrack.eval.tracking import ClipTrackingEval, summarize
 from aptrack.io.images import load_image
 from aptrack.pipeline import Pipeline, StageTimer
-from aptrack.runner import iter_frames
+from aptrack.runner import iter_frames, timed_frames
 from aptrack.track.kalman import KalmanBoxMotion
 
 log = logging.getLogger(__name__)
@@ -114,13 +114,7 @@ def _propagate_first_frame(pipeline: Pipeline, clip_data: ClipDataset, clip: Cli
     motion = KalmanBoxMotion()
     states: dict[int, tuple] = {}
     out = []
-    it = iter(frames)
-    while True:
-        with timer("read"):
-            item = next(it, None)
-        if item is None:
-            return out
-        t, frame = item
+    for t, frame in timed_frames(frames, timer):
         rows = clip.rows[t]
         if t == 0:
             ids = clip_data.track_ids[rows]
@@ -141,6 +135,7 @@ def _propagate_first_frame(pipeline: Pipeline, clip_data: ClipDataset, clip: Cli
                     if box is not None:
                         states[int(i)] = motion.update(*states[int(i)], xyxy_to_xyah(box[None])[0])
         out.append((inst, inst))
+    return out
 
 
 def run_benchmark(pipeline: Pipeline, clip_data: ClipDataset, source: str, progress=None,

@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
 
+from aptrack.models.simplebaseline import deconv_stack, init_head
+
 RESNET_DEPTHS: dict[int, tuple[type[nn.Module], tuple[int, int, int, int]]] = {
     18: (BasicBlock, (2, 2, 2, 2)),
     34: (BasicBlock, (3, 4, 6, 3)),
@@ -34,10 +36,6 @@ RESNET_DEPTHS: dict[int, tuple[type[nn.Module], tuple[int, int, int, int]]] = {
     152: (Bottleneck, (3, 8, 36, 3)),
 }
 """Residual block type and number of blocks of each stage, by depth (as mmpose's ``ResNet``)."""
-
-_DECONV_PADDING = {4: (1, 0), 3: (1, 1), 2: (0, 0)}
-"""``(padding, output_padding)`` that make a stride-2 transposed conv exactly double the size."""
-
 
 class ResNetBackbone(nn.Module):
     """ResNet without its pooling and classifier: (B, 3, H, W) -> (B, C, H/32, W/32).
@@ -115,31 +113,10 @@ class HeatmapHead(nn.Module):
     def __init__(self, in_channels: int, num_keypoints: int, deconv_channels=(256, 256, 256),
                  deconv_kernel: int = 4):
         super().__init__()
-        if deconv_kernel not in _DECONV_PADDING:
-            raise ValueError(f"deconv_kernel must be 4, 3 or 2, not {deconv_kernel}")
-        padding, output_padding = _DECONV_PADDING[deconv_kernel]
-        layers: list[nn.Module] = []
-        channels = in_channels
-        for out_channels in deconv_channels:
-            layers += [nn.ConvTranspose2d(channels, int(out_channels), deconv_kernel, stride=2, padding=padding,
-                                          output_padding=output_padding, bias=False),
-                       nn.BatchNorm2d(int(out_channels)), nn.ReLU(inplace=True)]
-            channels = int(out_channels)
+        layers, channels = deconv_stack(in_channels, deconv_channels, deconv_kernel)
         self.deconv_layers = nn.Sequential(*layers) if layers else nn.Identity()
         self.final_layer = nn.Conv2d(channels, num_keypoints, kernel_size=1)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        """mmpose's head initialisation: convolutions normal with std 0.001 and zero
-        bias, batch norms at identity."""
-        for m in self.modules():
-            if isinstance(m, (nn.ConvTranspose2d, nn.Conv2d)):
-                nn.init.normal_(m.weight, std=0.001)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_head(self.modules())  # mmpose's head initialisation is SimpleBaseline's
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """(B, C, h, w) -> (B, K, h * 2^N, w * 2^N) heatmaps."""

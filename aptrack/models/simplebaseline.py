@@ -22,6 +22,47 @@ def _mobilenet_v2() -> tuple[nn.Module, int]:
 
 BACKBONES = {"mobilenet_v2": _mobilenet_v2}
 
+DECONV_PADDING = {4: (1, 0), 3: (1, 1), 2: (0, 0)}
+"""``(padding, output_padding)`` that make a stride-2 transposed conv exactly double the size."""
+
+
+def deconv_stack(in_channels: int, deconv_channels, deconv_kernel: int) -> tuple[list[nn.Module], int]:
+    """SimpleBaseline's upsampling layers: N x [stride-2 transposed conv (no bias), BN, ReLU].
+
+    Returns the layers (for an ``nn.Sequential``, whose indices are then the
+    parameter names mmpose uses: 0/1, 3/4, 6/7, ...) and their output channels.
+
+    Raises
+    ------
+    ValueError
+        If ``deconv_kernel`` is not 4, 3 or 2.
+    """
+    if deconv_kernel not in DECONV_PADDING:
+        raise ValueError(f"deconv_kernel must be 4, 3 or 2, not {deconv_kernel}")
+    padding, output_padding = DECONV_PADDING[deconv_kernel]
+    layers: list[nn.Module] = []
+    channels = in_channels
+    for out_channels in deconv_channels:
+        layers += [nn.ConvTranspose2d(channels, int(out_channels), deconv_kernel, stride=2, padding=padding,
+                                      output_padding=output_padding, bias=False),
+                   nn.BatchNorm2d(int(out_channels)), nn.ReLU(inplace=True)]
+        channels = int(out_channels)
+    return layers, channels
+
+
+def init_head(modules) -> None:
+    """SimpleBaseline's head initialisation, in the order given: convolutions normal with
+    std 0.001 and zero bias (the first heatmaps are near zero, not large noise), batch
+    norms at identity."""
+    for m in modules:
+        if isinstance(m, (nn.ConvTranspose2d, nn.Conv2d)):
+            nn.init.normal_(m.weight, std=0.001)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
 
 class SimpleBaseline(nn.Module):
     """Backbone (stride 32) -> N x [deconv 2x, BN, ReLU] -> 1x1 conv to K heatmaps.
@@ -43,29 +84,11 @@ class SimpleBaseline(nn.Module):
         super().__init__()
         if backbone not in BACKBONES:
             raise ValueError(f"unknown backbone '{backbone}'; known: {', '.join(BACKBONES)}")
-        padding, output_padding = {4: (1, 0), 3: (1, 1), 2: (0, 0)}[deconv_kernel]
         self.backbone, channels = BACKBONES[backbone]()
-        layers: list[nn.Module] = []
-        for out_channels in deconv_channels:
-            layers += [nn.ConvTranspose2d(channels, out_channels, deconv_kernel, stride=2,
-                                          padding=padding, output_padding=output_padding, bias=False),
-                       nn.BatchNorm2d(out_channels), nn.ReLU(inplace=True)]
-            channels = out_channels
+        layers, channels = deconv_stack(channels, deconv_channels, deconv_kernel)
         self.head = nn.Sequential(*layers)
         self.final = nn.Conv2d(channels, num_keypoints, kernel_size=1)
-        self._init_head()
-
-    def _init_head(self) -> None:
-        """Small random head weights (std 0.001, as SimpleBaseline does) so the first
-        heatmaps are near zero instead of large noise; batch norms start at identity."""
-        for m in (*self.head.modules(), self.final):
-            if isinstance(m, (nn.ConvTranspose2d, nn.Conv2d)):
-                nn.init.normal_(m.weight, std=0.001)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_head((*self.head.modules(), self.final))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) normalised RGB -> (B, K, H/8, W/8) heatmaps with 3 deconvs."""

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from aptrack.core.errors import ConfigError
+from aptrack.pose.mmpose_codecs import MSRAHeatmap, UDPHeatmap
 
 
 def gaussian_heatmaps(centers_hm: np.ndarray, heatmap_size, sigma: float) -> np.ndarray:
@@ -193,12 +194,7 @@ class HeatmapCodec:
         return self.to_input(refined), np.clip(values, 0.0, 1.0)
 
 
-def _mmpose_codecs() -> dict:
-    from aptrack.pose.mmpose_codecs import MSRAHeatmap, UDPHeatmap
-    return {"msra-heatmap": MSRAHeatmap, "udp-heatmap": UDPHeatmap}
-
-
-CODECS = {"aptrack-heatmap": HeatmapCodec, **_mmpose_codecs()}
+CODECS = {"aptrack-heatmap": HeatmapCodec, "msra-heatmap": MSRAHeatmap, "udp-heatmap": UDPHeatmap}
 """Codec class of each codec type a model preset may name: aptrack's own, and mmpose's
 MSRA and UDP heatmaps (:mod:`aptrack.pose.mmpose_codecs`), whose decoding is mmpose's."""
 

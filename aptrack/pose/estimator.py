@@ -15,15 +15,11 @@ from aptrack.core.instances import Instances
 from aptrack.models.presets import Preset
 from aptrack.pose.codecs import build_codec
 from aptrack.pose.config import PoseConfig
+from aptrack.pose.mmpose_codecs import crop_to_frame, msra_warp_matrix, udp_warp_matrix
 from aptrack.pose.transforms import apply_affine, crop, invert_affine, swap_pairs, warp_matrix
 
-
-def _warp_function(kind: str):
-    """The frame-to-crop matrix builder of a preset's ``warp``: aptrack's, or mmpose's MSRA or UDP one."""
-    if kind == "aptrack":
-        return warp_matrix
-    from aptrack.pose import mmpose_codecs
-    return {"msra": mmpose_codecs.msra_warp_matrix, "udp": mmpose_codecs.udp_warp_matrix}[kind]
+WARP_MATRICES = {"aptrack": warp_matrix, "msra": msra_warp_matrix, "udp": udp_warp_matrix}
+"""The frame-to-crop matrix builder of each preset ``warp``: aptrack's, or mmpose's MSRA or UDP one."""
 
 
 def normalize_crops(crops_bgr: np.ndarray, mean, std, color: str = "rgb") -> torch.Tensor:
@@ -67,6 +63,7 @@ class TopDownPoseEstimator:
         self.model = model
         self.preset = preset
         self.codec = build_codec(preset.input_size, preset.codec)
+        self._warp = WARP_MATRICES[preset.warp]
         self.layout = preset.layout
         self.config = config
         self.device = device
@@ -103,8 +100,7 @@ class TopDownPoseEstimator:
 
     def _cut(self, frame: np.ndarray, centers: np.ndarray, scales: np.ndarray):
         size = tuple(self.codec.input_size)
-        warp = _warp_function(self.preset.warp)
-        matrices = np.stack([warp(c, s, size) for c, s in zip(centers, scales)])
+        matrices = np.stack([self._warp(c, s, size) for c, s in zip(centers, scales)])
         images = np.stack([crop(frame, m, size) for m in matrices])
         return images, matrices
 
@@ -118,7 +114,6 @@ class TopDownPoseEstimator:
         """
         if self.preset.warp == "aptrack":
             return apply_affine(keypoints_crop, invert_affine(matrix))
-        from aptrack.pose.mmpose_codecs import crop_to_frame
         return crop_to_frame(keypoints_crop, center, scale, self.codec.input_size)
 
     @torch.inference_mode()

@@ -454,6 +454,26 @@ def _prepare(keypoints, visible):
     return kp, vis
 
 
+def _patch_window(position, radius: float, width: int, height: int):
+    """Cell ``int(p + 0.5)`` and the window ``left, top, right, bottom`` of a ``2r + 1`` patch
+    around it, as mmpose computes them; None when the patch lies fully outside the map."""
+    mu = (position + 0.5).astype(np.int64)
+    left, top = (mu - radius).astype(np.int64)
+    right, bottom = (mu + radius + 1).astype(np.int64)
+    if left >= width or top >= height or right < 0 or bottom < 0:
+        return None
+    return mu, (left, top, right, bottom)
+
+
+def _paste_max(heatmap: np.ndarray, patch: np.ndarray, window) -> None:
+    """``heatmap = max(heatmap, patch)`` over the part of ``window`` inside the map, in place."""
+    left, top, right, bottom = window
+    h, w = heatmap.shape
+    region = heatmap[max(0, top):min(h, bottom), max(0, left):min(w, right)]
+    part = patch[max(0, -top):min(h, bottom) - top, max(0, -left):min(w, right) - left]
+    np.maximum(region, part, out=region)
+
+
 def _float_copy(a) -> np.ndarray:
     arr = np.array(a, copy=True)
     if not np.issubdtype(arr.dtype, np.floating):
@@ -546,15 +566,11 @@ class MSRAHeatmap:
         for j in range(len(kp)):
             if vis[j] < 0.5:
                 continue
-            mu = (kp[j] + 0.5).astype(np.int64)
-            left, top = (mu - radius).astype(np.int64)
-            right, bottom = (mu + radius + 1).astype(np.int64)
-            if left >= w or top >= h or right < 0 or bottom < 0:
+            found = _patch_window(kp[j], radius, w, h)
+            if found is None:
                 weights[j] = 0
                 continue
-            region = heatmaps[j, max(0, top):min(h, bottom), max(0, left):min(w, right)]
-            part = patch[max(0, -top):min(h, bottom) - top, max(0, -left):min(w, right) - left]
-            np.maximum(region, part, out=region)
+            _paste_max(heatmaps[j], patch, found[1])
         return heatmaps, weights
 
     def decode(self, heatmaps):
@@ -648,18 +664,15 @@ class UDPHeatmap:
         for j in range(len(kp)):
             if vis[j] < 0.5:
                 continue
-            mu = (kp[j] + 0.5).astype(np.int64)
-            left, top = (mu - radius).astype(np.int64)
-            right, bottom = (mu + radius + 1).astype(np.int64)
-            if left >= w or top >= h or right < 0 or bottom < 0:
+            found = _patch_window(kp[j], radius, w, h)
+            if found is None:
                 weights[j] = 0
                 continue
+            mu, window = found
             x0 = np.float32(size // 2 + (np.float64(kp[j, 0]) - mu[0]))
             y0 = np.float32(size // 2 + (np.float64(kp[j, 1]) - mu[1]))
             patch = np.exp(-((gx - x0) ** 2 + (gy - y0) ** 2) / two_var)
-            region = heatmaps[j, max(0, top):min(h, bottom), max(0, left):min(w, right)]
-            part = patch[max(0, -top):min(h, bottom) - top, max(0, -left):min(w, right) - left]
-            np.maximum(region, part, out=region)
+            _paste_max(heatmaps[j], patch, window)
         return heatmaps, weights
 
     def decode(self, heatmaps):
