@@ -310,6 +310,24 @@ def save_checkpoints(state: dict, meta: dict, folder: Path, stem: str = "res18_a
     return v1, v0
 
 
+def extra_families() -> dict[str, Path]:
+    """Families whose parity code lives in a module of its own beside this script.
+
+    ``benchmarks/mmpose_parity_<family>.py`` defines ``run(args, mmpose_version) -> int``
+    and optionally ``add_arguments(parser)``; it reuses this module's shims,
+    seeded weights, image, boxes and checkpoint writer.
+    """
+    here = Path(__file__).resolve().parent
+    return {p.stem[len("mmpose_parity_"):]: p for p in sorted(here.glob("mmpose_parity_*.py"))}
+
+
+def _family_module(family: str):
+    here = str(Path(__file__).resolve().parent)
+    if here not in sys.path:
+        sys.path.insert(0, here)
+    return importlib.import_module(f"mmpose_parity_{family}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--mmref", default="/tmp/mmref", help="folder mmpose was pip-installed into (--target)")
@@ -317,17 +335,26 @@ def main(argv=None) -> int:
     parser.add_argument("--depth", type=int, default=18)
     parser.add_argument("--channels", type=int, default=32, help="deconvolution channels")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--family", choices=("res", "hrnet"), default="res",
-                        help="res: SimpleBaseline ResNet config; hrnet: HRNet-W32 config")
+    extras = extra_families()
+    parser.add_argument("--family", choices=("res", "hrnet", *extras), default="res",
+                        help="res: SimpleBaseline ResNet config; hrnet: HRNet-W32 config; the others: "
+                             "benchmarks/mmpose_parity_<family>.py")
     parser.add_argument("--width", type=int, default=8, help="HRNet width W (branches W, 2W, 4W, 8W)")
     parser.add_argument("--full", action="store_true",
-                        help="depth 50, 256 channels / HRNet-W32 (the published architecture): "
-                             "print the difference only")
+                        help="the published architecture (depth 50, 256 channels / HRNet-W32 / each "
+                             "family's own): print the difference only")
+    for family in extras:
+        hook = getattr(_family_module(family), "add_arguments", None)
+        if hook is not None:
+            hook(parser)
     args = parser.parse_args(argv)
-    if args.full:
-        args.depth, args.channels, args.width = 50, 256, 32
     install_shims(args.mmref)
     import mmpose
+
+    if args.family in extras:
+        return _family_module(args.family).run(args, mmpose.__version__)
+    if args.full:
+        args.depth, args.channels, args.width = 50, 256, 32
 
     if args.family == "hrnet":
         return main_hrnet(args, mmpose.__version__)
@@ -349,11 +376,15 @@ def main(argv=None) -> int:
         paths = save_checkpoints(state, meta, args.out)
         cv2.imwrite(str(args.out / "image.png"), image)
         np.savez(args.out / "mmpose_keypoints.npz", keypoints=keypoints, keypoint_scores=scores, boxes=BOXES)
-        description = {**meta, "image": "image.png", "image_source": PHOTO.name if PHOTO.exists() else "noise",
+        description = {**meta, "family": "res", "image": "image.png",
+                       "image_source": PHOTO.name if PHOTO.exists() else "noise",
                        "checkpoints": {"1.x": paths[0].name, "0.x": paths[1].name},
+                       "aptrack_preset": "res50-ap10k",
+                       "aptrack_architecture": {"depth": args.depth, "deconv_channels": [args.channels] * 3,
+                                                "deconv_kernel": 4},
                        "reference": "mmpose_keypoints.npz", "flip_test": True, "shift_heatmap": True,
                        "box_padding": 1.25, "made_by": "benchmarks/mmpose_parity.py"}
-        (args.out / "fixture.json").write_text(json.dumps(description, indent=2) + "\n")
+        (args.out / "res_fixture.json").write_text(json.dumps(description, indent=2) + "\n")
         results = [aptrack_keypoints(p, args.depth, args.channels, image, BOXES) for p in paths]
 
     print(f"mmpose {mmpose.__version__}, ResNet-{args.depth}, deconv {args.channels}, "
@@ -394,6 +425,7 @@ def main_hrnet(args, version: str) -> int:
                  boxes=BOXES)
         description = {**meta, "image": "image.png", "checkpoints": {"1.x": paths[0].name, "0.x": paths[1].name},
                        "reference": "hrnet_mmpose_keypoints.npz", "aptrack_preset": "hrnet-w32-ap10k",
+                       "aptrack_architecture": {"width": args.width},
                        "flip_test": True, "shift_heatmap": True, "box_padding": 1.25,
                        "made_by": "benchmarks/mmpose_parity.py --family hrnet"}
         (args.out / "hrnet_fixture.json").write_text(json.dumps(description, indent=2) + "\n")

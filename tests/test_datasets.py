@@ -172,3 +172,56 @@ def test_split_is_by_image_seeded_and_disjoint(animalpose, tmp_path):
         split_by_image(ds, val_instances=10_000, seed=0)
     with pytest.raises(DatasetError, match="unknown split"):
         select_split(ds, "test", 20, 3)
+
+
+MMPOSE_ANIMALPOSE_ORDER = ("L_Eye", "R_Eye", "L_EarBase", "R_EarBase", "Nose", "Throat", "TailBase", "Withers",
+                           "L_F_Elbow", "R_F_Elbow", "L_B_Elbow", "R_B_Elbow", "L_F_Knee", "R_F_Knee",
+                           "L_B_Knee", "R_B_Knee", "L_F_Paw", "R_F_Paw", "L_B_Paw", "R_B_Paw")
+"""mmpose 1.3.2's Animal-Pose keypoint order (configs/_base_/datasets/animalpose.py)."""
+
+
+def test_animalpose_layout_is_mmposes_order_flip_pairs_and_sigmas():
+    layout = load_layout("animalpose")
+    short = {"left": "L", "right": "R", "front": "F", "back": "B"}
+
+    def mmpose_name(name):
+        parts = name.split("_")
+        if parts[-1] == "ear":
+            return f"{short[parts[0]]}_EarBase"
+        if len(parts) == 1:
+            return {"tailbase": "TailBase"}.get(name, name.capitalize())
+        return "_".join(short.get(p, p.capitalize()) for p in parts)
+
+    assert tuple(mmpose_name(k) for k in layout.keypoints) == MMPOSE_ANIMALPOSE_ORDER
+    for a, b in layout.flip_pairs:  # every pair swaps left and right of the same joint
+        assert layout.keypoints[a].replace("left", "right") == layout.keypoints[b]
+    paired = {i for pair in layout.flip_pairs for i in pair}
+    assert {layout.keypoints[i] for i in set(range(20)) - paired} == {"nose", "throat", "tailbase", "withers"}
+    sigma = dict(zip(MMPOSE_ANIMALPOSE_ORDER, layout.sigmas))
+    assert (sigma["L_EarBase"], sigma["R_EarBase"], sigma["Nose"]) == (0.026, 0.035, 0.035)
+    assert sigma["Throat"] == sigma["Withers"] == 0.10 and sigma["R_B_Elbow"] == 0.107
+    assert sigma["L_F_Knee"] == 0.087 and sigma["R_B_Paw"] == 0.089
+
+
+def test_a_file_holding_every_layout_keypoint_maps_by_name(tmp_path):
+    """The Animal-Pose file's own order loads into mmpose's Animal-Pose order, joint by joint."""
+    layout = load_layout("animalpose")
+    file_order = list(load_mapping(TABLE).source_keypoints)  # the dataset file's order
+    assert set(file_order) == set(layout.keypoints) and file_order != list(layout.keypoints)
+    mapping = find_mapping(file_order, layout)
+    assert mapping is not None and mapping.matrix(layout).sum() == 20
+    kp = [[10.0 + i, 20.0 + 2 * i, 1] for i in range(20)]
+    kp[file_order.index("withers")][2] = 0  # unlabelled in the file
+    import cv2
+    cv2.imwrite(str(tmp_path / "a.jpg"), np.zeros((100, 200, 3), np.uint8))
+    data = {"images": {"1": "a.jpg"},
+            "categories": [{"id": 1, "name": "dog", "keypoints": file_order}],
+            "annotations": [{"image_id": 1, "category_id": 1, "bbox": [5, 5, 90, 90], "keypoints": kp}]}
+    (tmp_path / "ap.json").write_text(json.dumps(data))
+    ds = load_keypoint_dataset(tmp_path / "ap.json", tmp_path, layout)
+    for name in ("left_ear", "throat", "right_back_paw"):
+        i = file_order.index(name)
+        np.testing.assert_allclose(ds.keypoints[0, layout.keypoints.index(name)], [10.0 + i, 20.0 + 2 * i])
+    assert not ds.visible[0, layout.keypoints.index("withers")] and ds.visible[0].sum() == 19
+    # a file missing one of the layout's keypoints is not mapped by name
+    assert find_mapping(file_order[:-1], layout) is None

@@ -156,3 +156,14 @@ def test_a_registry_with_a_short_or_odd_sha256_is_refused(tmp_path):
     path.write_text("x: {file: x.pt, sha256: abc123}\n")
     with pytest.raises(ConfigError, match="needs a sha256 of 8 to 64 hex digits"):
         hub.load_registry(path)
+
+
+def test_an_unquoted_all_digit_sha256_prefix_is_refused_not_misread(tmp_path):
+    """YAML reads ``sha256: 34644726`` as a number (and ``01234567`` as octal): ask for quotes."""
+    from aptrack.core.errors import ConfigError
+    path = tmp_path / "registry.yaml"
+    path.write_text("x: {file: x-34644726_20210426.pth, sha256: 34644726}\n")
+    with pytest.raises(ConfigError, match="needs its sha256 as a quoted string, got 34644726"):
+        hub.load_registry(path)
+    path.write_text('x: {file: x-34644726_20210426.pth, sha256: "34644726"}\n')
+    assert hub.load_registry(path)["x"].sha256 == "34644726"

@@ -1,6 +1,7 @@
 """mmpose's models in aptrack: presets, mmpose checkpoints (0.x and 1.x keys), mmpose's test-time maths."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -87,3 +88,69 @@ def test_run_takes_an_mmpose_checkpoint_with_pose_config(tmp_path, mirror):
     result = json.loads((tmp_path / "out" / "dog_clip.json").read_text())
     assert result["info"]["models"]["pose"]["model"] == "tiny-resnet"
     assert len(result["annotations"]) == 3 and len(result["annotations"][0]["keypoints"]) == 51
+
+
+ANIMALPOSE_PRESETS = {"res50-animalpose": (50, 0.691), "res101-animalpose": (101, 0.696),
+                      "res152-animalpose": (152, 0.704), "hrnet-w32-animalpose": (32, 0.740),
+                      "hrnet-w48-animalpose": (48, 0.738)}
+"""mmpose's Animal-Pose models: depth or width, and the AP mmpose's metafiles report."""
+
+
+@pytest.mark.parametrize("name", sorted(ANIMALPOSE_PRESETS))
+def test_animalpose_presets_predict_mmposes_twenty_keypoints_with_mmposes_recipe(name):
+    preset = get_preset(name)
+    size, ap = ANIMALPOSE_PRESETS[name]
+    assert preset.layout.name == "animalpose" and preset.layout.num_keypoints == 20
+    assert preset.architecture.get("depth", preset.architecture.get("width")) == size
+    assert preset.warp == "msra" and preset.flip_test and preset.flip_shift
+    assert preset.codec == {"type": "msra-heatmap", "heatmap_size": [64, 64], "sigma": 2.0}
+    assert preset.reported["AP"] == pytest.approx(ap)
+    from aptrack.core import hub
+    entry = hub.load_registry()[preset.weights]
+    digits = re.search(r"-([0-9a-f]{8})_\d{8}\.pth$", entry.file).group(1)  # mmpose's names carry the sha256 prefix
+    assert entry.url.endswith("/" + entry.file) and entry.url.startswith("https://download.openmmlab.com/mmpose/")
+    assert entry.sha256 == digits and len(digits) == 8 and "animalpose" in entry.file
+    with torch.device("meta"):
+        model = build_network(preset)
+    assert model.head.final_layer.out_channels == 20
+
+
+def test_resnet152_has_the_parameter_count_of_the_simplebaseline_paper():
+    from aptrack.models import count_parameters
+    with torch.device("meta"):
+        model = build_network(get_preset("res152-animalpose"))
+    assert count_parameters(model) == pytest.approx(68.6e6, rel=0.005)
+
+
+def test_eval_of_an_animalpose_model_scores_mmposes_order_against_the_files_order(tmp_path, capsys):
+    """A 20-keypoint mmpose file runs on the Animal-Pose json, whose keypoints are mapped by name."""
+    from conftest import ANIMALPOSE, animalpose_subset
+    if not ANIMALPOSE.is_dir():
+        pytest.skip("shared Animal-Pose images not found")
+    from aptrack.cli import main
+
+    torch.manual_seed(0)
+    preset = tiny_resnet(name="tiny-animalpose", layout=get_preset("res50-animalpose").layout)
+    weights = mmpose_0x_file(build_network(preset), tmp_path / "tiny_animalpose.pth")
+    preset_file = tmp_path / "tiny-animalpose.yaml"
+    data = preset.to_dict()
+    data["layout"] = "animalpose"
+    preset_file.write_text(json.dumps(data))
+    sub = animalpose_subset(tmp_path / "sub.json", 2)
+    code = main(["eval", "--data", str(sub), "--images", str(ANIMALPOSE / "images"), "--weights", str(weights),
+                 "--pose-config", str(preset_file), "--save", str(tmp_path / "save"), "--format", "json", "-q"])
+    assert code == 0
+    metrics = json.loads(capsys.readouterr().out)
+    gt = json.loads((tmp_path / "save" / "gt.json").read_text())
+    results = json.loads((tmp_path / "save" / "results.json").read_text())
+    raw = json.loads(sub.read_text())
+    assert metrics["instances"] == len(raw["annotations"]) == len(gt["annotations"]) == len(results)
+    assert all(len(r["keypoints"]) == 60 and {"image_id", "score"} <= set(r) for r in results)
+    # the scored ground truth is in mmpose's order: its third keypoint is the file's left ear
+    names = raw["categories"][0]["keypoints"]
+    first = np.asarray(raw["annotations"][0]["keypoints"], float)
+    scored = np.asarray(gt["annotations"][0]["keypoints"], float).reshape(20, 3)
+    ear = first[names.index("left_ear")]
+    assert (scored[2, 2] > 0) == (ear[2] > 0)
+    if ear[2] > 0:
+        np.testing.assert_allclose(scored[2, :2], ear[:2])

@@ -97,7 +97,9 @@ def _entries(data, path: Path) -> dict[str, WeightsEntry]:
             entries[name] = WeightsEntry(name=name, **spec)
         except TypeError as exc:
             raise ConfigError(f"{path}: entry '{name}' is malformed ({exc})") from None
-        digest = str(entries[name].sha256)
+        digest = entries[name].sha256
+        if not isinstance(digest, str):  # YAML reads an unquoted all-digit prefix as a number
+            raise ConfigError(f"{path}: entry '{name}' needs its sha256 as a quoted string, got {digest!r}")
         if not (MIN_SHA256_PREFIX <= len(digest) <= 64 and all(c in "0123456789abcdefABCDEF" for c in digest)):
             raise ConfigError(f"{path}: entry '{name}' needs a sha256 of {MIN_SHA256_PREFIX} to 64 hex digits, "
                               f"got '{digest}'")

@@ -2,8 +2,10 @@
 
 Every loader returns one :class:`KeypointDataset`: flat arrays with one row per
 annotated animal, already in the model's keypoint layout. A dataset written in
-another layout is mapped with a table from ``configs/mappings/`` (data, not
-code), the same table for training and evaluation.
+another layout is mapped by keypoint name when it holds every keypoint of the
+model's layout (a reordering, e.g. the Animal-Pose file's order into mmpose's),
+else with a table from ``configs/mappings/`` (data, not code), the same table
+for training and evaluation.
 
 Two json dialects are read:
 
@@ -106,9 +108,30 @@ def load_mapping(path: str | Path) -> KeypointMapping:
     return KeypointMapping.from_dict(read_yaml(path) or {}, str(path))
 
 
+def mapping_by_name(source_keypoints, layout: KeypointLayout) -> KeypointMapping | None:
+    """Each keypoint of ``layout`` taken from the source keypoint of the same name.
+
+    Returns None unless every keypoint name of ``layout`` is among
+    ``source_keypoints`` (extra source keypoints are dropped).
+    """
+    names = tuple(str(k) for k in source_keypoints)
+    if not set(layout.keypoints) <= set(names):
+        return None
+    return KeypointMapping(source="file", target=layout.name, source_keypoints=names,
+                           rules=tuple((k, (k,)) for k in layout.keypoints))
+
+
 def find_mapping(source_keypoints, layout: KeypointLayout) -> KeypointMapping | None:
-    """The table in ``configs/mappings/`` from these source keypoint names to ``layout``."""
+    """How to bring these source keypoint names into ``layout``.
+
+    By name when the source holds every keypoint of ``layout``
+    (:func:`mapping_by_name`), else the table in ``configs/mappings/`` from
+    exactly these names to ``layout``; None when neither exists.
+    """
     names = tuple(source_keypoints)
+    by_name = mapping_by_name(names, layout)
+    if by_name is not None:
+        return by_name
     for path in sorted(resources.folder("mappings").glob("*.yaml")):
         mapping = load_mapping(path)
         if mapping.target == layout.name and mapping.source_keypoints == names:
