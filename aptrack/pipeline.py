@@ -165,12 +165,15 @@ def build_pose(config: PoseConfig, device: str = "cpu"):
     source, layout and input size.
     """
     from aptrack.core import hub
-    from aptrack.models import get_preset, list_presets, load_checkpoint
+    from aptrack.models import get_preset, list_presets, load_checkpoint, preset_for_weights
     from aptrack.pose.estimator import TopDownPoseEstimator
 
     device = resolve_device(device)
     pose_weights = hub.resolve(config.weights)
-    named = config.model or (config.weights if config.weights in list_presets() else None)
+    named = (config.model or (config.weights if config.weights in list_presets() else None)
+             or preset_for_weights(pose_weights.sha256))
+    if named and not config.model and config.weights not in list_presets():
+        log.info("pose weights %s are the published weights of %s", pose_weights.path, named)
     model, preset, _ = load_checkpoint(pose_weights.path, device, name=pose_weights.name,
                                        preset=get_preset(named) if named else None)
     estimator = TopDownPoseEstimator(model, preset, config, device)

@@ -154,3 +154,33 @@ def test_eval_of_an_animalpose_model_scores_mmposes_order_against_the_files_orde
     assert (scored[2, 2] > 0) == (ear[2] > 0)
     if ear[2] > 0:
         np.testing.assert_allclose(scored[2, :2], ear[:2])
+
+
+def test_a_published_checkpoint_is_recognised_by_its_sha256():
+    from aptrack.core import hub
+    from aptrack.models import preset_for_weights
+    assert preset_for_weights("35760eb8" + "0" * 56) == "res50-ap10k"
+    assert preset_for_weights("1AA7F075" + "f" * 56) == "hrnet-w32-animalpose"
+    assert preset_for_weights("0" * 64) is None
+    default = hub.load_registry()["aptrack-pose-mnv2-256-ft4"]
+    assert preset_for_weights(default.sha256) is None  # aptrack's own files describe themselves
+
+
+def test_pose_file_without_pose_config_takes_the_preset_its_digest_names(tmp_path, monkeypatch):
+    import aptrack.models
+    from aptrack.pipeline import build_pose
+
+    torch.manual_seed(0)
+    preset = tiny_resnet()
+    weights = mmpose_0x_file(build_network(preset), tmp_path / "tiny_mmpose.pth")
+    preset_file = tmp_path / "tiny-resnet.yaml"
+    data = preset.to_dict()
+    data["layout"] = "ap10k"
+    preset_file.write_text(json.dumps(data))
+    seen = []
+    monkeypatch.setattr(aptrack.models, "preset_for_weights",
+                        lambda digest: seen.append(digest) or str(preset_file))
+    estimator, info = build_pose(PoseConfig(weights=str(weights)))
+    from aptrack.core.hub import sha256_of
+    assert seen == [sha256_of(weights)] and info["model"] == "tiny-resnet"
+    assert estimator.preset.input_size == (64, 64)

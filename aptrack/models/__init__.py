@@ -7,11 +7,12 @@
 """
 
 from aptrack.models.checkpoint import build_checkpoint, load_checkpoint
-from aptrack.models.factory import create_model, model_card_rows
+from aptrack.models.factory import create_model, model_card_rows, preset_for_weights
 from aptrack.models.presets import Preset, get_preset, list_presets
 from aptrack.models.registry import FAMILIES, build_network, count_flops, count_parameters
 
 list_models = list_presets
 
 __all__ = ["FAMILIES", "Preset", "build_checkpoint", "build_network", "count_flops", "count_parameters", "create_model",
-           "get_preset", "list_models", "list_presets", "load_checkpoint", "model_card_rows"]
+           "get_preset", "list_models", "list_presets", "load_checkpoint", "model_card_rows",
+           "preset_for_weights"]

@@ -41,6 +41,24 @@ def create_model(preset: str | Preset, pretrained: bool = False, device: str = "
     return model
 
 
+def preset_for_weights(sha256: str) -> str | None:
+    """The model whose published weights have this sha256, or None.
+
+    A downloaded mmpose checkpoint does not describe its architecture, but its
+    digest starts with the prefix its model preset registers (mmpose puts the
+    first 8 hex digits in the file name), so ``--pose FILE`` needs no
+    ``--pose-config`` for a published file. With several matches (never the
+    case for the shipped presets) the first name in sorted order is taken.
+    """
+    registry = hub.load_registry()
+    digest = sha256.lower()
+    for name in list_presets():
+        entry = registry.get(name)
+        if entry is not None and entry.url and digest.startswith(entry.sha256.lower()):
+            return name
+    return None
+
+
 def model_card_rows() -> list[dict]:
     """One row per model preset for ``aptrack models``.
 
