@@ -25,7 +25,12 @@ def test_every_preset_builds_its_network_with_the_published_size():
             model = build_network(preset)
             out = model(torch.zeros(1, 3, preset.input_size[1], preset.input_size[0]))
         w, h = preset.input_size
-        assert tuple(out.shape) == (1, preset.layout.num_keypoints, h // 4, w // 4), name
+        k = preset.layout.num_keypoints
+        if preset.codec["type"] == "simcc":  # RTMPose: x and y bin vectors, split_ratio bins per pixel
+            ratio = preset.codec["simcc_split_ratio"]
+            assert [tuple(o.shape) for o in out] == [(1, k, int(w * ratio)), (1, k, int(h * ratio))], name
+        else:
+            assert tuple(out.shape) == (1, k, h // 4, w // 4), name
     model = create_model(DEFAULT)
     assert count_parameters(model) == pytest.approx(5.37e6, rel=0.01)
     assert count_flops(model, (256, 256))["gmacs"] == pytest.approx(0.90, abs=0.01)

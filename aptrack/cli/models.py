@@ -30,7 +30,8 @@ def main(args) -> int:
                          r["weights"]) for r in rows]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(header))]
     print("\n".join("  ".join(f"{str(c):<{w}}" for c, w in zip(row, widths)).rstrip() for row in table))
-    for r in rows:
-        if r.get("reported_dataset"):
-            print(aligned([(f"  {r['name']}", f"AP {r['reported_ap']:.3f} on {r['reported_dataset']}")]))
+    notes = [(f"  {r['name']}", f"AP {r['reported_ap']:.3f} on {r['reported_dataset']}") for r in rows
+             if r.get("reported_dataset") and r["reported_ap"] is not None]
+    if notes:
+        print(aligned(notes))
     return 0

@@ -163,3 +163,34 @@ def xyxy_to_center_scale(boxes, aspect_ratio: float, padding: float = 1.25):
     h[wide] = w[wide] / aspect_ratio
     w[~wide] = h[~wide] * aspect_ratio
     return c[:, :2], np.stack([w, h], axis=1) * padding
+
+
+def xyxy_to_center_scale_float32(boxes_xyxy, aspect_ratio: float, padding: float = 1.25):
+    """:func:`xyxy_to_center_scale` in float32 and in mmpose's order of operations.
+
+    mmpose's ``GetBBoxCenterScale`` and ``TopdownAffine`` compute the region in
+    float32 (padding first, then the aspect ratio); its UDP warp matrix is built
+    in that dtype, so the UDP presets need these exact values.
+
+    ``scale = (x2y2 - x1y1) * padding``, ``center = (x2y2 + x1y1) * 0.5``, then the
+    size grown to ``aspect_ratio`` (``w / h``): ``(w, w / a)`` where ``w > h a``,
+    else ``(h a, h)``.
+
+    Parameters
+    ----------
+    boxes_xyxy : (N, 4) array_like, pixels
+    aspect_ratio : float
+    padding : float
+
+    Returns
+    -------
+    centers : (N, 2) float32
+    scales : (N, 2) float32
+    """
+    boxes = np.asarray(boxes_xyxy, np.float32).reshape(-1, 4)
+    scales = (boxes[:, 2:] - boxes[:, :2]) * np.float32(padding)
+    centers = (boxes[:, 2:] + boxes[:, :2]) * np.float32(0.5)
+    w, h = scales[:, :1], scales[:, 1:]
+    a = np.float32(aspect_ratio)
+    scales = np.where(w > h * a, np.hstack([w, w / a]), np.hstack([h * a, h]))
+    return centers, scales

@@ -116,7 +116,7 @@ def first_mismatch(expected: dict, given: dict) -> str | None:
 
 
 def load_checkpoint(path: str | Path, device: str = "cpu", name: str | None = None,
-                    preset: Preset | None = None):
+                    preset: Preset | None = None, part: str | None = None):
     """Rebuild a pose network from a checkpoint file.
 
     Parameters
@@ -131,6 +131,9 @@ def load_checkpoint(path: str | Path, device: str = "cpu", name: str | None = No
     preset : Preset, optional
         The architecture of a file that does not describe its own (mmpose's).
         An aptrack file keeps its own preset.
+    part : str, optional
+        The dataset part of a ViTPose+ file (``"ap10k"``, the default, or
+        ``"apt36k"``, ...: :data:`aptrack.models.vitpose_keys.VITPOSE_PLUS_PARTS`).
 
     Returns
     -------
@@ -148,7 +151,7 @@ def load_checkpoint(path: str | Path, device: str = "cpu", name: str | None = No
     if preset is not None and not (isinstance(raw, dict) and raw.get("format") == CHECKPOINT_FORMAT):
         from aptrack.models.mmpose_keys import mmpose_state_dict
 
-        state, meta = mmpose_state_dict(raw), {"source": "mmpose checkpoint", "file": str(path)}
+        state, meta = mmpose_state_dict(raw, part=part), {"source": "mmpose checkpoint", "file": str(path)}
     else:
         ckpt = _check_aptrack(raw, path)
         try:
@@ -163,6 +166,8 @@ def load_checkpoint(path: str | Path, device: str = "cpu", name: str | None = No
         model = build_network(preset)
     except ConfigError as exc:
         raise WeightsError(f"pose weights {path}: {exc}") from None
+    if raw.get("format") != CHECKPOINT_FORMAT and hasattr(model, "adapt_state_dict"):
+        state = model.adapt_state_dict(state)  # a family's own rules for foreign files (ViTPose's class token)
     mismatch = first_mismatch(model.state_dict(), state)
     if mismatch:
         raise WeightsError(f"pose weights {path} do not match the architecture of {preset.name} "

@@ -66,7 +66,8 @@ def model_card_rows() -> list[dict]:
     (millions), ``gflops`` (multiply-adds per crop, in G, as mmpose's tables
     count them), ``reported_ap`` and ``reported_dataset`` (None when not
     reported), and ``weights``: where the weights are (``project``, ``cache``,
-    ``mirror``), or ``download`` (a URL is known), ``missing`` or ``corrupt``.
+    ``mirror``), or ``download`` (a URL is known), ``missing`` or ``corrupt``; ``none`` when
+    no weights are published for the preset (an architecture to load one's own checkpoint into).
     """
     registry = hub.load_registry()
     rows = []
@@ -75,7 +76,7 @@ def model_card_rows() -> list[dict]:
         with torch.device("meta"):  # shapes only: no memory, no initialisation maths
             model = build_network(preset)
         entry = registry.get(preset.weights) if preset.weights else None
-        where = "missing"
+        where = "missing" if preset.weights else "none"
         if entry is not None:
             try:
                 found = hub.local_copy(entry)

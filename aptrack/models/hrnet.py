@@ -35,6 +35,8 @@ are those of mmpose's blocks; all HRNet blocks have stride 1.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck
@@ -71,24 +73,36 @@ class HRModule(nn.Module):
     by nearest-neighbour upsampling by ``2**(j-i)``, and for ``j < i`` a chain of
     ``i - j`` stride-2 3x3 conv + BN steps (ReLU between steps, not after the last).
 
+    Subclasses change the blocks (``block``), the upsampling (:meth:`_upsample`)
+    and the downward chains (:meth:`_downsample`); the keys and the forward
+    (sum in branch order, then ReLU) stay.
+
     Parameters
     ----------
     channels : sequence of int
         Channels of each branch.
     num_blocks : int
-        Basic blocks per branch.
+        Blocks per branch.
     multiscale_output : bool
         Produce every branch's fused output; if False, only branch 0's.
+    block : callable, optional
+        ``block(branch_index, channels) -> nn.Module``, one channel-preserving
+        block of a branch, called ``num_blocks`` times per branch; default a
+        torchvision ``BasicBlock(channels, channels)``.
     """
 
-    def __init__(self, channels, num_blocks: int = BLOCKS_PER_BRANCH, multiscale_output: bool = True):
+    def __init__(self, channels, num_blocks: int = BLOCKS_PER_BRANCH, multiscale_output: bool = True,
+                 block: Callable[[int, int], nn.Module] | None = None):
         super().__init__()
         channels = [int(c) for c in channels]
         if len(channels) < 2:
             raise ValueError(f"an HRModule needs at least 2 branches, got {len(channels)}")
         self.channels = channels
+        if block is None:
+            def block(_, c):
+                return BasicBlock(c, c)
         self.branches = nn.ModuleList(
-            nn.Sequential(*(BasicBlock(c, c) for _ in range(num_blocks))) for c in channels)
+            nn.Sequential(*(block(b, c) for _ in range(num_blocks))) for b, c in enumerate(channels))
         num_outputs = len(channels) if multiscale_output else 1
         self.fuse_layers = nn.ModuleList(
             nn.ModuleList(self._fuse(j, i) for j in range(len(channels))) for i in range(num_outputs))
@@ -101,8 +115,15 @@ class HRModule(nn.Module):
             return None
         if source > target:
             return nn.Sequential(nn.Conv2d(c_in, c_out, 1, bias=False), nn.BatchNorm2d(c_out),
-                                 nn.Upsample(scale_factor=2 ** (source - target), mode="nearest"))
-        steps = target - source
+                                 self._upsample(2 ** (source - target)))
+        return self._downsample(c_in, c_out, target - source)
+
+    def _upsample(self, scale: int) -> nn.Module:
+        """The upsampling after a 1x1 fuse conv: nearest neighbour (HRNet's)."""
+        return nn.Upsample(scale_factor=scale, mode="nearest")
+
+    def _downsample(self, c_in: int, c_out: int, steps: int) -> nn.Sequential:
+        """``steps`` stride-2 3x3 conv + BN steps, ReLU between them (keys ``{k}.0``, ``{k}.1``)."""
         return nn.Sequential(*(_conv_bn(c_in, c_out if k == steps - 1 else c_in, 3, stride=2, relu=k < steps - 1)
                                for k in range(steps)))
 
@@ -126,14 +147,28 @@ class HRNetBackbone(nn.Module):
     width : int
         Channels of the highest-resolution branch (32 for HRNet-W32, 48 for
         HRNet-W48); branch ``b`` has ``width * 2**b``.
+    stage1_blocks : int
+        Bottlenecks of stage 1 (``layer1``).
+    stages : sequence of (int, int)
+        ``(number of modules, number of branches)`` of stages 2, 3, ...
+    module : callable, optional
+        ``module(stage, channels, multiscale_output) -> nn.Module`` builds one
+        module of stage ``stage`` (2, 3, ...); default an :class:`HRModule` of
+        basic blocks. HRNet-like backbones (HRFormer) pass their own.
     """
 
-    def __init__(self, width: int = 32):
+    def __init__(self, width: int = 32, stage1_blocks: int = BLOCKS_PER_BRANCH,
+                 stages: tuple[tuple[int, int], ...] = HRNET_STAGES,
+                 module: Callable[[int, list[int], bool], nn.Module] | None = None):
         super().__init__()
         width = int(width)
         if width < 1:
             raise ValueError(f"width must be a positive integer, not {width}")
+        if module is None:
+            def module(_, channels, multiscale_output):
+                return HRModule(channels, multiscale_output=multiscale_output)
         self.width = width
+        self.num_stages = 1 + len(stages)
         self.conv1 = nn.Conv2d(3, STEM_CHANNELS, 3, stride=2, padding=1, bias=False)
         self.bn1 = nn.BatchNorm2d(STEM_CHANNELS)
         self.conv2 = nn.Conv2d(STEM_CHANNELS, STEM_CHANNELS, 3, stride=2, padding=1, bias=False)
@@ -144,14 +179,14 @@ class HRNetBackbone(nn.Module):
                                  nn.BatchNorm2d(stage1_channels))
         self.layer1 = nn.Sequential(
             Bottleneck(STEM_CHANNELS, STEM_CHANNELS, downsample=shortcut),
-            *(Bottleneck(stage1_channels, STEM_CHANNELS) for _ in range(1, BLOCKS_PER_BRANCH)))
+            *(Bottleneck(stage1_channels, STEM_CHANNELS) for _ in range(1, stage1_blocks)))
         previous = [stage1_channels]
-        for stage, (num_modules, num_branches) in enumerate(HRNET_STAGES, start=2):
+        for stage, (num_modules, num_branches) in enumerate(stages, start=2):
             channels = [width * 2 ** b for b in range(num_branches)]
             self.add_module(f"transition{stage - 1}", self._transition(previous, channels))
-            last_stage = stage == 1 + len(HRNET_STAGES)
+            last_stage = stage == self.num_stages
             self.add_module(f"stage{stage}", nn.Sequential(*(
-                HRModule(channels, multiscale_output=not (last_stage and m == num_modules - 1))
+                module(stage, channels, not (last_stage and m == num_modules - 1))
                 for m in range(num_modules))))
             previous = channels
         self.out_channels = width
@@ -192,7 +227,7 @@ class HRNetBackbone(nn.Module):
         x = self.relu(self.bn1(self.conv1(images)))
         x = self.relu(self.bn2(self.conv2(x)))
         features = [self.layer1(x)]
-        for stage in range(2, 2 + len(HRNET_STAGES)):
+        for stage in range(2, 1 + self.num_stages):
             transition = getattr(self, f"transition{stage - 1}")
             inputs = []
             for b, layer in enumerate(transition):

@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from aptrack.core.errors import WeightsError
+from aptrack.models.vitpose_keys import from_vitpose_repository
 
 APTRACK_FORMAT = "aptrack-pose"
 """``format`` of aptrack's own checkpoints (:mod:`aptrack.models.checkpoint`)."""
@@ -77,7 +78,7 @@ def is_mmpose_checkpoint(checkpoint: Any) -> bool:
     return any(k.startswith("backbone.") for k in keys) and any(k.startswith("head.") for k in keys)
 
 
-def mmpose_state_dict(checkpoint: dict) -> dict[str, torch.Tensor]:
+def mmpose_state_dict(checkpoint: dict, part: str | None = None) -> dict[str, torch.Tensor]:
     """The network tensors of an mmpose checkpoint under aptrack's key names.
 
     Parameters
@@ -86,7 +87,13 @@ def mmpose_state_dict(checkpoint: dict) -> dict[str, torch.Tensor]:
         A loaded mmpose checkpoint: 1.x (``state_dict`` keys ``backbone.*`` /
         ``head.*``, maybe ``data_preprocessor.*``), 0.x (``backbone.*`` /
         ``keypoint_head.*``), or a bare state dict; keys may carry a
-        ``module.`` prefix. See the module docstring for the rules.
+        ``module.`` prefix. See the module docstring for the rules. The ViTPose
+        repository's files (and ViTPose+ ones) are first renamed into mmpose
+        1.x's ViTPose layout (:mod:`aptrack.models.vitpose_keys`).
+    part : str, optional
+        The dataset part of a ViTPose+ file
+        (:data:`aptrack.models.vitpose_keys.VITPOSE_PLUS_PARTS`, default AP-10K's);
+        ignored for other files.
 
     Returns
     -------
@@ -107,6 +114,7 @@ def mmpose_state_dict(checkpoint: dict) -> dict[str, torch.Tensor]:
     if state is None:
         raise WeightsError("not an mmpose checkpoint: expected a dict of tensors or a dict with a 'state_dict' "
                            "of tensors")
+    state = from_vitpose_repository(state, part)  # ViTPose repository / ViTPose+ layouts; others unchanged
     renamed: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         new = _rename(key)

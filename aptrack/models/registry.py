@@ -6,15 +6,23 @@ import torch
 from torch import nn
 
 from aptrack.core.errors import ConfigError
+from aptrack.models.cspnext import CSPNeXtHeatmap
+from aptrack.models.hrformer import HRFormerPose
 from aptrack.models.hrnet import HRNetPose
 from aptrack.models.presets import Preset
 from aptrack.models.resnet import ResNetSimpleBaseline
+from aptrack.models.rtmpose import RTMPose
 from aptrack.models.simplebaseline import SimpleBaseline
+from aptrack.models.vitpose import ViTPose
 
 FAMILIES: dict[str, type[nn.Module]] = {
     "simplebaseline": SimpleBaseline,  # aptrack's own: torchvision MobileNetV2 + deconvolutions
     "resnet": ResNetSimpleBaseline,    # mmpose's SimpleBaseline: ResNet-18..152 + HeatmapHead, mmpose's keys
     "hrnet": HRNetPose,                # mmpose's top-down HRNet-W32/W48 + 1x1 head, mmpose's keys
+    "hrformer": HRFormerPose,          # mmpose's HRFormer-S/B: HRNet with window-attention blocks + 1x1 head
+    "cspnext": CSPNeXtHeatmap,         # mmpose's CSPNeXt + HeatmapHead (UDP), mmpose's keys
+    "rtmpose": RTMPose,                # mmpose's RTMPose: CSPNeXt + RTMCC head (SimCC vectors), mmpose's keys
+    "vitpose": ViTPose,                # mmpose's ViTPose-S/B/L/H: plain ViT + 2-deconv HeatmapHead, mmpose's keys
 }
 """Network class of each model family; a family's constructor takes ``num_keypoints``
 and the preset's ``architecture`` as keyword arguments."""

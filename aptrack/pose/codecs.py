@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from aptrack.core.errors import ConfigError
-from aptrack.pose.mmpose_codecs import MSRAHeatmap, UDPHeatmap
+from aptrack.pose.mmpose_codecs import MSRAHeatmap, SimCCLabel, UDPHeatmap
 
 
 def gaussian_heatmaps(centers_hm: np.ndarray, heatmap_size, sigma: float) -> np.ndarray:
@@ -194,9 +194,12 @@ class HeatmapCodec:
         return self.to_input(refined), np.clip(values, 0.0, 1.0)
 
 
-CODECS = {"aptrack-heatmap": HeatmapCodec, "msra-heatmap": MSRAHeatmap, "udp-heatmap": UDPHeatmap}
+CODECS = {"aptrack-heatmap": HeatmapCodec, "msra-heatmap": MSRAHeatmap, "udp-heatmap": UDPHeatmap,
+          "simcc": SimCCLabel}
 """Codec class of each codec type a model preset may name: aptrack's own, and mmpose's
-MSRA and UDP heatmaps (:mod:`aptrack.pose.mmpose_codecs`), whose decoding is mmpose's."""
+MSRA and UDP heatmaps and SimCC labels (:mod:`aptrack.pose.mmpose_codecs`), whose decoding
+is mmpose's. A heatmap codec decodes one ``(K, h, w)`` array, ``simcc`` the pair of
+``(K, Wx)``, ``(K, Wy)`` vectors of an RTMPose head."""
 
 
 def build_codec(input_size, params: dict):

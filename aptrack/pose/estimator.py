@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from aptrack.core.boxes import xyxy_to_center_scale
+from aptrack.core.boxes import xyxy_to_center_scale, xyxy_to_center_scale_float32
 from aptrack.core.instances import Instances
 from aptrack.models.presets import Preset
 from aptrack.pose.codecs import build_codec
@@ -21,8 +21,19 @@ from aptrack.pose.transforms import apply_affine, crop, invert_affine, swap_pair
 WARP_MATRICES = {"aptrack": warp_matrix, "msra": msra_warp_matrix, "udp": udp_warp_matrix}
 """The frame-to-crop matrix builder of each preset ``warp``: aptrack's, or mmpose's MSRA or UDP one."""
 
+FLOAT32_REGION_WARPS = ("udp",)
+"""Warps whose crop regions are computed in float32 as mmpose's ``GetBBoxCenterScale`` and
+``TopdownAffine`` do: the UDP matrix is built in the dtype of the centre and size, so a
+float64 region gives a matrix one float32 step away from mmpose's and crops that differ
+by a grey level. (The MSRA matrix rounds its points to float32 itself.)"""
 
-def normalize_crops(crops_bgr: np.ndarray, mean, std, color: str = "rgb") -> torch.Tensor:
+
+MMPOSE_WARPS = ("msra", "udp")
+"""Warps of the presets that follow mmpose's test-time pipeline: their crops are also
+normalised as mmpose's data preprocessor does (``pixel_units`` in :func:`normalize_crops`)."""
+
+
+def normalize_crops(crops_bgr: np.ndarray, mean, std, color: str = "rgb", pixel_units: bool = False) -> torch.Tensor:
     """Network input from image crops.
 
     Parameters
@@ -33,15 +44,23 @@ def normalize_crops(crops_bgr: np.ndarray, mean, std, color: str = "rgb") -> tor
         Per-channel normalisation in 0-255 pixel units, in ``color`` order.
     color : {"rgb", "bgr"}
         Channel order the network takes.
+    pixel_units : bool
+        Compute ``(pixel - mean) / std`` in float32, as mmpose's data
+        preprocessor does, instead of aptrack's ``(pixel / 255 - mean / 255) /
+        (std / 255)`` (the formula aptrack's own models were trained with). The
+        two differ by float32 rounding only (about 5e-7).
 
     Returns
     -------
-    (B, 3, H, W) float32 tensor, ``(pixel / 255 - mean / 255) / (std / 255)``.
+    (B, 3, H, W) float32 tensor.
     """
-    mean01 = (np.asarray(mean, np.float64) / 255.0).astype(np.float32)
-    std01 = (np.asarray(std, np.float64) / 255.0).astype(np.float32)
     pixels = crops_bgr[..., ::-1] if color == "rgb" else crops_bgr
-    x = (pixels.astype(np.float32) / 255.0 - mean01) / std01
+    if pixel_units:
+        x = (pixels.astype(np.float32) - np.asarray(mean, np.float32)) / np.asarray(std, np.float32)
+    else:
+        mean01 = (np.asarray(mean, np.float64) / 255.0).astype(np.float32)
+        std01 = (np.asarray(std, np.float64) / 255.0).astype(np.float32)
+        x = (pixels.astype(np.float32) / 255.0 - mean01) / std01
     return torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
 
 
@@ -51,7 +70,9 @@ class TopDownPoseEstimator:
     Parameters
     ----------
     model : torch.nn.Module
-        Maps (B, 3, H, W) normalised crops to (B, K, h, w) heatmaps.
+        Maps (B, 3, H, W) normalised crops to (B, K, h, w) heatmaps, or (a SimCC
+        model, codec ``simcc``) to a tuple ``(simcc_x, simcc_y)`` of (B, K, Wx)
+        and (B, K, Wy) vectors.
     preset : Preset
         The model's input size, normalisation, codec, flip settings and layout.
     config : PoseConfig
@@ -82,10 +103,12 @@ class TopDownPoseEstimator:
 
         Returns
         -------
-        centers : (N, 2) float64
-        scales : (N, 2) float64, width and height
+        centers : (N, 2) float64 (float32 for the warps of :data:`FLOAT32_REGION_WARPS`)
+        scales : (N, 2) float64 (float32 likewise), width and height
         """
         w, h = self.codec.input_size
+        if self.preset.warp in FLOAT32_REGION_WARPS:
+            return xyxy_to_center_scale_float32(boxes_xyxy, w / h, self.config.box_padding)
         return xyxy_to_center_scale(boxes_xyxy, w / h, self.config.box_padding)
 
     def crops(self, frame: np.ndarray, boxes_xyxy: np.ndarray):
@@ -116,23 +139,58 @@ class TopDownPoseEstimator:
             return apply_affine(keypoints_crop, invert_affine(matrix))
         return crop_to_frame(keypoints_crop, center, scale, self.codec.input_size)
 
+    def _average_flipped(self, pred, flipped):
+        """The network's output on crops averaged with its output on the mirrored crops.
+
+        Heatmaps (B, K, h, w) are mirrored back along w (and shifted one cell
+        right with ``flip_shift``); SimCC vectors as mmpose's ``flip_vectors``:
+        the x vectors reversed along their bins, the y vectors unchanged. Both
+        then swap left and right keypoints.
+        """
+        if isinstance(pred, tuple):
+            order = swap_pairs(np.arange(pred[0].shape[1]), self.layout.flip_pairs, axis=0)
+            index = torch.from_numpy(order).to(pred[0].device)
+            (x, y), (flipped_x, flipped_y) = pred, flipped
+            return (x + flipped_x[:, index].flip(dims=[-1])) * 0.5, (y + flipped_y[:, index]) * 0.5
+        flipped = flipped.flip(dims=[3])
+        if self.preset.flip_shift:  # mmpose's shift_heatmap: one cell right
+            flipped = torch.cat([flipped[..., :1], flipped[..., :-1]], dim=-1)
+        order = swap_pairs(np.arange(pred.shape[1]), self.layout.flip_pairs, axis=0)
+        return (pred + flipped[:, torch.from_numpy(order).to(flipped.device)]) / 2
+
     @torch.inference_mode()
-    def heatmaps(self, crops_bgr: np.ndarray) -> np.ndarray:
-        """Network heatmaps (N, K, h, w) float32, averaged with the flipped crop if enabled."""
+    def outputs(self, crops_bgr: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Network outputs for (N, h, w, 3) BGR crops, averaged with the flipped crops if enabled.
+
+        Returns
+        -------
+        tuple of float32 arrays with N first, what the codec decodes:
+        ``(heatmaps,)`` (N, K, h, w) for a heatmap model, ``(simcc_x, simcc_y)``
+        (N, K, Wx) and (N, K, Wy) for a SimCC model.
+        """
         out = []
         bs = max(1, self.config.batch_size)
         for start in range(0, len(crops_bgr), bs):
             batch = normalize_crops(crops_bgr[start:start + bs], self.preset.mean, self.preset.std,
-                                    self.preset.color).to(self.device)
-            hm = self.model(batch)
+                                    self.preset.color, self.preset.warp in MMPOSE_WARPS).to(self.device)
+            pred = self.model(batch)
             if self.flip_test:
-                flipped = self.model(torch.flip(batch, dims=[3])).flip(dims=[3])
-                if self.preset.flip_shift:  # mmpose's shift_heatmap: one cell right
-                    flipped = torch.cat([flipped[..., :1], flipped[..., :-1]], dim=-1)
-                order = swap_pairs(np.arange(hm.shape[1]), self.layout.flip_pairs, axis=0)
-                hm = (hm + flipped[:, torch.from_numpy(order).to(flipped.device)]) / 2
-            out.append(hm.float().cpu().numpy())
-        return np.concatenate(out)
+                pred = self._average_flipped(pred, self.model(torch.flip(batch, dims=[3])))
+            out.append(tuple(p.float().cpu().numpy() for p in (pred if isinstance(pred, tuple) else (pred,))))
+        return tuple(np.concatenate(parts) for parts in zip(*out))
+
+    def heatmaps(self, crops_bgr: np.ndarray) -> np.ndarray:
+        """Network heatmaps (N, K, h, w) float32, averaged with the flipped crop if enabled.
+
+        Raises
+        ------
+        ValueError
+            If the model gives SimCC vectors, not heatmaps (use :meth:`outputs`).
+        """
+        outputs = self.outputs(crops_bgr)
+        if len(outputs) != 1:
+            raise ValueError(f"model {self.preset.name} gives {len(outputs)} outputs (SimCC vectors), not heatmaps")
+        return outputs[0]
 
     def __call__(self, frame: np.ndarray, instances: Instances) -> Instances:
         """Return ``instances`` with keypoints and keypoint scores in frame pixels.
@@ -147,9 +205,9 @@ class TopDownPoseEstimator:
         if len(todo):
             centers, scales = self.regions(instances.boxes_xyxy[todo])
             images, matrices = self._cut(frame, centers, scales)
-            heatmaps = self.heatmaps(images)
-            for row, hm, m, c, s in zip(todo, heatmaps, matrices, centers, scales):
-                kp_crop, kp_score = self.codec.decode(hm)
+            outputs = self.outputs(images)
+            for i, (row, m, c, s) in enumerate(zip(todo, matrices, centers, scales)):
+                kp_crop, kp_score = self.codec.decode(*(o[i] for o in outputs))
                 keypoints[row] = self.to_frame(kp_crop, m, c, s)
                 scores[row] = kp_score
         return instances.with_(keypoints=keypoints, keypoint_scores=scores)
