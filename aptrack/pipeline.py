@@ -17,7 +17,7 @@ import numpy as np
 
 from aptrack.core import resources
 from aptrack.core.config import build_config, read_yaml
-from aptrack.core.errors import AptrackError
+from aptrack.core.errors import AptrackError, WeightsError
 from aptrack.core.instances import Instances
 from aptrack.core.layout import KeypointLayout
 from aptrack.detect.config import DetectorConfig
@@ -169,6 +169,9 @@ def build_pose(config: PoseConfig, device: str = "cpu"):
     from aptrack.pose.estimator import TopDownPoseEstimator
 
     device = resolve_device(device)
+    if config.weights in list_presets() and not get_preset(config.weights).weights:
+        raise WeightsError(f"model {config.weights} has no published weights: run a checkpoint of yours "
+                           f"with --pose FILE --pose-config {config.weights}")
     pose_weights = hub.resolve(config.weights)
     named = (config.model or (config.weights if config.weights in list_presets() else None)
              or preset_for_weights(pose_weights.sha256))

@@ -52,10 +52,12 @@ activations stay O(1) and the heatmaps are not trivial.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import importlib.metadata
 import json
 import sys
+import tempfile
 import types
 import typing
 from pathlib import Path
@@ -140,12 +142,12 @@ def config_path(config: str = CONFIG) -> Path:
 
 # ---------------------------------------------------------------- seeded model and image
 
-def build_mmpose(depth: int, channels: int):
-    """mmpose's config, backbone depth and deconv channels overridden, built on the CPU, no weights."""
+def build_mmpose(depth: int, channels: int, config: str = CONFIG):
+    """mmpose's SimpleBaseline ``config``, backbone depth and deconv channels overridden, on the CPU, no weights."""
     from mmengine.config import Config
     from mmpose.apis import init_model
 
-    cfg = Config.fromfile(str(config_path()))
+    cfg = Config.fromfile(str(config_path(config)))
     cfg.model.backbone.depth = depth
     cfg.model.backbone.init_cfg = None
     cfg.model.head.in_channels = 512 if depth < 50 else 2048
@@ -210,24 +212,11 @@ def seeded_state(model, seed: int, pool_size: int = POOL_SIZE, small: int = SMAL
             new[key] = value.clone()
     model.load_state_dict(new, strict=False)
 
-    # calibrate the batch norms' running statistics on seeded random crops
     bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None
-    model.train()
+    x = noise_batch(gen)
+    calibrate_batch_norms(model, bns, x, whole_model=True)
+    randomise_batch_norms(bns, gen)
     with torch.no_grad():
-        x = torch.randn(8, 3, 256, 256, generator=gen)
-        x = torch.nn.functional.avg_pool2d(x, 5, 1, 2) * 2  # some spatial correlation
-        model.head(model.backbone(x))
-    model.eval()
-    with torch.no_grad():
-        for bn in bns:
-            bn.weight.copy_(0.5 + torch.rand(bn.weight.shape, generator=gen))
-            bn.bias.copy_(0.2 * torch.randn(bn.bias.shape, generator=gen))
-            bn.running_mean.add_(0.05 * torch.randn(bn.running_mean.shape, generator=gen))
-            bn.running_var.mul_(0.9 + 0.2 * torch.rand(bn.running_var.shape, generator=gen))
-            bn.momentum = 0.1
         model.head.final_layer.bias.copy_(0.1 * torch.randn(model.head.final_layer.bias.shape, generator=gen))
         if normalise_head:
             features = model.backbone(x)[-1]
@@ -236,20 +225,93 @@ def seeded_state(model, seed: int, pool_size: int = POOL_SIZE, small: int = SMAL
         if key in new and not _pooled(key, value, small):
             new[key] = value.clone()
     if pack:
-        own = [k for k, v in new.items() if v.untyped_storage().data_ptr() != pool.untyped_storage().data_ptr()]
-        for dtype in {new[k].dtype for k in own}:
-            keys = [k for k in own if new[k].dtype == dtype]
-            flat = torch.cat([new[k].reshape(-1) for k in keys])
-            offset = 0
-            for k in keys:
-                n = new[k].numel()
-                new[k] = flat[offset:offset + n].view(new[k].shape)
-                offset += n
-    # the model must hold exactly the saved values
-    for key, value in model.state_dict().items():
-        if key in new:
-            assert torch.equal(value, new[key]), key
+        pack_by_dtype(new, [k for k, v in new.items()
+                            if v.untyped_storage().data_ptr() != pool.untyped_storage().data_ptr()])
+    assert_model_holds(model, new)
     return new
+
+
+def noise_batch(gen: torch.Generator, height: int = 256, width: int = 256, count: int = 8) -> torch.Tensor:
+    """Seeded calibration crops: smoothed normal noise.
+
+    Returns
+    -------
+    torch.Tensor
+        (count, 3, height, width) float32, a 5x5 box filter of N(0, 1) noise, times 2.
+    """
+    x = torch.randn(count, 3, height, width, generator=gen)
+    return torch.nn.functional.avg_pool2d(x, 5, 1, 2) * 2  # some spatial correlation
+
+
+def calibrate_batch_norms(model, batch_norms: list, batch: torch.Tensor, whole_model: bool = False) -> None:
+    """Set the batch norms' running statistics to those of ``batch``.
+
+    Parameters
+    ----------
+    model
+        An mmpose top-down model; ``model.head(model.backbone(batch))`` runs once, without gradients.
+    batch_norms : list of torch.nn.modules.batchnorm._BatchNorm
+        The batch norms to calibrate (cumulative averages over ``batch``).
+    batch : torch.Tensor
+        (B, 3, H, W) normalised input crops.
+    whole_model : bool
+        Put all of ``model`` in train mode, else only ``batch_norms`` (dropout, drop path stay off).
+
+    Leaves ``model`` in eval mode and the batch norms at momentum 0.1.
+    """
+    for bn in batch_norms:
+        bn.reset_running_stats()
+        bn.momentum = None
+    if whole_model:
+        model.train()
+    else:
+        model.eval()
+        for bn in batch_norms:
+            bn.train()
+    with torch.no_grad():
+        model.head(model.backbone(batch))
+    model.eval()
+    for bn in batch_norms:
+        bn.momentum = 0.1
+
+
+def randomise_batch_norms(batch_norms: list, gen: torch.Generator, statistics: bool = True) -> None:
+    """Seeded random affine parameters and (``statistics``) perturbed running statistics, in place.
+
+    Per batch norm, in this order of draws from ``gen``: weight U(0.5, 1.5), bias
+    N(0, 0.2^2) and, with ``statistics``, running mean + N(0, 0.05^2), running
+    variance times U(0.9, 1.1).
+    """
+    with torch.no_grad():
+        for bn in batch_norms:
+            bn.weight.copy_(0.5 + torch.rand(bn.weight.shape, generator=gen))
+            bn.bias.copy_(0.2 * torch.randn(bn.bias.shape, generator=gen))
+            if statistics:
+                bn.running_mean.add_(0.05 * torch.randn(bn.running_mean.shape, generator=gen))
+                bn.running_var.mul_(0.9 + 0.2 * torch.rand(bn.running_var.shape, generator=gen))
+
+
+def pack_by_dtype(tensors: dict[str, torch.Tensor], keys: list[str]) -> None:
+    """Make ``tensors[k]`` for each of ``keys`` a view into one flat buffer per dtype, in place.
+
+    ``torch.save`` then writes one record per dtype instead of one per tensor.
+    The values are copied; each buffer holds its tensors in the order of ``keys``.
+    """
+    for dtype in {tensors[k].dtype for k in keys}:
+        group = [k for k in keys if tensors[k].dtype == dtype]
+        flat = torch.cat([tensors[k].reshape(-1) for k in group])
+        offset = 0
+        for k in group:
+            n = tensors[k].numel()
+            tensors[k] = flat[offset:offset + n].view(tensors[k].shape)
+            offset += n
+
+
+def assert_model_holds(model, state: dict[str, torch.Tensor]) -> None:
+    """Assert that ``model`` holds exactly the values of ``state`` (the ones saved), key by key."""
+    for key, value in model.state_dict().items():
+        if key in state:
+            assert torch.equal(value, state[key]), key
 
 
 def test_image(seed: int) -> np.ndarray:
@@ -263,6 +325,20 @@ def test_image(seed: int) -> np.ndarray:
     image = cv2.resize(noise, (w, h), interpolation=cv2.INTER_CUBIC) * 60 + 128
     image += rng.normal(0, 10, image.shape)
     return np.clip(image, 0, 255).astype(np.uint8)
+
+
+def fixture_image(folder: Path, seed: int, full: bool) -> np.ndarray:
+    """The shared fixture image ``folder / "image.png"`` (BGR uint8), read as the tests read it.
+
+    The res fixture writes it. With ``full`` (nothing is written) a missing file
+    gives :func:`test_image`; otherwise it raises ``SystemExit``.
+    """
+    stored = folder / "image.png"
+    if stored.exists():
+        return cv2.imread(str(stored), cv2.IMREAD_COLOR)
+    if not full:
+        raise SystemExit(f"{stored} is missing: make the res fixture first")
+    return test_image(seed)
 
 
 # ---------------------------------------------------------------- the two implementations
@@ -279,26 +355,104 @@ def mmpose_keypoints(model, image: np.ndarray, boxes: np.ndarray):
     return np.asarray(keypoints, np.float32), np.asarray(scores, np.float32)
 
 
-def aptrack_keypoints(checkpoint: Path, depth: int, channels: int, image: np.ndarray, boxes: np.ndarray,
-                      family: str = "res", width: int = 32):
-    """aptrack's keypoints (N, K, 2) and scores (N, K) from an mmpose checkpoint file."""
-    sys.path.insert(0, str(ROOT))
+def aptrack_keypoints(checkpoint: Path, preset_name: str, architecture: dict, image: np.ndarray,
+                      boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """aptrack's keypoints from a checkpoint file, loaded with a preset at a changed size.
+
+    Parameters
+    ----------
+    checkpoint : Path
+        An mmpose (1.x or 0.x) checkpoint.
+    preset_name : str
+        The aptrack preset; ``architecture`` updates its ``architecture`` entries.
+    architecture : dict
+    image : np.ndarray
+        BGR uint8 image.
+    boxes : np.ndarray
+        (N, 4) xyxy boxes.
+
+    Returns
+    -------
+    keypoints, scores : np.ndarray
+        (N, K, 2) and (N, K).
+    """
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
     from aptrack.core.instances import Instances
     from aptrack.models.checkpoint import load_checkpoint
     from aptrack.models.presets import get_preset
     from aptrack.pose.config import PoseConfig
     from aptrack.pose.estimator import TopDownPoseEstimator
 
-    if family == "hrnet":
-        preset = get_preset("hrnet-w32-ap10k").with_(architecture={"width": width})
-    else:
-        preset = get_preset("res50-ap10k")
-        preset = preset.with_(architecture={**preset.architecture, "depth": depth,
-                                            "deconv_channels": [channels] * 3})
+    preset = get_preset(preset_name)
+    preset = preset.with_(architecture={**preset.architecture, **architecture})
     model, preset, _ = load_checkpoint(checkpoint, preset=preset)
     estimator = TopDownPoseEstimator(model, preset, PoseConfig())
     out = estimator(image, Instances(boxes.astype(np.float32), np.ones(len(boxes), np.float32)))
     return out.keypoints, out.keypoint_scores
+
+
+def print_differences(version: str, label: str, keypoints: np.ndarray, scores: np.ndarray, results: list,
+                      names: tuple[str, ...] = ("1.x", "0.x")) -> None:
+    """Print mmpose's score range, then each checkpoint's largest differences from mmpose.
+
+    Parameters
+    ----------
+    version, label : str
+        mmpose's version and the model, for the first line.
+    keypoints, scores : np.ndarray
+        mmpose's (N, K, 2) keypoints and (N, K) scores.
+    results : list of (keypoints, scores)
+        aptrack's, one per checkpoint, named by ``names``.
+    """
+    print(f"mmpose {version}, {label}, score range {scores.min():.3f}..{scores.max():.3f}")
+    for name, (kp, sc) in zip(names, results):
+        print(f"{name} checkpoint: max |keypoint diff| {np.abs(kp - keypoints).max():.3g} px, "
+              f"max |score diff| {np.abs(sc - scores).max():.3g}")
+
+
+@contextlib.contextmanager
+def checkpoint_folder(args):
+    """Where the checkpoints go: ``args.out`` (made if missing), or with ``--full`` a temporary folder."""
+    if args.full:
+        with tempfile.TemporaryDirectory() as tmp:
+            yield Path(tmp)
+    else:
+        args.out.mkdir(parents=True, exist_ok=True)
+        yield args.out
+
+
+def write_fixture(folder: Path, family: str, meta: dict, paths: tuple[Path, Path], preset: str,
+                  architecture: dict, keypoints: np.ndarray, scores: np.ndarray, *, reference: str | None = None,
+                  flip_test: bool = True, shift_heatmap: bool = True, made_by: str | None = None,
+                  **fields) -> None:
+    """Write mmpose's keypoints and the description ``{family}_fixture.json`` into ``folder``.
+
+    Parameters
+    ----------
+    meta : dict
+        The checkpoints' meta: the description's first entries.
+    paths : (Path, Path)
+        The 1.x and the 0.x checkpoint.
+    preset, architecture
+        The aptrack preset and the architecture entries that load them.
+    keypoints, scores : np.ndarray
+        mmpose's, saved with :data:`BOXES` as ``reference``
+        (default ``{family}_mmpose_keypoints.npz``).
+    flip_test, shift_heatmap : bool
+        The test-time recipe of the config.
+    made_by : str, optional
+        The command (default ``benchmarks/mmpose_parity.py --family {family}``).
+    **fields
+        Further entries, after ``checkpoints``.
+    """
+    reference = reference or f"{family}_mmpose_keypoints.npz"
+    np.savez(folder / reference, keypoints=keypoints, keypoint_scores=scores, boxes=BOXES)
+    description = {**meta, "image": "image.png", "checkpoints": {"1.x": paths[0].name, "0.x": paths[1].name},
+                   **fields, "reference": reference, "aptrack_preset": preset,
+                   "aptrack_architecture": architecture, "flip_test": flip_test, "shift_heatmap": shift_heatmap,
+                   "box_padding": 1.25, "made_by": made_by or f"benchmarks/mmpose_parity.py --family {family}"}
+    (folder / f"{family}_fixture.json").write_text(json.dumps(description, indent=2) + "\n")
 
 
 def save_checkpoints(state: dict, meta: dict, folder: Path, stem: str = "res18_ap10k") -> tuple[Path, Path]:
@@ -315,7 +469,8 @@ def extra_families() -> dict[str, Path]:
 
     ``benchmarks/mmpose_parity_<family>.py`` defines ``run(args, mmpose_version) -> int``
     and optionally ``add_arguments(parser)``; it reuses this module's shims,
-    seeded weights, image, boxes and checkpoint writer.
+    seeded weights and their batch-norm calibration and packing, image, boxes,
+    checkpoint and fixture writers, aptrack's keypoints and the report.
     """
     here = Path(__file__).resolve().parent
     return {p.stem[len("mmpose_parity_"):]: p for p in sorted(here.glob("mmpose_parity_*.py"))}
@@ -365,33 +520,17 @@ def main(argv=None) -> int:
     keypoints, scores = mmpose_keypoints(model, image, BOXES)
     meta = {"mmpose_version": mmpose.__version__, "config": CONFIG, "depth": args.depth,
             "deconv_channels": [args.channels] * 3, "seed": args.seed}
-
-    if args.full:
-        import tempfile
-        with tempfile.TemporaryDirectory() as tmp:
-            paths = save_checkpoints(state, meta, Path(tmp))
-            results = [aptrack_keypoints(p, args.depth, args.channels, image, BOXES) for p in paths]
-    else:
-        args.out.mkdir(parents=True, exist_ok=True)
-        paths = save_checkpoints(state, meta, args.out)
+    architecture = {"depth": args.depth, "deconv_channels": [args.channels] * 3, "deconv_kernel": 4}
+    with checkpoint_folder(args) as folder:
+        paths = save_checkpoints(state, meta, folder)
+        results = [aptrack_keypoints(p, "res50-ap10k", architecture, image, BOXES) for p in paths]
+    if not args.full:
         cv2.imwrite(str(args.out / "image.png"), image)
-        np.savez(args.out / "mmpose_keypoints.npz", keypoints=keypoints, keypoint_scores=scores, boxes=BOXES)
-        description = {**meta, "family": "res", "image": "image.png",
-                       "image_source": PHOTO.name if PHOTO.exists() else "noise",
-                       "checkpoints": {"1.x": paths[0].name, "0.x": paths[1].name},
-                       "aptrack_preset": "res50-ap10k",
-                       "aptrack_architecture": {"depth": args.depth, "deconv_channels": [args.channels] * 3,
-                                                "deconv_kernel": 4},
-                       "reference": "mmpose_keypoints.npz", "flip_test": True, "shift_heatmap": True,
-                       "box_padding": 1.25, "made_by": "benchmarks/mmpose_parity.py"}
-        (args.out / "res_fixture.json").write_text(json.dumps(description, indent=2) + "\n")
-        results = [aptrack_keypoints(p, args.depth, args.channels, image, BOXES) for p in paths]
-
-    print(f"mmpose {mmpose.__version__}, ResNet-{args.depth}, deconv {args.channels}, "
-          f"score range {scores.min():.3f}..{scores.max():.3f}")
-    for name, (kp, sc) in zip(("1.x", "0.x"), results):
-        print(f"{name} checkpoint: max |keypoint diff| {np.abs(kp - keypoints).max():.3g} px, "
-              f"max |score diff| {np.abs(sc - scores).max():.3g}")
+        write_fixture(args.out, "res", {**meta, "family": "res"}, paths, "res50-ap10k", architecture,
+                      keypoints, scores, reference="mmpose_keypoints.npz", made_by="benchmarks/mmpose_parity.py",
+                      image_source=PHOTO.name if PHOTO.exists() else "noise")
+    print_differences(mmpose.__version__, f"ResNet-{args.depth}, deconv {args.channels}", keypoints, scores,
+                      results)
     return 0
 
 
@@ -399,8 +538,7 @@ def main_hrnet(args, version: str) -> int:
     """``--family hrnet``: the HRNet fixture (``--width``), or with ``--full`` W32, printing only."""
     model = build_mmpose_hrnet(args.width)
     state = seeded_state(model, args.seed, HRNET_POOL_SIZE, HRNET_SMALL, normalise_head=True, pack=True)
-    stored = args.out / "image.png"  # the res fixture's image, exactly as the tests read it
-    image = cv2.imread(str(stored), cv2.IMREAD_COLOR) if stored.exists() else test_image(args.seed)
+    image = fixture_image(args.out, args.seed, args.full)
     keypoints, scores = mmpose_keypoints(model, image, BOXES)
     stem = f"hrnet_w{args.width}_ap10k"
     meta = {"mmpose_version": version, "config": HRNET_CONFIG, "family": "hrnet", "width": args.width,
@@ -409,32 +547,13 @@ def main_hrnet(args, version: str) -> int:
                           for stage, n in (("stage2", 2), ("stage3", 3), ("stage4", 4))}
             | {"model.head.in_channels": args.width, "model.backbone.init_cfg": None},
             "seed": args.seed}
-
-    def run(paths):
-        return [aptrack_keypoints(p, 0, 0, image, BOXES, family="hrnet", width=args.width) for p in paths]
-
-    if args.full:
-        import tempfile
-        with tempfile.TemporaryDirectory() as tmp:
-            results = run(save_checkpoints(state, meta, Path(tmp), stem))
-    else:
-        if not stored.exists():
-            raise SystemExit(f"{stored} is missing: make the res fixture first")
-        paths = save_checkpoints(state, meta, args.out, stem)
-        np.savez(args.out / "hrnet_mmpose_keypoints.npz", keypoints=keypoints, keypoint_scores=scores,
-                 boxes=BOXES)
-        description = {**meta, "image": "image.png", "checkpoints": {"1.x": paths[0].name, "0.x": paths[1].name},
-                       "reference": "hrnet_mmpose_keypoints.npz", "aptrack_preset": "hrnet-w32-ap10k",
-                       "aptrack_architecture": {"width": args.width},
-                       "flip_test": True, "shift_heatmap": True, "box_padding": 1.25,
-                       "made_by": "benchmarks/mmpose_parity.py --family hrnet"}
-        (args.out / "hrnet_fixture.json").write_text(json.dumps(description, indent=2) + "\n")
-        results = run(paths)
-
-    print(f"mmpose {version}, HRNet-W{args.width}, score range {scores.min():.3f}..{scores.max():.3f}")
-    for name, (kp, sc) in zip(("1.x", "0.x"), results):
-        print(f"{name} checkpoint: max |keypoint diff| {np.abs(kp - keypoints).max():.3g} px, "
-              f"max |score diff| {np.abs(sc - scores).max():.3g}")
+    architecture = {"width": args.width}
+    with checkpoint_folder(args) as folder:
+        paths = save_checkpoints(state, meta, folder, stem)
+        results = [aptrack_keypoints(p, "hrnet-w32-ap10k", architecture, image, BOXES) for p in paths]
+    if not args.full:
+        write_fixture(args.out, "hrnet", meta, paths, "hrnet-w32-ap10k", architecture, keypoints, scores)
+    print_differences(version, f"HRNet-W{args.width}", keypoints, scores, results)
     return 0
 
 

@@ -29,16 +29,14 @@ cumulative averages) on seeded random crops of the fixture image
 
 from __future__ import annotations
 
-import json
-import tempfile
-from pathlib import Path
-
 import cv2
 import numpy as np
 import torch
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from mmpose_parity import BOXES, ROOT, _strided_view, config_path, mmpose_keypoints, save_checkpoints, test_image
+from mmpose_parity import (BOXES, _strided_view, aptrack_keypoints, assert_model_holds, calibrate_batch_norms,
+                           checkpoint_folder, config_path, fixture_image, mmpose_keypoints, pack_by_dtype,
+                           print_differences, randomise_batch_norms, save_checkpoints, write_fixture)
 
 CONFIG = "configs/animal_2d_keypoint/topdown_heatmap/ap10k/cspnext-m_udp_8xb64-210e_ap10k-256x256.py"
 PRESET = "cspnext-m-udp-ap10k"
@@ -147,10 +145,9 @@ def seeded_state(model, seed: int, pool_size: int, calibration: torch.Tensor, sm
     bns = [m for m in model.modules() if isinstance(m, _BatchNorm)]  # the config's SyncBN, reverted by mmpose
     bn_keys = {f"{name}.{p}" for name, m in model.named_modules() if isinstance(m, _BatchNorm)
                for p in ("weight", "bias")}
-    with torch.no_grad():  # random affine parameters and vectors first, so the calibration sees them
-        for bn in bns:
-            bn.weight.copy_(0.5 + torch.rand(bn.weight.shape, generator=gen))
-            bn.bias.copy_(0.2 * torch.randn(bn.bias.shape, generator=gen))
+    # random affine parameters and vectors first, so that the calibration sees them
+    randomise_batch_norms(bns, gen, statistics=False)
+    with torch.no_grad():
         for name, param in model.named_parameters():
             if name in bn_keys or not name.startswith(("backbone.", "head.")) or name in pooled:
                 continue
@@ -160,51 +157,14 @@ def seeded_state(model, seed: int, pool_size: int, calibration: torch.Tensor, sm
                 param.copy_(0.5 + torch.rand(param.shape, generator=gen))
             elif name.endswith((".gamma", ".beta")):
                 param.copy_(torch.rand(param.shape, generator=gen))
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None  # cumulative average over the calibration batch
-    model.train()
-    with torch.no_grad():
-        model.head(model.backbone(calibration))
-    model.eval()
-    for bn in bns:
-        bn.momentum = 0.1
+    calibrate_batch_norms(model, bns, calibration, whole_model=True)
     state = model.state_dict()
     own = [k for k in new if k not in pooled]
     for k in own:
         new[k] = state[k].clone()
-    for dtype in {new[k].dtype for k in own}:
-        keys = [k for k in own if new[k].dtype == dtype]
-        flat = torch.cat([new[k].reshape(-1) for k in keys])
-        offset = 0
-        for k in keys:
-            n = new[k].numel()
-            new[k] = flat[offset:offset + n].view(new[k].shape)
-            offset += n
-    for key, value in model.state_dict().items():
-        if key in new:
-            assert torch.equal(value, new[key]), key
+    pack_by_dtype(new, own)
+    assert_model_holds(model, new)
     return new
-
-
-def aptrack_keypoints(checkpoint: Path, preset_name: str, architecture: dict, image: np.ndarray,
-                      boxes: np.ndarray):
-    """aptrack's keypoints (N, K, 2) and scores (N, K) from an mmpose checkpoint file."""
-    import sys
-
-    sys.path.insert(0, str(ROOT))
-    from aptrack.core.instances import Instances
-    from aptrack.models.checkpoint import load_checkpoint
-    from aptrack.models.presets import get_preset
-    from aptrack.pose.config import PoseConfig
-    from aptrack.pose.estimator import TopDownPoseEstimator
-
-    preset = get_preset(preset_name)
-    preset = preset.with_(architecture={**preset.architecture, **architecture})
-    model, preset, _ = load_checkpoint(checkpoint, preset=preset)
-    estimator = TopDownPoseEstimator(model, preset, PoseConfig())
-    out = estimator(image, Instances(boxes.astype(np.float32), np.ones(len(boxes), np.float32)))
-    return out.keypoints, out.keypoint_scores
 
 
 def run_family(args, version: str, family: str, config: str, preset: str, overrides: dict,
@@ -215,36 +175,18 @@ def run_family(args, version: str, family: str, config: str, preset: str, overri
     ``gains`` to :func:`seeded_state`.
     """
     model = build_mmpose(config, overrides)
-    stored = args.out / "image.png"  # the shared fixture image, exactly as the tests read it
-    image = cv2.imread(str(stored), cv2.IMREAD_COLOR) if stored.exists() else test_image(args.seed)
+    image = fixture_image(args.out, args.seed, args.full)
     state = seeded_state(model, args.seed, FULL_POOL_SIZE if args.full else FIXTURE_POOL_SIZE,
                          calibration_crops(image, args.seed), gains=gains)
     keypoints, scores = mmpose_keypoints(model, image, BOXES)
     meta = {"mmpose_version": version, "config": config, "family": family, "overrides": overrides,
             "seed": args.seed}
-
-    def run(paths):
-        return [aptrack_keypoints(p, preset, architecture, image, BOXES) for p in paths]
-
-    if args.full:
-        with tempfile.TemporaryDirectory() as tmp:
-            results = run(save_checkpoints(state, meta, Path(tmp), stem))
-    else:
-        if not stored.exists():
-            raise SystemExit(f"{stored} is missing: make the res fixture first")
-        paths = save_checkpoints(state, meta, args.out, stem)
-        reference = f"{family}_mmpose_keypoints.npz"
-        np.savez(args.out / reference, keypoints=keypoints, keypoint_scores=scores, boxes=BOXES)
-        description = {**meta, "image": "image.png", "checkpoints": {"1.x": paths[0].name, "0.x": paths[1].name},
-                       "reference": reference, "aptrack_preset": preset, "aptrack_architecture": architecture,
-                       "box_padding": 1.25, **extra, "made_by": f"benchmarks/mmpose_parity.py --family {family}"}
-        (args.out / f"{family}_fixture.json").write_text(json.dumps(description, indent=2) + "\n")
-        results = run(paths)
-
-    print(f"mmpose {version}, {label}, score range {scores.min():.3f}..{scores.max():.3f}")
-    for name, (kp, sc) in zip(("1.x", "0.x"), results):
-        print(f"{name} checkpoint: max |keypoint diff| {np.abs(kp - keypoints).max():.3g} px, "
-              f"max |score diff| {np.abs(sc - scores).max():.3g}")
+    with checkpoint_folder(args) as folder:
+        paths = save_checkpoints(state, meta, folder, stem)
+        results = [aptrack_keypoints(p, preset, architecture, image, BOXES) for p in paths]
+    if not args.full:
+        write_fixture(args.out, family, meta, paths, preset, architecture, keypoints, scores, **extra)
+    print_differences(version, label, keypoints, scores, results)
     return 0
 
 

@@ -37,16 +37,14 @@ standard deviation, so that heatmaps and scores are not trivial.
 
 from __future__ import annotations
 
-import json
 import math
-import tempfile
-from pathlib import Path
 
-import cv2
-import numpy as np
 import torch
 
-from mmpose_parity import BOXES, ROOT, _strided_view, config_path, mmpose_keypoints, save_checkpoints
+from mmpose_parity import (BOXES, ROOT, _strided_view, aptrack_keypoints, assert_model_holds, calibrate_batch_norms,
+                           checkpoint_folder, config_path, fixture_image, mmpose_keypoints, noise_batch,
+                           pack_by_dtype, print_differences, randomise_batch_norms, save_checkpoints,
+                           write_fixture)
 
 CONFIGS = {size: f"configs/body_2d_keypoint/topdown_heatmap/coco/td-hm_hrformer-{size}_8xb32-210e_coco-256x192.py"
            for size in ("small", "base")}
@@ -152,55 +150,18 @@ def seeded_state(model, seed: int) -> dict[str, torch.Tensor]:
     model.load_state_dict(new, strict=False)
 
     bns = list(bns.values())
-    model.eval()
-    for bn in bns:  # train-mode batch norms only: dropout / drop path stay off
-        bn.reset_running_stats()
-        bn.momentum = None
-        bn.train()
+    x = noise_batch(gen, INPUT_SIZE[1], INPUT_SIZE[0], CALIBRATION_BATCH)
+    calibrate_batch_norms(model, bns, x)  # train-mode batch norms only: dropout / drop path stay off
+    randomise_batch_norms(bns, gen)
     with torch.no_grad():
-        x = torch.randn(CALIBRATION_BATCH, 3, INPUT_SIZE[1], INPUT_SIZE[0], generator=gen)
-        x = torch.nn.functional.avg_pool2d(x, 5, 1, 2) * 2  # some spatial correlation
-        model.head(model.backbone(x))
-    model.eval()
-    with torch.no_grad():
-        for bn in bns:
-            bn.weight.copy_(0.5 + torch.rand(bn.weight.shape, generator=gen))
-            bn.bias.copy_(0.2 * torch.randn(bn.bias.shape, generator=gen))
-            bn.running_mean.add_(0.05 * torch.randn(bn.running_mean.shape, generator=gen))
-            bn.running_var.mul_(0.9 + 0.2 * torch.rand(bn.running_var.shape, generator=gen))
-            bn.momentum = 0.1
         features = model.backbone(x)[-1]
         model.head.final_layer.weight.div_(float(features.std()))
     current = model.state_dict()
-    for dtype in {new[k].dtype for k in own}:
-        keys = [k for k in own if new[k].dtype == dtype]
-        flat = torch.cat([current[k].reshape(-1) for k in keys])
-        offset = 0
-        for k in keys:
-            n = new[k].numel()
-            new[k] = flat[offset:offset + n].view(new[k].shape)
-            offset += n
-    for key, value in model.state_dict().items():
-        if key in new:
-            assert torch.equal(value, new[key]), key
+    for k in own:
+        new[k] = current[k]
+    pack_by_dtype(new, own)
+    assert_model_holds(model, new)
     return new
-
-
-def aptrack_keypoints(checkpoint: Path, preset_name: str, architecture: dict, image: np.ndarray,
-                      boxes: np.ndarray):
-    """aptrack's keypoints (N, 17, 2) and scores (N, 17) from an mmpose checkpoint file."""
-    from aptrack.core.instances import Instances
-    from aptrack.models.checkpoint import load_checkpoint
-    from aptrack.models.presets import get_preset
-    from aptrack.pose.config import PoseConfig
-    from aptrack.pose.estimator import TopDownPoseEstimator
-
-    preset = get_preset(preset_name)
-    preset = preset.with_(architecture={**preset.architecture, **architecture})
-    model, preset, _ = load_checkpoint(checkpoint, preset=preset)
-    out = TopDownPoseEstimator(model, preset, PoseConfig())(
-        image, Instances(boxes.astype(np.float32), np.ones(len(boxes), np.float32)))
-    return out.keypoints, out.keypoint_scores
 
 
 def add_arguments(parser) -> None:
@@ -209,15 +170,13 @@ def add_arguments(parser) -> None:
 
 
 def run(args, version: str) -> int:
+    """``--family hrformer``: the fixture at ``--width``, or with ``--full`` HRFormer-S / -B, printing only."""
     size = args.hrformer_size if args.full else "small"
     width = None if args.full else args.width
     model, overrides = build(size, width)
     assert len(model.dataset_meta["flip_indices"]) == 17, "not AP-10K's dataset meta"
     state = seeded_state(model, args.seed)
-    stored = args.out / "image.png"
-    if not stored.exists():
-        raise SystemExit(f"{stored} is missing: make the res fixture first")
-    image = cv2.imread(str(stored), cv2.IMREAD_COLOR)
+    image = fixture_image(args.out, args.seed, args.full)
     keypoints, scores = mmpose_keypoints(model, image, BOXES)
     architecture = {} if args.full else {"width": width, "num_modules": list(FIXTURE_MODULES),
                                          "num_blocks": list(FIXTURE_BLOCKS)}
@@ -228,23 +187,14 @@ def run(args, version: str) -> int:
                     "drop_path_rate (identity at inference), norm_cfg SyncBN (a plain batch norm after "
                     "init_model's revert_sync_batchnorm), HeatmapHead without deconvolutions, test_cfg flip_test "
                     "and shift_heatmap"}
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) if args.full else args.out
-        paths = save_checkpoints(state, meta, folder, f"{STEM}_w{width}_ap10k" if width else f"{STEM}_{size}")
+    stem = f"{STEM}_w{width}_ap10k" if width else f"{STEM}_{size}"
+    with checkpoint_folder(args) as folder:
+        paths = save_checkpoints(state, meta, folder, stem)
         results = [aptrack_keypoints(p, PRESETS[size], architecture, image, BOXES) for p in paths]
-        if not args.full:
-            np.savez(args.out / f"{STEM}_mmpose_keypoints.npz", keypoints=keypoints, keypoint_scores=scores,
-                     boxes=BOXES)
-            description = {**meta, "width": width, "image": "image.png",
-                           "checkpoints": {"1.x": paths[0].name, "0.x": paths[1].name},
-                           "reference": f"{STEM}_mmpose_keypoints.npz", "aptrack_preset": PRESETS[size],
-                           "aptrack_architecture": architecture, "flip_test": True, "shift_heatmap": True,
-                           "box_padding": 1.25, "made_by": "benchmarks/mmpose_parity.py --family hrformer"}
-            (args.out / f"{STEM}_fixture.json").write_text(json.dumps(description, indent=2) + "\n")
-    print(f"mmpose {version}, {label}, score range {scores.min():.3f}..{scores.max():.3f}")
-    for name, (kp, sc) in zip(("1.x", "0.x"), results):
-        print(f"{name} checkpoint: max |keypoint diff| {np.abs(kp - keypoints).max():.3g} px, "
-              f"max |score diff| {np.abs(sc - scores).max():.3g}")
+    if not args.full:
+        write_fixture(args.out, STEM, {**meta, "width": width}, paths, PRESETS[size], architecture, keypoints,
+                      scores)
+    print_differences(version, label, keypoints, scores, results)
     return 0
 
 

@@ -35,16 +35,14 @@ differences are printed. Without ``--full`` the files, mmpose's keypoints and
 
 from __future__ import annotations
 
-import json
-import sys
-import tempfile
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
-from mmpose_parity import BOXES, ROOT, config_path, mmpose_keypoints
+from mmpose_parity import (BOXES, aptrack_keypoints, assert_model_holds, calibrate_batch_norms, checkpoint_folder,
+                           config_path, fixture_image, mmpose_keypoints, noise_batch, pack_by_dtype,
+                           print_differences, randomise_batch_norms, write_fixture)
 
 CONFIG = "configs/body_2d_keypoint/topdown_heatmap/coco/td-hm_ViTPose-base_8xb64-210e_coco-256x192.py"
 PRESET = "vitpose-b-ap10k"
@@ -143,38 +141,16 @@ def seeded_vit_state(model, seed: int) -> dict[str, torch.Tensor]:
 
     # the head's batch norms: statistics of seeded random crops, then perturbed
     bns = [m for m in model.head.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    model.eval()
-    for bn in bns:
-        bn.reset_running_stats()
-        bn.momentum = None
-        bn.train()
     w, h = INPUT_SIZE
+    calibrate_batch_norms(model, bns, noise_batch(gen, h, w, CALIBRATION_CROPS))
+    randomise_batch_norms(bns, gen)
     with torch.no_grad():
-        x = torch.randn(CALIBRATION_CROPS, 3, h, w, generator=gen)
-        x = torch.nn.functional.avg_pool2d(x, 5, 1, 2) * 2  # some spatial correlation
-        model.head(model.backbone(x))
-    model.eval()
-    with torch.no_grad():
-        for bn in bns:
-            bn.weight.copy_(0.5 + torch.rand(bn.weight.shape, generator=gen))
-            bn.bias.copy_(0.2 * torch.randn(bn.bias.shape, generator=gen))
-            bn.running_mean.add_(0.05 * torch.randn(bn.running_mean.shape, generator=gen))
-            bn.running_var.mul_(0.9 + 0.2 * torch.rand(bn.running_var.shape, generator=gen))
-            bn.momentum = 0.1
         final = model.head.final_layer
         final.bias.copy_(0.1 * torch.randn(final.bias.shape, generator=gen))
     state = {k: v.clone() for k, v in model.state_dict().items() if k.startswith(("backbone.", "head."))}
-    floats = [k for k, v in state.items() if v.dtype == torch.float32]
-    flat = torch.cat([state[k].reshape(-1) for k in floats])
-    offset = 0
-    for k in floats:
-        n = state[k].numel()
-        state[k] = flat[offset:offset + n].view(state[k].shape)
-        offset += n
+    pack_by_dtype(state, [k for k, v in state.items() if v.dtype == torch.float32])
     model.load_state_dict(state, strict=False)
-    for key, value in model.state_dict().items():  # the model holds exactly the saved values
-        if key in state:
-            assert torch.equal(value, state[key]), key
+    assert_model_holds(model, state)
     return state
 
 
@@ -224,23 +200,6 @@ def aptrack_architecture(size: dict) -> dict:
             "feedforward_channels": MLP_RATIO * size["dims"], "deconv_channels": [size["deconv"]] * 2}
 
 
-def aptrack_keypoints(checkpoint: Path, size: dict, image: np.ndarray, boxes: np.ndarray):
-    """aptrack's keypoints (N, K, 2) and scores (N, K) from a checkpoint file, with the fixture's preset."""
-    sys.path.insert(0, str(ROOT))
-    from aptrack.core.instances import Instances
-    from aptrack.models.checkpoint import load_checkpoint
-    from aptrack.models.presets import get_preset
-    from aptrack.pose.config import PoseConfig
-    from aptrack.pose.estimator import TopDownPoseEstimator
-
-    preset = get_preset(PRESET)
-    preset = preset.with_(architecture={**preset.architecture, **aptrack_architecture(size)})
-    model, preset, _ = load_checkpoint(checkpoint, preset=preset)
-    estimator = TopDownPoseEstimator(model, preset, PoseConfig())
-    out = estimator(image, Instances(boxes.astype(np.float32), np.ones(len(boxes), np.float32)))
-    return out.keypoints, out.keypoint_scores
-
-
 def run(args, mmpose_version: str) -> int:
     """Write the ViTPose fixture (or, with ``--full``, compare ViTPose-B) and print the differences."""
     size = dict(FULL_SIZE) if args.full else {"dims": args.vit_dims, "layers": args.vit_layers,
@@ -248,36 +207,19 @@ def run(args, mmpose_version: str) -> int:
     torch.manual_seed(args.seed)
     model = build_mmpose_vitpose(size)
     state = seeded_vit_state(model, args.seed)
-    stored = args.out / "image.png"  # the shared fixture image, exactly as the tests read it
-    if not stored.exists():
-        raise SystemExit(f"{stored} is missing: make the res fixture first")
-    image = cv2.imread(str(stored), cv2.IMREAD_COLOR)
+    image = fixture_image(args.out, args.seed, args.full)
     keypoints, scores = mmpose_keypoints(model, image, BOXES)
     meta = {"mmpose_version": mmpose_version, "config": CONFIG, "family": "vitpose",
             "overrides": overrides(size), "seed": args.seed}
-
-    if args.full:
-        with tempfile.TemporaryDirectory() as tmp:
-            paths = save_checkpoints(state, meta, Path(tmp), args.seed)
-            results = [aptrack_keypoints(p, size, image, BOXES) for p in paths]
-    else:
-        paths = save_checkpoints(state, meta, args.out, args.seed)
-        np.savez(args.out / "vitpose_mmpose_keypoints.npz", keypoints=keypoints, keypoint_scores=scores,
-                 boxes=BOXES)
-        description = {**meta, "image": "image.png",
-                       "checkpoints": {"1.x": paths[0].name, "0.x": paths[1].name},
-                       "checkpoint_layouts": {"1.x": "mmpose 1.x (mmpretrain VisionTransformer)",
-                                              "0.x": "ViTPose repository (backbone.blocks.*, keypoint_head.*, "
-                                                     "pos_embed with a class-token row)"},
-                       "reference": "vitpose_mmpose_keypoints.npz", "aptrack_preset": PRESET,
-                       "aptrack_architecture": aptrack_architecture(size),
-                       "flip_test": True, "shift_heatmap": True, "box_padding": 1.25,
-                       "made_by": "benchmarks/mmpose_parity.py --family vitpose"}
-        (args.out / "vitpose_fixture.json").write_text(json.dumps(description, indent=2) + "\n")
-        results = [aptrack_keypoints(p, size, image, BOXES) for p in paths]
-
-    print(f"mmpose {mmpose_version}, ViTPose {size}, score range {scores.min():.3f}..{scores.max():.3f}")
-    for name, (kp, sc) in zip(("1.x", "0.x (ViTPose repository)"), results):
-        print(f"{name} checkpoint: max |keypoint diff| {np.abs(kp - keypoints).max():.3g} px, "
-              f"max |score diff| {np.abs(sc - scores).max():.3g}")
+    architecture = aptrack_architecture(size)
+    with checkpoint_folder(args) as folder:
+        paths = save_checkpoints(state, meta, folder, args.seed)
+        results = [aptrack_keypoints(p, PRESET, architecture, image, BOXES) for p in paths]
+    if not args.full:
+        layouts = {"1.x": "mmpose 1.x (mmpretrain VisionTransformer)",
+                   "0.x": "ViTPose repository (backbone.blocks.*, keypoint_head.*, pos_embed with a class-token row)"}
+        write_fixture(args.out, "vitpose", meta, paths, PRESET, architecture, keypoints, scores,
+                      checkpoint_layouts=layouts)
+    print_differences(mmpose_version, f"ViTPose {size}", keypoints, scores, results,
+                      names=("1.x", "0.x (ViTPose repository)"))
     return 0

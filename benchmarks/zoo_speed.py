@@ -31,7 +31,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from aptrack.core.instances import Instances  # noqa: E402
-from aptrack.models import build_network, count_flops, count_parameters, get_preset, list_models  # noqa: E402
+from aptrack.models import build_network, get_preset, list_models  # noqa: E402
+from aptrack.models.factory import network_size  # noqa: E402
 from aptrack.pose.config import PoseConfig  # noqa: E402
 from aptrack.pose.estimator import TopDownPoseEstimator  # noqa: E402
 
@@ -64,8 +65,8 @@ def time_model(name: str, warmup: int, repeats: int) -> dict:
     with torch.inference_mode():
         forward = best_time(lambda: model(batch), warmup, repeats)
     total = best_time(lambda: estimator(frame, boxes), warmup, repeats)
-    return {"name": name, "family": preset.family, "input": f"{w}x{h}",
-            "params_m": count_parameters(model) / 1e6, "gmacs": count_flops(model, preset.input_size)["gmacs"],
+    params, gmacs = network_size(preset)  # as aptrack models counts them (meta device)
+    return {"name": name, "family": preset.family, "input": f"{w}x{h}", "params_m": params / 1e6, "gmacs": gmacs,
             "flip_test": estimator.flip_test, "forward_ms": forward * 1e3, "crop_ms": total * 1e3}
 
 

@@ -2,6 +2,7 @@
 
 import json
 import re
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,8 @@ from aptrack.pose.config import PoseConfig
 from aptrack.pose.estimator import TopDownPoseEstimator
 
 from conftest import DOG_CLIP, YOLO_INT8
+
+PARITY = Path(__file__).resolve().parent / "fixtures" / "mmpose"
 
 
 def tiny_resnet(**changes) -> Preset:
@@ -184,3 +187,43 @@ def test_pose_file_without_pose_config_takes_the_preset_its_digest_names(tmp_pat
     from aptrack.core.hub import sha256_of
     assert seen == [sha256_of(weights)] and info["model"] == "tiny-resnet"
     assert estimator.preset.input_size == (64, 64)
+
+
+def test_a_model_without_published_weights_says_how_to_run_ones_own():
+    from aptrack.core.errors import WeightsError
+    from aptrack.pipeline import build_pose
+    with pytest.raises(WeightsError, match="vitpose-b-ap10k has no published weights: .* "
+                                           "--pose FILE --pose-config vitpose-b-ap10k"):
+        build_pose(PoseConfig(weights="vitpose-b-ap10k"))
+
+
+def test_run_tracks_with_an_rtmpose_simcc_checkpoint(tmp_path, mirror):
+    """The whole command with a SimCC model: keypoints in the json and csv, the video drawn."""
+    if not DOG_CLIP.is_file():
+        pytest.skip("shared assets not found")
+    import csv
+
+    from aptrack.cli import main
+
+    fixture = json.loads((PARITY / "rtmpose_fixture.json").read_text())
+    preset = get_preset("rtmpose-m-ap10k")
+    data = preset.to_dict()
+    data.update(name="rtmpose-tiny", layout="ap10k", weights=None,
+                architecture={**preset.architecture, **fixture["aptrack_architecture"]})
+    preset_file = tmp_path / "rtmpose-tiny.yaml"
+    preset_file.write_text(json.dumps(data))
+    weights = PARITY / fixture["checkpoints"]["1.x"]
+    out = tmp_path / "out"
+    assert main(["run", str(DOG_CLIP), "--end", "3", "-q", "-o", str(out), "--pose", str(weights),
+                 "--pose-config", str(preset_file)]) == 0
+    result = json.loads((out / "dog_clip.json").read_text())
+    assert result["info"]["models"]["pose"]["model"] == "rtmpose-tiny"
+    for ann in result["annotations"]:
+        kp = np.asarray(ann["keypoints"], float).reshape(17, 3)
+        x1, y1, w, h = ann["bbox"]
+        assert np.isfinite(kp).all()
+        inside = (kp[:, 0] > x1 - w) & (kp[:, 0] < x1 + 2 * w) & (kp[:, 1] > y1 - h) & (kp[:, 1] < y1 + 2 * h)
+        assert inside.all()  # SimCC bins mapped back near the animal's box, not crop pixels
+    rows = list(csv.DictReader((out / "dog_clip.csv").open()))
+    assert len(rows) == len(result["annotations"]) == 3 and "left_eye_x" in rows[0]
+    assert (out / "dog_clip.mp4").stat().st_size > 0

@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import functools
+import json
+
 import torch
 from torch import nn
 
@@ -41,6 +44,23 @@ def create_model(preset: str | Preset, pretrained: bool = False, device: str = "
     return model
 
 
+def network_size(preset: Preset) -> tuple[int, float]:
+    """Parameters and multiply-adds (G) per crop of ``preset``'s network.
+
+    Counted on the meta device (shapes only: no memory, no initialisation
+    maths) and remembered per preset for the life of the process.
+    """
+    return _network_size(json.dumps(preset.to_dict(), sort_keys=True))
+
+
+@functools.lru_cache(maxsize=None)
+def _network_size(preset_json: str) -> tuple[int, float]:
+    preset = Preset.from_dict(json.loads(preset_json))
+    with torch.device("meta"):
+        model = build_network(preset)
+    return count_parameters(model), count_flops(model, preset.input_size)["gmacs"]
+
+
 def preset_for_weights(sha256: str) -> str | None:
     """The model whose published weights have this sha256, or None.
 
@@ -73,8 +93,7 @@ def model_card_rows() -> list[dict]:
     rows = []
     for name in list_presets():
         preset = get_preset(name)
-        with torch.device("meta"):  # shapes only: no memory, no initialisation maths
-            model = build_network(preset)
+        params, gmacs = network_size(preset)
         entry = registry.get(preset.weights) if preset.weights else None
         where = "missing" if preset.weights else "none"
         if entry is not None:
@@ -87,8 +106,7 @@ def model_card_rows() -> list[dict]:
             elif where != "corrupt" and entry.url:
                 where = "download"
         rows.append({"name": name, "family": preset.family, "input_size": list(preset.input_size),
-                     "params_m": count_parameters(model) / 1e6,
-                     "gflops": count_flops(model, preset.input_size)["gmacs"],
+                     "params_m": params / 1e6, "gflops": gmacs,
                      "reported_ap": preset.reported.get("AP"), "reported_dataset": preset.reported.get("dataset"),
                      "weights": where})
     return rows
