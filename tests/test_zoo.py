@@ -35,6 +35,14 @@ def mmpose_0x_file(model, path):
     return path
 
 
+def write_preset(preset: Preset, path, layout: str = "ap10k"):
+    """``preset`` as a preset file naming its layout (JSON is YAML); returns the path."""
+    data = preset.to_dict()
+    data["layout"] = layout
+    path.write_text(json.dumps(data))
+    return path
+
+
 def test_mmpose_presets_describe_mmposes_test_pipeline():
     preset = get_preset("res50-ap10k")
     assert preset.family == "resnet" and preset.warp == "msra" and preset.flip_shift
@@ -81,10 +89,7 @@ def test_run_takes_an_mmpose_checkpoint_with_pose_config(tmp_path, mirror):
     torch.manual_seed(0)
     preset = tiny_resnet()
     weights = mmpose_0x_file(build_network(preset), tmp_path / "tiny_mmpose.pth")
-    preset_file = tmp_path / "tiny-resnet.yaml"
-    data = preset.to_dict()
-    data["layout"] = "ap10k"
-    preset_file.write_text(json.dumps(data))  # JSON is YAML
+    preset_file = write_preset(preset, tmp_path / "tiny-resnet.yaml")
     code = main(["run", str(DOG_CLIP), "--end", "3", "--no-video", "-q", "-o", str(tmp_path / "out"),
                  "--pose", str(weights), "--pose-config", str(preset_file)])
     assert code == 0
@@ -135,10 +140,7 @@ def test_eval_of_an_animalpose_model_scores_mmposes_order_against_the_files_orde
     torch.manual_seed(0)
     preset = tiny_resnet(name="tiny-animalpose", layout=get_preset("res50-animalpose").layout)
     weights = mmpose_0x_file(build_network(preset), tmp_path / "tiny_animalpose.pth")
-    preset_file = tmp_path / "tiny-animalpose.yaml"
-    data = preset.to_dict()
-    data["layout"] = "animalpose"
-    preset_file.write_text(json.dumps(data))
+    preset_file = write_preset(preset, tmp_path / "tiny-animalpose.yaml", layout="animalpose")
     sub = animalpose_subset(tmp_path / "sub.json", 2)
     code = main(["eval", "--data", str(sub), "--images", str(ANIMALPOSE / "images"), "--weights", str(weights),
                  "--pose-config", str(preset_file), "--save", str(tmp_path / "save"), "--format", "json", "-q"])
@@ -176,10 +178,7 @@ def test_pose_file_without_pose_config_takes_the_preset_its_digest_names(tmp_pat
     torch.manual_seed(0)
     preset = tiny_resnet()
     weights = mmpose_0x_file(build_network(preset), tmp_path / "tiny_mmpose.pth")
-    preset_file = tmp_path / "tiny-resnet.yaml"
-    data = preset.to_dict()
-    data["layout"] = "ap10k"
-    preset_file.write_text(json.dumps(data))
+    preset_file = write_preset(preset, tmp_path / "tiny-resnet.yaml")
     seen = []
     monkeypatch.setattr(aptrack.models, "preset_for_weights",
                         lambda digest: seen.append(digest) or str(preset_file))
