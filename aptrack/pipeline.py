@@ -24,7 +24,7 @@ from aptrack.detect.config import DetectorConfig
 from aptrack.io.draw import DrawConfig
 from aptrack.pose.config import PoseConfig
 from aptrack.track import PoseTracker
-from aptrack.track.config import TrackerConfig
+from aptrack.track.config import PropagationConfig, TrackerConfig
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,7 @@ class PipelineConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     pose: PoseConfig = field(default_factory=PoseConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    propagation: PropagationConfig = field(default_factory=PropagationConfig)
     draw: DrawConfig = field(default_factory=DrawConfig)
 
 
@@ -95,10 +96,17 @@ class Pipeline:
     det_every : int
         Run the detector on every n-th frame; in between, the tracker's
         predicted boxes stand in (and the pose estimator runs on them).
+    propagation : PropagationConfig
+        How :meth:`track_known` carries known animals.
+    sot_factory : callable, optional
+        Makes one single-object tracker per known animal; by default the
+        weights ``propagation.sot_weights`` names, loaded on the first
+        :meth:`track_known` (the SOT runs only in that mode).
     """
 
     def __init__(self, detector, tracker: PoseTracker, pose=None,
-                 layout: KeypointLayout | None = None, det_every: int = 1):
+                 layout: KeypointLayout | None = None, det_every: int = 1,
+                 propagation: PropagationConfig = PropagationConfig(), sot_factory=None):
         if det_every < 1:
             raise AptrackError(f"--det-every must be at least 1, got {det_every}")
         self.detector = detector
@@ -107,6 +115,9 @@ class Pipeline:
         self.layout = layout
         self.det_every = det_every
         self.timer = StageTimer()
+        self.propagation = propagation
+        self.sot_factory = sot_factory
+        self.propagator = None
         self._frames = 0
         self.last_detections: Instances | None = None
         """The boxes (with poses) the tracker was given on the latest detector frame."""
@@ -114,8 +125,33 @@ class Pipeline:
     def reset(self) -> None:
         """Start a new video or clip: forget tracks and restart ids."""
         self.tracker.reset()
+        if self.propagator is not None:
+            self.propagator.reset()
         self._frames = 0
         self.last_detections = None
+
+    def track_known(self, frame: np.ndarray, animals: Instances) -> Instances:
+        """Carry these animals (boxes with track ids) through the frames that follow.
+
+        From this frame on, each call follows exactly these animals
+        (:class:`aptrack.track.propagate.IdentityPropagator`: single-object
+        tracker, motion, pose and, with ``propagation.use_detector``, the
+        detector's boxes matched to them); no new ids are made until
+        :meth:`reset`. Returns the animals with their poses.
+        """
+        from aptrack.track.propagate import IdentityPropagator
+
+        self.reset()
+        if self.propagator is None:
+            factory = self.sot_factory
+            if factory is None and self.propagation.sot_weights:
+                from aptrack.track.sot import SotFactory
+
+                factory = self.sot_factory = SotFactory(self.propagation.sot_weights)
+            self.propagator = IdentityPropagator(factory, self.propagation, self.tracker.motion)
+        self._frames = 1
+        self.last_detections = animals
+        return self.propagator.start(frame, animals, self.estimate_pose)
 
     def estimate_pose(self, frame: np.ndarray, instances: Instances) -> Instances:
         """``instances`` with keypoints (unchanged without a pose stage or boxes), timed as ``pose``."""
@@ -132,6 +168,13 @@ class Pipeline:
         """
         detect = self._frames % self.det_every == 0 or boxes is not None
         self._frames += 1
+        if self.propagator is not None and self.propagator.started:
+            found = boxes
+            if found is None and detect and self.propagation.use_detector:
+                with self.timer("detect"):
+                    found = self.detector(frame, frame_index)
+            self.last_detections = found
+            return self.propagator.step(frame, frame_index, self.estimate_pose, found, self.timer)
         if detect:
             if boxes is None:
                 with self.timer("detect"):
@@ -203,4 +246,4 @@ def build_pipeline(config: PipelineConfig, device: str = "cpu", det_every: int =
     else:
         log.warning("no pose weights are available: running detection + tracking only (--pose none)")
     tracker = PoseTracker(config.tracker, sigmas=None if layout is None else layout.sigmas)
-    return Pipeline(detector, tracker, pose, layout, det_every), models
+    return Pipeline(detector, tracker, pose, layout, det_every, config.propagation), models

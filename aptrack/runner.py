@@ -28,8 +28,8 @@ from aptrack.pipeline import Pipeline, PipelineConfig, StageTimer, build_pipelin
 
 
 def iter_frames(pipeline: Pipeline, frames: Iterable[tuple[int, np.ndarray]],
-                boxes: Callable[[int], Instances | None] | None = None
-                ) -> Iterator[tuple[int, np.ndarray, Instances]]:
+                boxes: Callable[[int], Instances | None] | None = None,
+                known: Instances | None = None) -> Iterator[tuple[int, np.ndarray, Instances]]:
     """Run ``pipeline`` on each frame in order.
 
     Parameters
@@ -40,12 +40,20 @@ def iter_frames(pipeline: Pipeline, frames: Iterable[tuple[int, np.ndarray]],
     boxes : callable, optional
         ``boxes(frame_index)`` gives boxes that replace the detector on that
         frame (ground truth, or a user's), or None to run the detector.
+    known : Instances, optional
+        The animals (boxes with track ids) on the first frame: they are carried
+        through the frames that follow (:meth:`Pipeline.track_known`), and no
+        other animal gets an id.
 
     Yields
     ------
     (frame_index, frame, tracked animals)
     """
     for index, frame in timed_frames(frames, pipeline.timer):
+        if known is not None:
+            yield index, frame, pipeline.track_known(frame, known.with_(frame_index=index))
+            known = None
+            continue
         yield index, frame, pipeline(frame, index, None if boxes is None else boxes(index))
 
 
@@ -75,7 +83,7 @@ class VideoRun:
     def __init__(self, video: str | Path, pipeline: Pipeline | None = None,
                  config: str | Path | PipelineConfig = "default", output: str | Path | None = None,
                  write_video: bool = True, trails: bool = False, start: int = 0, end: int | None = None,
-                 device: str = "auto", det_every: int = 1):
+                 device: str = "auto", det_every: int = 1, init_boxes: Instances | None = None):
         from aptrack.io.video import VideoReader
 
         self.config = config if isinstance(config, PipelineConfig) else load_pipeline(config)
@@ -90,6 +98,7 @@ class VideoRun:
             self.reader.close()
             raise
         self.pipeline = pipeline
+        self.init_boxes = init_boxes
         self.write_video = write_video and self.out_dir is not None
         self.trails = trails
         layout = pipeline.layout
@@ -98,6 +107,7 @@ class VideoRun:
             "video": str(self.video.resolve()), "width": r.width, "height": r.height, "fps": r.fps,
             "start": r.start, "end": r.end, "aptrack_version": __version__, "pipeline": self.config.name,
             "det_every": pipeline.det_every, "models": models,
+            "init_boxes": None if init_boxes is None else len(init_boxes),
             "keypoint_names": list(layout.keypoints) if layout else [],
             "skeleton": [list(p) for p in layout.skeleton] if layout else [],
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -149,7 +159,7 @@ class VideoRun:
             frames_in = Prefetcher(self.reader)
             if results is not None:
                 output_worker = BackgroundWorker(emit)
-            for _, frame, tracked in iter_frames(pipeline, frames_in):
+            for _, frame, tracked in iter_frames(pipeline, frames_in, known=self.init_boxes):
                 frames += 1
                 animals += len(tracked)
                 max_animals = max(max_animals, len(tracked))
@@ -190,7 +200,7 @@ class VideoRun:
 def process_video(video: str | Path, pipeline: Pipeline | None = None,
                   config: str | Path | PipelineConfig = "default", output: str | Path | None = None,
                   write_video: bool = True, trails: bool = False, start: int = 0, end: int | None = None,
-                  device: str = "auto", det_every: int = 1) -> VideoRun:
+                  device: str = "auto", det_every: int = 1, init_boxes: Instances | None = None) -> VideoRun:
     """Track the animals of one video; iterate the result for each frame's :class:`Instances`.
 
     Parameters
@@ -213,6 +223,10 @@ def process_video(video: str | Path, pipeline: Pipeline | None = None,
     device : {"auto", "cpu", "cuda"}
     det_every : int
         Run the detector on every n-th frame; the tracker predicts in between.
+    init_boxes : Instances, optional
+        The animals (boxes with track ids) on the first frame (``start``), as
+        :func:`aptrack.io.init_boxes.load_init_boxes` reads them: exactly these
+        are followed through the video (:meth:`Pipeline.track_known`).
 
     Returns
     -------
@@ -224,4 +238,5 @@ def process_video(video: str | Path, pipeline: Pipeline | None = None,
     AptrackError
         For anything a user can fix (video, weights, config, output folder).
     """
-    return VideoRun(video, pipeline, config, output, write_video, trails, start, end, device, det_every)
+    return VideoRun(video, pipeline, config, output, write_video, trails, start, end, device, det_every,
+                    init_boxes)

@@ -151,26 +151,33 @@ def test_bench_gt_boxes_ap_equals_pycocotools(synthetic, mirror, random_pose_che
         assert (report_dir / name).is_file()
 
 
-def test_gt_first_frame_keeps_first_frame_identities(synthetic):
-    from aptrack.eval.bench import keypoint_box_xyxy, run_clip
+def test_gt_first_frame_keeps_first_frame_identities_and_follows_the_animals(synthetic, mirror):
+    from aptrack.core.boxes import box_iou_xyxy
+    from aptrack.eval.bench import run_clip
     from aptrack.pipeline import Pipeline
     from aptrack.track import PoseTracker
+    from aptrack.track.config import PropagationConfig
 
+    if not (mirror / "weights" / "vittrack.onnx").is_file():
+        pytest.skip("shared assets not found (needs weights/vittrack.onnx)")
     out, _ = synthetic
     clips = load_clips(out / "test_annotations_hard.json", out, AP10K)
     clip = clips.clips[0]
-    pipeline = Pipeline(detector=None, tracker=PoseTracker(), pose=None, layout=AP10K)
+    pipeline = Pipeline(detector=None, tracker=PoseTracker(), pose=None, layout=AP10K,
+                        propagation=PropagationConfig(use_detector=False))
     frames = run_clip(pipeline, clips, clip, "gt-first-frame")
     first = set(clips.track_ids[clip.rows[0]].tolist())
     assert len(frames) == 15 and len(first) >= 3
-    for scored, tracked in frames:
-        assert set(tracked.track_ids.tolist()) == first
+    ious = []
+    for t, (scored, tracked) in enumerate(frames):
+        assert set(tracked.track_ids.tolist()) <= first  # never a new id
+        for i, box in zip(clips.track_ids[clip.rows[t]], clips.animals.boxes_xyxy[clip.rows[t]]):
+            mine = tracked.boxes_xyxy[tracked.track_ids == i]
+            ious.append(box_iou_xyxy(box[None].astype(float), mine.astype(float)).max() if len(mine) else 0.0)
     np.testing.assert_allclose(np.sort(frames[0][1].boxes_xyxy, axis=0),
                                np.sort(clips.animals.boxes_xyxy[clip.rows[0]], axis=0), atol=1e-3)
-    # the pose-to-box rule: confident keypoints only, grown about their centre
-    box = keypoint_box_xyxy(np.array([[0, 0], [10, 20], [99, 99]]), [0.9, 0.9, 0.1], 0.3, 1.2, 2)
-    np.testing.assert_allclose(box, [-1, -2, 11, 22])
-    assert keypoint_box_xyxy(np.zeros((3, 2)), [0.9, 0.1, 0.1], 0.3, 1.2, 2) is None
+    assert np.mean(ious) > 0.5  # the single-object trackers follow the animals (no pose here)
+    assert set(pipeline.timer.seconds) >= {"sot", "track"} and "detect" not in pipeline.timer.seconds
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -255,3 +262,69 @@ def test_bench_empty_split_is_a_clear_error(synthetic, mirror, tmp_path, capsys)
     code = main(["bench", "--data", str(empty), "--images", str(out), "--split", "easy",
                  "-o", str(tmp_path / "r"), "--quiet", "--pose", "none"])
     assert_one_line_error(code, capsys.readouterr().err, "no usable annotation")
+
+
+def test_synth_scales_its_held_out_side_to_a_small_source(tmp_path, capsys):
+    from conftest import ANIMALPOSE, animalpose_subset
+    if not (ANIMALPOSE / "keypoints.json").is_file():
+        pytest.skip("shared assets not found (needs animalpose/keypoints.json)")
+    source = tmp_path / "small"
+    source.mkdir()
+    animalpose_subset(source / "keypoints.json", 50)
+    (source / "images").symlink_to(ANIMALPOSE / "images")
+    code = main(["synth", "--source", str(source), "--out", str(tmp_path / "out"), "--clips", "4", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    clips = load_clips(tmp_path / "out" / "test_annotations_hard.json", tmp_path / "out", AP10K)
+    assert len(clips.clips) == 2 and all(len(c.files) == 15 for c in clips.clips)
+
+
+def test_held_out_size_is_the_training_split_for_a_full_source_and_a_fraction_for_a_small_one():
+    from aptrack.data.synth import held_out_size
+    assert held_out_size(5475) == 1100      # Animal-Pose: the animals the default model never saw
+    assert held_out_size(642) == 129        # 20%, rounded up
+    assert held_out_size(3) == 1
+
+
+def test_synth_on_a_source_with_no_usable_animal_says_why(tmp_path):
+    from conftest import ANIMALPOSE, animalpose_subset
+    if not (ANIMALPOSE / "keypoints.json").is_file():
+        pytest.skip("shared assets not found (needs animalpose/keypoints.json)")
+    animals = load_keypoint_dataset(animalpose_subset(tmp_path / "k.json", 5), ANIMALPOSE / "images", AP10K)
+    with pytest.raises(DatasetError, match="a clip needs at least one"):
+        synthesize(animals, tmp_path / "out", clips=1, seed=0, config=SynthConfig(min_source_size=10_000))
+
+
+def test_bench_without_data_builds_the_synthetic_set_once_then_reuses_it(mirror, tmp_path, capsys):
+    from conftest import ANIMALPOSE
+    if not (ANIMALPOSE / "keypoints.json").is_file():
+        pytest.skip("shared assets not found (needs animalpose/keypoints.json)")
+    args = ["bench", "--split", "hard", "--max-clips", "1", "--pose", "none", "--compare", "none",
+            "--device", "cpu", "--format", "json", "-o", str(tmp_path / "r")]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    built = tmp_path / "cache" / "data" / "aptv2_synth"
+    assert "building the synthetic APTv2 set" in err and (built / "test_annotations_hard.json").is_file()
+    assert not [p for p in built.parent.iterdir() if p.name.startswith(".")]  # no half-built folder left
+    assert main(args) == 0
+    captured = capsys.readouterr()
+    assert "building" not in captured.err and "synthetic (cache)" in captured.err
+    assert json.loads(captured.out)["clips"] == 1
+
+
+def test_bench_without_data_or_mirror_says_how_to_get_clips(monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("APTRACK_MIRROR", raising=False)
+    monkeypatch.delenv("APTRACK_DATA", raising=False)
+    monkeypatch.setenv("APTRACK_CACHE", str(tmp_path / "cache"))
+    code = main(["bench", "--split", "hard", "-o", str(tmp_path / "r"), "--pose", "none"])
+    assert_one_line_error(code, capsys.readouterr().err, "no APTv2 clips found", "APTv2", "aptrack synth")
+
+
+def test_bench_takes_its_clips_from_aptrack_data(synthetic, monkeypatch):
+    from aptrack.data.locate import find_clip_data
+    out, _ = synthetic
+    monkeypatch.setenv("APTRACK_DATA", str(out))
+    found = find_clip_data()
+    assert found.path == out and found.build_from is None
+    monkeypatch.setenv("APTRACK_DATA", str(out / "missing"))
+    with pytest.raises(DatasetError, match="does not exist"):
+        find_clip_data()

@@ -15,8 +15,10 @@ def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="keypoint AP and tracking metrics on APTv2-style clips",
                        description="Run the pipeline over every clip of an APTv2-style split and "
                                    "report keypoint AP, MOTA, IDF1, ID switches and speed.")
-    p.add_argument("--data", required=True,
-                   help="APTv2 folder (either layout), or one annotation json")
+    p.add_argument("--data", default=None,
+                   help="APTv2 folder (either layout), or one annotation json (default: $APTRACK_DATA, "
+                        "else aptrack's cache, else the synthetic APTv2 set, built once from the "
+                        "Animal-Pose mirror)")
     p.add_argument("--images", default=None, help="image folder (default: the data folder)")
     p.add_argument("--split", default="hard", help="easy, hard or all (default: hard)")
     p.add_argument("--subset", default="test", choices=["train", "val", "test"],
@@ -52,6 +54,25 @@ def _bench_table(report: dict) -> str:
     return aligned(rows)
 
 
+def _default_data(quiet: bool) -> Path:
+    """The clips to use without ``--data``; builds the synthetic set first when needed."""
+    from tqdm import tqdm
+
+    from aptrack.data.locate import SYNTH_CLIPS, build_synthetic_clips, find_clip_data
+
+    found = find_clip_data()
+    if found.build_from is None:
+        if not quiet:
+            print(f"no --data: using {found.path} ({found.origin})", file=sys.stderr)
+        return found.path
+    print(f"no --data and no APTv2 copy: building the synthetic APTv2 set ({SYNTH_CLIPS} clips) from "
+          f"{found.build_from} into {found.path}, once", file=sys.stderr)
+    with tqdm(total=SYNTH_CLIPS, unit="clip", disable=quiet, dynamic_ncols=True, file=sys.stderr,
+              desc="synth") as bar:
+        build_synthetic_clips(found, progress=lambda done: bar.update(done - bar.n))
+    return found.path
+
+
 def main(args) -> int:
     import json
 
@@ -64,9 +85,9 @@ def main(args) -> int:
     from aptrack.pipeline import build_pipeline
 
     config = load_config(args.pipeline, args.pose, args.detector, args.pose_config)
-    ann = find_annotation_file(args.data, args.split, args.subset)
-    images = Path(args.images) if args.images else (Path(args.data) if Path(args.data).is_dir()
-                                                   else Path(args.data).parent)
+    data = Path(args.data) if args.data else _default_data(args.quiet)
+    ann = find_annotation_file(data, args.split, args.subset)
+    images = Path(args.images) if args.images else (data if data.is_dir() else data.parent)
     out_dir = writable_dir(Path(args.output))
     pipeline, models = build_pipeline(config, args.device)
     layout = pipeline.layout or load_layout(config.layout)

@@ -25,6 +25,9 @@ def add_parser(sub) -> None:
                    help="detector weights (registry name or Ultralytics file), overriding the preset")
     p.add_argument("--det-every", type=positive_int, default=1, metavar="N",
                    help="run the detector every N frames; the tracker predicts in between")
+    p.add_argument("--init-boxes", default=None, metavar="FILE",
+                   help="the animals on the first frame (JSON or CSV of ids and boxes): exactly these "
+                        "are followed, each by its own single-object tracker, and no new ids are made")
     p.add_argument("--start", type=non_negative_int, default=0, help="first frame (0-based)")
     p.add_argument("--end", type=positive_int, default=None, help="stop before this frame")
     p.add_argument("--no-video", action="store_true", help="write results only, no annotated video")
@@ -52,10 +55,13 @@ def main(args) -> int:
 
     from aptrack.runner import process_video
 
+    from aptrack.io.init_boxes import load_init_boxes
+
     config = load_config(args.pipeline, args.pose, args.detector, args.pose_config)
+    init_boxes = load_init_boxes(args.init_boxes, args.start) if args.init_boxes else None
     run = process_video(args.video, config=config, output=args.output, write_video=not args.no_video,
                         trails=args.trails, start=args.start, end=args.end, device=args.device,
-                        det_every=args.det_every)
+                        det_every=args.det_every, init_boxes=init_boxes)
     with tqdm(total=run.expected_frames, unit="frame", disable=args.quiet, dynamic_ncols=True,
               desc=Path(args.video).stem, file=sys.stderr) as bar:
         frames = iter(run)

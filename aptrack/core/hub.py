@@ -124,13 +124,19 @@ def load_registry(path: Path | None = None) -> dict[str, WeightsEntry]:
     return entries
 
 
-def cache_dir() -> Path:
+def cache_root() -> Path:
+    """aptrack's cache folder: ``$APTRACK_CACHE``, else ``$XDG_CACHE_HOME/aptrack`` or ``~/.cache/aptrack``."""
     root = os.environ.get("APTRACK_CACHE")
     if root:
-        return Path(root).expanduser() / "weights"
+        return Path(root).expanduser()
     xdg = os.environ.get("XDG_CACHE_HOME")
     base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "aptrack" / "weights"
+    return base / "aptrack"
+
+
+def cache_dir() -> Path:
+    """Where weights are cached (``weights/`` of :func:`cache_root`)."""
+    return cache_root() / "weights"
 
 
 def mirror_dir() -> Path | None:

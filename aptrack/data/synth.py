@@ -58,6 +58,16 @@ class SynthConfig:
     jpeg_quality: int = 90
     val_instances: int = 1100
     split_seed: int = 0
+    small_source_val_fraction: float = 0.2
+
+
+def held_out_size(num_animals: int, config: SynthConfig = SynthConfig()) -> int:
+    """Animals to hold out from a source of ``num_animals``: the training split's
+    ``val_instances`` (the animals aptrack's own model never saw) when the source
+    holds more than twice that, else ``small_source_val_fraction`` of it (at least 1)."""
+    if num_animals > 2 * config.val_instances:
+        return config.val_instances
+    return max(1, int(np.ceil(config.small_source_val_fraction * num_animals)))
 
 
 def free_region(boxes_xyxy: np.ndarray, width: int, height: int):
@@ -97,9 +107,10 @@ class ClipSynthesizer:
         h = animals.boxes_xyxy[:, 3] - animals.boxes_xyxy[:, 1]
         good = ((np.minimum(w, h) >= config.min_source_size)
                 & (animals.num_labelled >= config.min_source_keypoints))
-        if good.sum() < max(config.hard_animals):
-            raise DatasetError(f"only {int(good.sum())} source animals are at least "
-                               f"{config.min_source_size:g} px with {config.min_source_keypoints} keypoints")
+        if not good.any():
+            raise DatasetError(f"no source animal is at least {config.min_source_size:g} px with "
+                               f"{config.min_source_keypoints} labelled keypoints ({len(good)} animals held "
+                               f"out for clips): a clip needs at least one")
         self.animals = animals
         self.pool = np.flatnonzero(good)
         self.images = sorted(set(animals.files.tolist()))
@@ -147,7 +158,7 @@ class ClipSynthesizer:
         cfg = self.config
         layout = self.layout
         lo_n, hi_n = cfg.hard_animals if hard else cfg.easy_animals
-        n = int(rng.integers(lo_n, hi_n + 1))
+        n = min(int(rng.integers(lo_n, hi_n + 1)), len(self.pool))  # a small source: fewer per clip
         picks = rng.choice(self.pool, size=n, replace=False)
         hrange = cfg.hard_height if hard else cfg.easy_height
         heights = rng.uniform(*hrange, n) * cfg.height
@@ -252,7 +263,13 @@ def synthesize(animals: KeypointDataset, out_dir: str | Path, clips: int, seed: 
         (out / "images").mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError(f"cannot write to {out}: {exc.strerror or exc}") from None
-    source = select_split(animals, "val", config.val_instances, config.split_seed)
+    held_out = held_out_size(len(animals), config)
+    if held_out != config.val_instances:
+        log.warning("small source (%d animals): clips use a seeded %d of them, not the %d held out from "
+                    "aptrack's own training split", len(animals), held_out, config.val_instances)
+    if len(animals) < 2:
+        raise DatasetError(f"the source holds {len(animals)} animal(s): a split for clips needs at least 2")
+    source = select_split(animals, "val", held_out, config.split_seed)
     synth = ClipSynthesizer(source, config)
     layout = animals.layout
     species = sorted(set(animals.categories.tolist()))

@@ -7,9 +7,10 @@ one of three box sources:
 * ``gt``: ground-truth boxes of every frame (the single-frame upper bound,
   APTv2's track 1); the tracker still assigns ids;
 * ``gt-first-frame``: APTv2's tracking track. Each animal starts from its
-  first-frame ground-truth box; in later frames its box comes from its own
-  pose in the previous frame (the box around its confident keypoints,
-  smoothed by the Kalman filter), so identities never change hands.
+  first-frame ground-truth box and is carried through the clip by
+  :class:`aptrack.track.propagate.IdentityPropagator` (a single-object
+  tracker per animal, corrected by its pose and the motion model), so
+  identities never change hands and no new ones appear.
 
 Per-frame keypoint AP (pycocotools, the layout's OKS sigmas) and the tracking
 metrics of :mod:`aptrack.eval.tracking` are computed on the same outputs.
@@ -19,53 +20,20 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
 
 import numpy as np
 
-from aptrack.core.boxes import xyah_to_xyxy, xyxy_to_xyah
 from aptrack.core.instances import Instances
 from aptrack.data.clips import Clip, ClipDataset
 from aptrack.eval.keypoints import PredictionLog, evaluate_predictions, keypoints_or_zeros
 from aptrack.eval.tracking import ClipTrackingEval, summarize
 from aptrack.io.images import load_image
 from aptrack.pipeline import Pipeline, StageTimer
-from aptrack.runner import iter_frames, timed_frames
-from aptrack.track.kalman import KalmanBoxMotion
+from aptrack.runner import iter_frames
 
 log = logging.getLogger(__name__)
 
 BOX_SOURCES = ("detector", "gt", "gt-first-frame")
-
-
-@dataclass(frozen=True)
-class PropagationConfig:
-    """How ``gt-first-frame`` turns a pose into next frame's box.
-
-    The box around keypoints scoring at least ``keypoint_score_threshold`` is
-    grown by ``box_growth`` (keypoints sit inside an animal's outline); with
-    fewer than ``min_keypoints`` of them the Kalman prediction is kept.
-    """
-
-    keypoint_score_threshold: float = 0.3
-    min_keypoints: int = 3
-    box_growth: float = 1.2
-
-
-def keypoint_box_xyxy(keypoints, scores, threshold: float, growth: float, min_keypoints: int):
-    """Box around confident keypoints, grown about its centre; None if too few.
-
-    Parameters
-    ----------
-    keypoints : (K, 2) pixels; scores : (K,)
-    """
-    ok = np.asarray(scores) >= threshold
-    if ok.sum() < min_keypoints:
-        return None
-    pts = np.asarray(keypoints, np.float64)[ok]
-    lo, hi = pts.min(axis=0), pts.max(axis=0)
-    centre, size = (lo + hi) / 2, np.maximum(hi - lo, 1.0) * growth
-    return np.concatenate([centre - size / 2, centre + size / 2])
 
 
 def _gt_instances(clip_data: ClipDataset, rows: np.ndarray, frame_index: int) -> Instances:
@@ -75,7 +43,6 @@ def _gt_instances(clip_data: ClipDataset, rows: np.ndarray, frame_index: int) ->
 
 
 def run_clip(pipeline: Pipeline, clip_data: ClipDataset, clip: Clip, source: str,
-             propagation: PropagationConfig = PropagationConfig(),
              detections: list | None = None) -> list[tuple[Instances, Instances]]:
     """Per frame of ``clip``: (poses that are scored for AP, tracked animals).
 
@@ -84,13 +51,14 @@ def run_clip(pipeline: Pipeline, clip_data: ClipDataset, clip: Clip, source: str
     still hold back a new animal's id for ``min_hits`` frames.
     The tracker is reset first. With detector boxes, each frame's detections
     (with poses) are also appended to ``detections`` when a list is given.
-    ``detector`` and ``gt`` run through :func:`aptrack.runner.iter_frames`,
-    the frame loop of ``aptrack run``.
+    Every source runs through :func:`aptrack.runner.iter_frames`, the frame
+    loop of ``aptrack run``; ``gt-first-frame`` as ``aptrack run --init-boxes``.
     """
     pipeline.reset()
     frames = ((t, load_image(path)) for t, path in enumerate(clip.files))
     if source == "gt-first-frame":
-        return _propagate_first_frame(pipeline, clip_data, clip, frames, propagation)
+        first = _gt_instances(clip_data, clip.rows[0], 0).with_(track_ids=clip_data.track_ids[clip.rows[0]])
+        return [(tracked, tracked) for _, _, tracked in iter_frames(pipeline, frames, known=first)]
     given = None
     if source == "gt":
         def given(t: int) -> Instances:
@@ -104,37 +72,6 @@ def run_clip(pipeline: Pipeline, clip_data: ClipDataset, clip: Clip, source: str
         if detections is not None:
             detections.append(pipeline.last_detections)
         out.append((tracked, tracked))
-    return out
-
-
-def _propagate_first_frame(pipeline: Pipeline, clip_data: ClipDataset, clip: Clip, frames,
-                           propagation: PropagationConfig) -> list[tuple[Instances, Instances]]:
-    """``gt-first-frame``: identities are the first frame's animals, boxes follow their poses."""
-    timer: StageTimer = pipeline.timer
-    motion = KalmanBoxMotion()
-    states: dict[int, tuple] = {}
-    out = []
-    for t, frame in timed_frames(frames, timer):
-        rows = clip.rows[t]
-        if t == 0:
-            ids = clip_data.track_ids[rows]
-            boxes = clip_data.animals.boxes_xyxy[rows].astype(np.float64)
-            states = {int(i): motion.initiate(xyxy_to_xyah(b[None])[0]) for i, b in zip(ids, boxes)}
-        else:
-            with timer("track"):
-                states = {i: motion.predict(*s) for i, s in states.items()}
-        ids = np.array(sorted(states), np.int64)
-        boxes = np.array([xyah_to_xyxy(states[i][0][:4][None])[0] for i in ids]).reshape(-1, 4)
-        inst = Instances(boxes, np.ones(len(ids), np.float32), track_ids=ids, frame_index=t)
-        if pipeline.pose is not None and len(inst):
-            inst = pipeline.estimate_pose(frame, inst)
-            with timer("track"):
-                for i, kp, ks in zip(ids, inst.keypoints, inst.keypoint_scores):
-                    box = keypoint_box_xyxy(kp, ks, propagation.keypoint_score_threshold,
-                                            propagation.box_growth, propagation.min_keypoints)
-                    if box is not None:
-                        states[int(i)] = motion.update(*states[int(i)], xyxy_to_xyah(box[None])[0])
-        out.append((inst, inst))
     return out
 
 

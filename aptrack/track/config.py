@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aptrack.core.errors import ConfigError
+
 
 @dataclass(frozen=True)
 class TrackerConfig:
@@ -37,3 +39,58 @@ class TrackerConfig:
     lost_box_buffer: float = 0.3
     lost_match_cost_threshold: float = 0.7
     min_box_area: float = 10.0
+
+
+@dataclass(frozen=True)
+class PropagationConfig:
+    """Settings of :class:`aptrack.track.propagate.IdentityPropagator` (weights relative, scores in [0, 1]).
+
+    ``sot_weights``: the single-object tracker's weights (registry name or file; null for
+    none). ``use_detector``: also run the detector and match its boxes to the known animals.
+
+    ``sot_min_score``: an SOT box scoring below this is not used in a frame.
+    ``motion_weight``, ``sot_weight``, ``detection_weight``: each source's
+    weight in step 4's prior box (the SOT's and a detection's are also
+    multiplied by their scores). ``pose_weight``: the keypoint box's weight
+    against the prior box (weight 1) in step 6. ``detection_min_iou``: the
+    least IoU of a detection with an animal's box to be matched to it.
+    ``keypoint_score_threshold`` and ``min_keypoints``: a keypoint box needs
+    at least ``min_keypoints`` keypoints scoring this. ``pose_box_growth``:
+    the keypoint box is grown by this about its centre when the first frame
+    gave no ratio for the animal; measured ratios are clipped to
+    ``pose_box_growth_range``. ``reinit_iou``: the SOT restarts when its box
+    overlaps the corrected box less than this. ``visible_min_score``: an animal
+    is reported in a frame when the noisy-or of its SOT score and its matched
+    detection's score (``1 - (1 - sot) (1 - det)``, its output score) is at
+    least this; keypoint scores do not say it, as a top-down model finds a
+    pose on whatever animal covers the hidden one.
+    """
+
+    sot_weights: str | None = "vittrack"
+    use_detector: bool = True
+    sot_min_score: float = 0.1
+    motion_weight: float = 0.1
+    sot_weight: float = 1.0
+    detection_weight: float = 1.0
+    pose_weight: float = 0.25
+    detection_min_iou: float = 0.4
+    keypoint_score_threshold: float = 0.3
+    min_keypoints: int = 3
+    pose_box_growth: float = 1.2
+    pose_box_growth_range: tuple[float, float] = (1.0, 2.0)
+    reinit_iou: float = 0.3
+    visible_min_score: float = 0.3
+
+    def __post_init__(self) -> None:
+        for name in ("sot_min_score", "detection_min_iou", "keypoint_score_threshold", "reinit_iou",
+                     "visible_min_score"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"propagation.{name} must be in [0, 1], got {value}")
+        for name in ("motion_weight", "sot_weight", "detection_weight", "pose_weight"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"propagation.{name} must be >= 0, got {getattr(self, name)}")
+        lo, hi = self.pose_box_growth_range
+        if not 0 < lo <= self.pose_box_growth <= hi:
+            raise ConfigError(f"propagation.pose_box_growth must lie in pose_box_growth_range "
+                              f"[{lo}, {hi}] (lower bound > 0), got {self.pose_box_growth}")

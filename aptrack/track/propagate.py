@@ -1,0 +1,290 @@
+"""Known identities carried through a video: APTv2's tracking track and ``--init-boxes``.
+
+The animals are given once, as boxes with ids on a first frame (the ground
+truth of APTv2's track 3, or the boxes a lab user marks). From then on no
+identity is created or lost for good. Every frame runs these steps:
+
+1. predict each animal's box one frame ahead (Kalman, constant velocity);
+2. move each animal's single-object tracker (SOT, :mod:`aptrack.track.sot`)
+   onto this frame; it looks at the image, so it follows the animal where
+   motion alone would drift;
+3. with detections (optional), match them to the animals by IoU, each
+   animal by the better of its step 1 and step 2 boxes (so a drifting SOT
+   does not take its animal's detection away); detections left over are
+   ignored: no new tracks;
+4. fuse the boxes of steps 1-3 into one prior box per animal, each source
+   weighted by its setting and its confidence;
+5. estimate the pose in the prior boxes (one batch for the frame);
+6. pose-guided correction: the box around each animal's confident keypoints,
+   grown by the ratio measured on the first frame, is fused with the prior
+   box; the Kalman filter is corrected with the result, which is the
+   animal's box in this frame;
+7. restart an animal's SOT from its corrected box when the SOT has lost
+   confidence or moved away from it, so a drifting SOT is pulled back by the
+   pose and the detector instead of compounding its error;
+8. report the animals that look visible: enough confident keypoints, or a
+   confident SOT match. Hidden animals keep being predicted (with the motion
+   and the SOT) and come back under their own id.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Callable
+
+import numpy as np
+
+from aptrack.core.boxes import box_iou_xyxy, xyah_to_xyxy, xyxy_to_xyah
+from aptrack.core.errors import ConfigError
+from aptrack.core.instances import Instances
+from aptrack.track.config import PropagationConfig
+from aptrack.track.kalman import KalmanBoxMotion
+from aptrack.track.matching import linear_assignment
+
+log = logging.getLogger(__name__)
+
+
+MIN_BOX_SIDE = 2.0
+"""Pixels: the least width and height of a box this module hands on."""
+
+
+def at_least_xyxy(boxes_xyxy, side: float) -> np.ndarray:
+    """Boxes (N, 4) widened about their centres to at least ``side`` pixels wide and high."""
+    b = np.asarray(boxes_xyxy, np.float64)
+    centre, size = (b[:, :2] + b[:, 2:]) / 2, np.maximum(b[:, 2:] - b[:, :2], side)
+    return np.concatenate([centre - size / 2, centre + size / 2], axis=1)
+
+
+def keypoint_box_xyxy(keypoints, scores, threshold: float, min_keypoints: int):
+    """The box (4,) around the keypoints scoring at least ``threshold``; None with fewer than ``min_keypoints``.
+
+    Parameters
+    ----------
+    keypoints : (K, 2) pixels
+    scores : (K,)
+    """
+    ok = np.asarray(scores) >= threshold
+    if ok.sum() < max(min_keypoints, 1):
+        return None
+    pts = np.asarray(keypoints, np.float64)[ok]
+    return np.concatenate([pts.min(axis=0), pts.max(axis=0)])
+
+
+def grown_xyxy(box_xyxy, growth) -> np.ndarray:
+    """``box_xyxy`` (4,) scaled about its centre by ``growth`` (scalar, or (2,) for width and height)."""
+    b = np.asarray(box_xyxy, np.float64)
+    centre, size = (b[:2] + b[2:]) / 2, np.maximum(b[2:] - b[:2], 1.0) * np.asarray(growth, np.float64)
+    return np.concatenate([centre - size / 2, centre + size / 2])
+
+
+def fuse_boxes_xyxy(boxes_xyxy, weights) -> np.ndarray:
+    """Weighted mean (4,) of boxes (M, 4) in ``xyah`` space (centre, aspect, height); weights (M,) >= 0."""
+    w = np.asarray(weights, np.float64)
+    xyah = xyxy_to_xyah(np.asarray(boxes_xyxy, np.float64).reshape(-1, 4))
+    mean = (xyah * w[:, None]).sum(axis=0) / max(w.sum(), 1e-12)
+    return xyah_to_xyxy(mean[None])[0]
+
+
+def match_known(boxes_xyxy, detections_xyxy: np.ndarray, min_iou: float) -> np.ndarray:
+    """Detection row matched to each known animal (N,), -1 where none reaches ``min_iou``.
+
+    ``boxes_xyxy`` is (N, 4), or a list of such arrays (several guesses of
+    each animal's box: an animal takes its best IoU over them). Hungarian
+    assignment on ``1 - IoU``.
+    """
+    guesses = [np.asarray(boxes_xyxy, np.float64)] if not isinstance(boxes_xyxy, list) else boxes_xyxy
+    out = np.full(len(guesses[0]), -1, np.int64)
+    if not len(out) or not len(detections_xyxy):
+        return out
+    iou = np.max([box_iou_xyxy(np.asarray(g, np.float64), detections_xyxy) for g in guesses], axis=0)
+    matches, _, _ = linear_assignment(1.0 - iou, 1.0 - min_iou)
+    out[matches[:, 0]] = matches[:, 1]
+    return out
+
+
+PoseFn = Callable[[np.ndarray, Instances], Instances]
+
+
+class IdentityPropagator:
+    """Carry a fixed set of animals, given once, through the frames that follow.
+
+    Parameters
+    ----------
+    sot_factory : callable () -> single-object tracker, or None
+        Makes one tracker per animal (``init(frame, box_xyxy)``,
+        ``update(frame) -> (box_xyxy, score)``), e.g.
+        :class:`aptrack.track.sot.SotFactory`. Without one, boxes follow the
+        motion, the detections and the pose only.
+    config : PropagationConfig
+    motion : KalmanBoxMotion, optional
+    """
+
+    def __init__(self, sot_factory=None, config: PropagationConfig = PropagationConfig(),
+                 motion: KalmanBoxMotion | None = None):
+        self.sot_factory = sot_factory
+        self.config = config
+        self.motion = motion or KalmanBoxMotion()
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the animals."""
+        self.ids = np.zeros(0, np.int64)
+        self._states: list[tuple[np.ndarray, np.ndarray]] = []
+        self._sots: list = []
+        self._growth = np.zeros((0, 2))
+        self._last: Instances | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._last is not None
+
+    def start(self, frame: np.ndarray, animals: Instances, pose: PoseFn | None = None) -> Instances:
+        """Take the animals of ``frame`` (boxes with track ids) as the identities to carry.
+
+        Animals without an id (-1) are numbered after the largest id given.
+        Returns them with their poses (when ``pose`` is given), all reported.
+        """
+        cfg = self.config
+        ids = animals.track_ids.copy()
+        missing = ids < 0
+        if missing.any():
+            ids[missing] = max(int(ids.max(initial=0)), 0) + 1 + np.arange(int(missing.sum()))
+        if len(np.unique(ids)) != len(ids):
+            raise ConfigError(f"the first-frame boxes repeat a track id: {sorted(ids.tolist())}")
+        order = np.argsort(ids, kind="stable")
+        animals = animals.take(order, track_ids=ids[order])
+        ids = ids[order]
+        if pose is not None and len(animals):
+            animals = pose(frame, animals)
+        self.ids = ids
+        boxes = animals.boxes_xyxy.astype(np.float64)
+        self._states = [self.motion.initiate(xyxy_to_xyah(b[None])[0]) for b in boxes]
+        self._sots = []
+        for b in boxes:
+            sot = self.sot_factory() if self.sot_factory is not None else None
+            if sot is not None:
+                sot.init(frame, b)
+            self._sots.append(sot)
+        growth = np.full((len(ids), 2), cfg.pose_box_growth)
+        if animals.num_keypoints:
+            lo, hi = cfg.pose_box_growth_range
+            for i, (b, kp, ks) in enumerate(zip(boxes, animals.keypoints, animals.keypoint_scores)):
+                kb = keypoint_box_xyxy(kp, ks, cfg.keypoint_score_threshold, cfg.min_keypoints)
+                if kb is not None:
+                    growth[i] = np.clip((b[2:] - b[:2]) / np.maximum(kb[2:] - kb[:2], 1.0), lo, hi)
+        self._growth = growth
+        self._last = animals
+        return animals
+
+    def step(self, frame: np.ndarray, frame_index: int, pose: PoseFn | None = None,
+             detections: Instances | None = None, timer=None) -> Instances:
+        """Carry the animals onto ``frame``; returns the visible ones, sorted by id.
+
+        Parameters
+        ----------
+        frame : (H, W, 3) uint8 BGR
+        frame_index : int
+        pose : callable (frame, Instances) -> Instances, optional
+        detections : Instances, optional
+            This frame's detector boxes (matched to the known animals only).
+        timer : callable stage -> context manager, optional
+            Times the SOT as ``sot`` and the rest as ``track`` (the pose is
+            the caller's to time).
+        """
+        if not self.started:
+            raise RuntimeError("IdentityPropagator.step before start")
+        cfg = self.config
+        n = len(self.ids)
+        timed = timer if timer is not None else _untimed
+        if not n:
+            return Instances.empty(self._last.num_keypoints, frame_index)
+
+        # 1. predict
+        with timed("track"):
+            self._states = [self.motion.predict(*s) for s in self._states]
+            predicted = xyah_to_xyxy(np.array([s[0][:4] for s in self._states]))
+
+        # 2. single-object trackers
+        sot_boxes, sot_scores = predicted.copy(), np.zeros(n)
+        with timed("sot"):
+            for i, sot in enumerate(self._sots):
+                if sot is not None:
+                    sot_boxes[i], sot_scores[i] = sot.update(frame)
+        sides = sot_boxes[:, 2:] - sot_boxes[:, :2]
+        use_sot = (sot_scores >= cfg.sot_min_score) & (sides >= MIN_BOX_SIDE).all(axis=1)
+
+        with timed("track"):
+            # 3. detections, matched to the known animals only
+            det_rows = np.full(n, -1, np.int64)
+            if detections is not None and len(detections):
+                guesses = [predicted, np.where(use_sot[:, None], sot_boxes, predicted)]
+                det_rows = match_known(guesses, detections.boxes_xyxy.astype(np.float64), cfg.detection_min_iou)
+
+            # 4. one prior box per animal
+            prior = np.empty((n, 4))
+            for i in range(n):
+                boxes, weights = [predicted[i]], [cfg.motion_weight]
+                if use_sot[i]:
+                    boxes.append(sot_boxes[i])
+                    weights.append(cfg.sot_weight * sot_scores[i])
+                if det_rows[i] >= 0:
+                    boxes.append(detections.boxes_xyxy[det_rows[i]])
+                    weights.append(cfg.detection_weight * float(detections.scores[det_rows[i]]))
+                prior[i] = fuse_boxes_xyxy(boxes, weights) if sum(weights) > 0 else predicted[i]
+            prior = at_least_xyxy(prior, MIN_BOX_SIDE)
+
+        # 5. pose in the prior boxes
+        animals = Instances(prior, np.ones(n, np.float32), categories=self._last.categories,
+                            track_ids=self.ids, frame_index=frame_index)
+        if pose is not None:
+            animals = pose(frame, animals)
+
+        with timed("track"):
+            # 6. pose-guided correction
+            corrected = prior.copy()
+            confident = np.zeros(n, np.int64)
+            if animals.num_keypoints:
+                confident = (animals.keypoint_scores >= cfg.keypoint_score_threshold).sum(axis=1)
+                for i in range(n):
+                    kb = keypoint_box_xyxy(animals.keypoints[i], animals.keypoint_scores[i],
+                                           cfg.keypoint_score_threshold, cfg.min_keypoints)
+                    if kb is not None:
+                        corrected[i] = fuse_boxes_xyxy([prior[i], grown_xyxy(kb, self._growth[i])],
+                                                       [1.0, cfg.pose_weight])
+            corrected = at_least_xyxy(corrected, MIN_BOX_SIDE)
+            for i in range(n):
+                self._states[i] = self.motion.update(*self._states[i], xyxy_to_xyah(corrected[i][None])[0])
+
+        # 7. restart SOTs that lost the animal or drifted from it
+        with timed("sot"):
+            overlap = np.diag(box_iou_xyxy(sot_boxes, corrected))
+            for i, sot in enumerate(self._sots):
+                if sot is not None and (not use_sot[i] or overlap[i] < cfg.reinit_iou):
+                    sot.init(frame, corrected[i])
+
+        # 8. the visible animals: seen by the SOT or the detector (noisy-or of their scores)
+        det_scores = np.zeros(n)
+        if detections is not None and len(detections):
+            matched = det_rows >= 0
+            det_scores[matched] = detections.scores[det_rows[matched]]
+        seen = 1.0 - (1.0 - np.where(use_sot, sot_scores, 0.0)) * (1.0 - det_scores)
+        if self._sots and self._sots[0] is None and detections is None:
+            seen = np.ones(n)  # nothing looks at the image: every animal is taken as seen
+        visible = seen >= cfg.visible_min_score
+        out = animals.with_(boxes_xyxy=corrected, scores=seen.astype(np.float32))
+        self._last = out
+        return out.take(np.flatnonzero(visible))
+
+
+class _Untimed:
+    def __call__(self, stage: str):
+        return self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> bool:
+        return False
+
+
+_untimed = _Untimed()

@@ -1,0 +1,271 @@
+"""Known animals carried through a video: the propagator, its SOT, --init-boxes."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+from conftest import SHARED_ASSETS
+from test_cli import assert_one_line_error
+
+from aptrack.cli import main
+from aptrack.core.boxes import box_iou_xyxy
+from aptrack.core.errors import ConfigError, DatasetError
+from aptrack.core.instances import Instances
+from aptrack.io.init_boxes import load_init_boxes
+from aptrack.track.config import PropagationConfig
+from aptrack.track.propagate import (
+    IdentityPropagator,
+    fuse_boxes_xyxy,
+    grown_xyxy,
+    keypoint_box_xyxy,
+    match_known,
+)
+
+VITTRACK = SHARED_ASSETS / "weights" / "vittrack.onnx"
+
+
+def test_fused_box_is_the_weighted_mean_in_xyah():
+    a, b = [0, 0, 10, 20], [10, 0, 20, 20]  # same size, centres 5 and 15
+    np.testing.assert_allclose(fuse_boxes_xyxy([a, b], [1, 1]), [5, 0, 15, 20])
+    np.testing.assert_allclose(fuse_boxes_xyxy([a, b], [3, 1]), [2.5, 0, 12.5, 20])
+    np.testing.assert_allclose(fuse_boxes_xyxy([a, b], [0, 2]), b)
+
+
+def test_keypoint_box_keeps_confident_keypoints_and_grows_about_its_centre():
+    box = keypoint_box_xyxy(np.array([[0, 0], [10, 20], [99, 99]]), [0.9, 0.9, 0.1], 0.3, 2)
+    np.testing.assert_allclose(box, [0, 0, 10, 20])
+    assert keypoint_box_xyxy(np.zeros((3, 2)), [0.9, 0.1, 0.1], 0.3, 2) is None
+    np.testing.assert_allclose(grown_xyxy([0, 0, 10, 20], 1.2), [-1, -2, 11, 22])
+    np.testing.assert_allclose(grown_xyxy([0, 0, 10, 20], [2.0, 1.0]), [-5, 0, 15, 20])
+
+
+def test_detections_go_to_the_known_box_they_overlap_most_and_never_below_the_iou_floor():
+    known = np.array([[0, 0, 10, 10], [100, 100, 110, 110]], float)
+    dets = np.array([[101, 101, 111, 111], [1, 0, 11, 10], [50, 50, 60, 60]], float)
+    np.testing.assert_array_equal(match_known(known, dets, 0.4), [1, 0])
+    np.testing.assert_array_equal(match_known(known, dets[2:], 0.4), [-1, -1])
+    np.testing.assert_array_equal(match_known(known, np.zeros((0, 4)), 0.4), [-1, -1])
+
+
+class ScriptedSot:
+    """A single-object tracker that reports a scripted box and score per update."""
+
+    def __init__(self, script):
+        self.script = list(script)
+        self.inits = []
+
+    def init(self, frame, box_xyxy):
+        self.inits.append(np.asarray(box_xyxy, float).copy())
+
+    def update(self, frame):
+        box, score = self.script.pop(0)
+        return np.asarray(box, float), score
+
+
+def box_pose(frame, animals):
+    """A pose estimator whose keypoints span the middle 80% of each box (score 0.9)."""
+    b = animals.boxes_xyxy.astype(np.float64)
+    lo, hi = b[:, :2] + 0.1 * (b[:, 2:] - b[:, :2]), b[:, 2:] - 0.1 * (b[:, 2:] - b[:, :2])
+    kp = np.stack([lo, hi, np.stack([lo[:, 0], hi[:, 1]], 1), np.stack([hi[:, 0], lo[:, 1]], 1)], axis=1)
+    return animals.with_(keypoints=kp, keypoint_scores=np.full(kp.shape[:2], 0.9))
+
+
+def propagator_with(scripts, **config):
+    sots = [ScriptedSot(s) for s in scripts]
+    it = iter(sots)
+    return IdentityPropagator(lambda: next(it), PropagationConfig(**config)), sots
+
+
+FRAME = np.zeros((200, 300, 3), np.uint8)
+
+
+def test_known_animals_keep_their_ids_and_extra_detections_make_no_new_track():
+    moving = [([10 + 5 * t, 10, 50 + 5 * t, 50], 0.9) for t in range(1, 6)]
+    still = [([200, 100, 240, 160], 0.9)] * 5
+    prop, _ = propagator_with([still, moving])  # one SOT per animal, in id order (3, then 7)
+    first = Instances([[10, 10, 50, 50], [200, 100, 240, 160]], [1, 1], track_ids=[7, 3])
+    started = prop.start(FRAME, first, box_pose)
+    np.testing.assert_array_equal(started.track_ids, [3, 7])  # sorted by id
+    stranger = [120, 20, 160, 60]
+    for t in range(1, 6):
+        dets = Instances([moving[t - 1][0], stranger], [0.8, 0.95])
+        out = prop.step(FRAME, t, box_pose, dets)
+        np.testing.assert_array_equal(out.track_ids, [3, 7])
+        moved = out.boxes_xyxy[out.track_ids == 7][0]
+        assert box_iou_xyxy(moved[None], np.array([moving[t - 1][0]], float))[0, 0] > 0.8
+    assert first.track_ids.tolist() == [7, 3]  # the input was not changed
+
+
+class DriftingSot(ScriptedSot):
+    """A confident SOT that moves 30 px right of where it was last started, every frame."""
+
+    def __init__(self):
+        super().__init__([])
+
+    def update(self, frame):
+        return self.inits[-1] + [30, 0, 30, 0], 0.9
+
+
+def test_a_drifting_sot_is_restarted_from_the_pose_corrected_box():
+    sot = DriftingSot()
+    prop = IdentityPropagator(lambda: sot, PropagationConfig(pose_weight=1.0, detection_weight=4.0,
+                                                             reinit_iou=0.5))
+    prop.start(FRAME, Instances([[10, 10, 50, 50]], [1], track_ids=[1]), box_pose)
+    for t in range(1, 6):  # the detector keeps seeing the animal where it is
+        out = prop.step(FRAME, t, box_pose, Instances([[10, 10, 50, 50]], [0.9]))
+        assert box_iou_xyxy(out.boxes_xyxy.astype(float), np.array([[10, 10, 50, 50.0]]))[0, 0] > 0.6
+    # started once, then restarted on every frame it had drifted, at the corrected box
+    assert len(sot.inits) == 1 + 5
+    assert box_iou_xyxy(sot.inits[-1][None], np.array([[10, 10, 50, 50.0]]))[0, 0] > 0.6
+
+
+def test_a_hidden_animal_is_not_reported_and_comes_back_under_its_own_id():
+    script = [([10, 10, 50, 50], 0.9), ([10, 10, 50, 50], 0.05), ([10, 10, 50, 50], 0.05),
+              ([10, 10, 50, 50], 0.8)]
+    prop, _ = propagator_with([script])
+    prop.start(FRAME, Instances([[10, 10, 50, 50]], [1], track_ids=[5]), box_pose)
+    seen = [prop.step(FRAME, t, box_pose, Instances.empty()).track_ids.tolist() for t in range(1, 5)]
+    assert seen == [[5], [], [], [5]]
+
+
+def test_first_frame_animals_without_ids_are_numbered_after_the_given_ones():
+    prop = IdentityPropagator(None, PropagationConfig())
+    out = prop.start(FRAME, Instances([[0, 0, 5, 5], [10, 10, 20, 20], [30, 30, 40, 40]], [1, 1, 1],
+                                      track_ids=[4, -1, -1]))
+    assert out.track_ids.tolist() == [4, 5, 6]
+    with pytest.raises(ConfigError, match="repeat a track id"):
+        prop.start(FRAME, Instances([[0, 0, 5, 5], [10, 10, 20, 20]], [1, 1], track_ids=[2, 2]))
+
+
+@pytest.mark.parametrize("changes, needle", [
+    ({"sot_min_score": 1.5}, "sot_min_score must be in [0, 1]"),
+    ({"pose_weight": -1}, "pose_weight must be >= 0"),
+    ({"pose_box_growth": 3.0}, "pose_box_growth must lie in"),
+])
+def test_propagation_settings_out_of_range_are_refused(changes, needle):
+    with pytest.raises(ConfigError) as err:
+        PropagationConfig(**changes)
+    assert needle in str(err.value)
+
+
+@pytest.mark.parametrize("name, text", [
+    ("boxes.json", json.dumps([{"id": 2, "box_xyxy": [10, 20, 50, 80]}, {"id": 9, "box_xywh": [0, 0, 5, 6]}])),
+    ("boxes.json", json.dumps({"animals": [{"id": 2, "box_xyxy": [10, 20, 50, 80]},
+                                           {"id": 9, "box_xywh": [0, 0, 5, 6], "category": "mouse"}]})),
+    ("boxes.csv", "id,x1,y1,x2,y2\n2,10,20,50,80\n9,0,0,5,6\n"),
+])
+def test_init_boxes_files_give_ids_and_xyxy_boxes(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    got = load_init_boxes(path, frame_index=4)
+    assert got.track_ids.tolist() == [2, 9] and got.frame_index == 4
+    expected_last = [0, 0, 5, 6] if "box_xywh" in text else [0, 0, 5, 6]
+    np.testing.assert_allclose(got.boxes_xyxy, [[10, 20, 50, 80], expected_last])
+
+
+def test_init_boxes_csv_in_xywh_and_without_ids_is_numbered_in_file_order(tmp_path):
+    path = tmp_path / "b.csv"
+    path.write_text("x,y,w,h\n10,20,30,40\n1,2,3,4\n")
+    got = load_init_boxes(path)
+    assert got.track_ids.tolist() == [1, 2]
+    np.testing.assert_allclose(got.boxes_xyxy, [[10, 20, 40, 60], [1, 2, 4, 6]])
+
+
+@pytest.mark.parametrize("name, text, needle", [
+    ("b.json", "[{\"id\": 1, \"box_xyxy\": [0, 0, NaN, 5]}]", "animal 1: the box must be 4 finite"),
+    ("b.json", "[{\"id\": 1, \"box_xyxy\": [5, 5, 1, 9]}]", "animal 1: the box [5, 5, 1, 9] has no area"),
+    ("b.json", "[{\"id\": 1, \"box_xyxy\": [0, 0, 4, 4]}, {\"id\": 1, \"box_xyxy\": [0, 0, 4, 4]}]",
+     "an id is used twice"),
+    ("b.json", "[{\"id\": 1.5, \"box_xyxy\": [0, 0, 4, 4]}]", "id must be a positive integer"),
+    ("b.json", "{\"x\": 1}", "expected a list"),
+    ("b.json", "[]", "no animals"),
+    ("b.csv", "a,b\n1,2\n", "needs the columns"),
+])
+def test_bad_init_boxes_files_name_the_problem(tmp_path, name, text, needle):
+    path = tmp_path / name
+    path.write_text(text)
+    with pytest.raises(DatasetError) as err:
+        load_init_boxes(path)
+    assert needle in str(err.value)
+
+
+@pytest.fixture
+def vittrack():
+    if not VITTRACK.is_file():
+        pytest.skip(f"shared assets not found at {SHARED_ASSETS} (needs weights/vittrack.onnx)")
+    return VITTRACK
+
+
+def textured_frames(n, size=(240, 180)):
+    """A textured patch moving 4 px right and 2 px down per frame over noise; its boxes xyxy."""
+    rng = np.random.default_rng(0)
+    w, h = size
+    patch = rng.integers(0, 255, (40, 50, 3), np.uint8)
+    patch = cv2.GaussianBlur(patch, (5, 5), 0)
+    frames, boxes = [], []
+    for t in range(n):
+        img = cv2.GaussianBlur(rng.integers(90, 140, (h, w, 3), np.uint8), (9, 9), 0)
+        x, y = 30 + 4 * t, 40 + 2 * t
+        img[y:y + 40, x:x + 50] = patch
+        frames.append(img)
+        boxes.append([x, y, x + 50, y + 40])
+    return frames, np.array(boxes, float)
+
+
+def test_vittrack_follows_a_moving_textured_patch(vittrack):
+    from aptrack.track.sot import VitSingleObjectTracker
+
+    frames, boxes = textured_frames(12)
+    sot = VitSingleObjectTracker(vittrack)
+    sot.init(frames[0], boxes[0])
+    for frame, box in zip(frames[1:], boxes[1:]):
+        got, score = sot.update(frame)
+        assert 0.0 <= score <= 1.0
+    assert box_iou_xyxy(got[None], box[None])[0, 0] > 0.6 and score > 0.3
+
+
+def test_a_sot_file_that_is_not_a_network_is_a_weights_error(tmp_path):
+    from aptrack.core.errors import WeightsError
+    from aptrack.track.sot import VitSingleObjectTracker
+
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a network")
+    with pytest.raises(WeightsError, match="cannot load the single-object tracker"):
+        VitSingleObjectTracker(bad)
+
+
+def test_run_with_init_boxes_follows_exactly_the_given_animals(mirror, vittrack, tmp_path, capsys):
+    frames, boxes = textured_frames(10)
+    video = tmp_path / "patch.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 10.0, frames[0].shape[1::-1])
+    for f in frames:
+        writer.write(f)
+    writer.release()
+    init = tmp_path / "init.json"
+    init.write_text(json.dumps([{"id": 4, "box_xyxy": boxes[0].tolist()}]))
+    code = main(["run", str(video), "-o", str(tmp_path / "out"), "--init-boxes", str(init), "--pose", "none",
+                 "--no-video", "--quiet", "--device", "cpu"])
+    assert code == 0, capsys.readouterr().err
+    anns = json.loads((tmp_path / "out" / "patch.json").read_text())["annotations"]
+    assert {a["track_id"] for a in anns} == {4}
+    assert len(anns) >= 8
+    last = max(anns, key=lambda a: a["frame"])
+    x, y, w, h = last["bbox"]
+    assert box_iou_xyxy(np.array([[x, y, x + w, y + h]]), boxes[last["frame"]][None])[0, 0] > 0.5
+
+
+def test_run_with_a_bad_init_boxes_file_is_one_clear_line(tmp_path, capsys):
+    video = tmp_path / "v.avi"
+    from conftest import write_video
+    write_video(video, 3)
+    code = main(["run", str(video), "-o", str(tmp_path / "out"), "--init-boxes", str(tmp_path / "none.json")])
+    assert_one_line_error(code, capsys.readouterr().err, "init-boxes file not found")
+
+
+def test_an_animal_takes_a_detection_through_whichever_of_its_guessed_boxes_overlaps_it():
+    sot_guess = np.array([[100, 0, 140, 40]], float)   # drifted away
+    motion_guess = np.array([[0, 0, 40, 40]], float)   # still on the animal
+    det = np.array([[2, 0, 42, 40]], float)
+    assert match_known(sot_guess, det, 0.4).tolist() == [-1]
+    assert match_known([motion_guess, sot_guess], det, 0.4).tolist() == [0]
