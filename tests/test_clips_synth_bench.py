@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import cv2
 import numpy as np
 import pytest
 from test_cli import assert_one_line_error
@@ -328,3 +329,32 @@ def test_bench_takes_its_clips_from_aptrack_data(synthetic, monkeypatch):
     monkeypatch.setenv("APTRACK_DATA", str(out / "missing"))
     with pytest.raises(DatasetError, match="does not exist"):
         find_clip_data()
+
+
+def test_occlusion_clip_has_two_look_alikes_that_vanish_and_come_back(tmp_path, capsys):
+    from conftest import ANIMALPOSE
+    if not (ANIMALPOSE / "keypoints.json").is_file():
+        pytest.skip("shared assets not found (needs animalpose/keypoints.json)")
+    out = tmp_path / "occ"
+    code = main(["synth", "--source", str(ANIMALPOSE), "--out", str(out), "--occlusion-frames", "150",
+                 "--seed", "3"])
+    printed = capsys.readouterr().out
+    assert code == 0 and "150 frames" in printed
+    clips = load_clips(out / "test_annotations_hard.json", out, AP10K)
+    (clip,) = clips.clips
+    assert len(clip.files) == 150
+    tracks = np.unique(clips.track_ids)
+    assert len(tracks) == 2
+    present = np.array([[t in clips.track_ids[rows] for t in tracks] for rows in clip.rows])  # (frames, 2)
+    for i in range(2):
+        gone = ~present[:, i]
+        starts = np.flatnonzero(gone[1:] & ~gone[:-1]) + 1
+        ends = np.flatnonzero(~gone[1:] & gone[:-1]) + 1
+        assert len(starts) >= 1 and len(ends) >= 1  # it vanishes and comes back
+        assert (ends[ends > starts[0]][0] - starts[0]) >= 5  # for at least the shortest gap
+    # look-alikes: both are the same source animal (one mirrored), so the same species and size
+    a = clips.animals
+    assert len(set(a.categories.tolist())) == 1
+    cap = cv2.VideoCapture(str(out / "occlusion.avi"))
+    assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 150
+    cap.release()

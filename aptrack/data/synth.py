@@ -23,6 +23,7 @@ Output (the dataset's own APTv2 layout)::
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,21 +154,9 @@ class ClipSynthesizer:
             end = start + rng.uniform(-0.25, 0.25, (n, 2)) * np.array([W, H])
         return np.clip(start, lo, hi), np.clip(end, lo, hi)
 
-    def clip(self, video_id: int, hard: bool, rng: np.random.Generator):
-        """Frames (list of (H, W, 3) uint8) and annotations (list per frame of dicts)."""
-        cfg = self.config
+    def _patches(self, picks, flips) -> list:
+        """(patch, keypoints in patch pixels, visible, species) per source row, flipped where asked."""
         layout = self.layout
-        lo_n, hi_n = cfg.hard_animals if hard else cfg.easy_animals
-        n = min(int(rng.integers(lo_n, hi_n + 1)), len(self.pool))  # a small source: fewer per clip
-        picks = rng.choice(self.pool, size=n, replace=False)
-        hrange = cfg.hard_height if hard else cfg.easy_height
-        heights = rng.uniform(*hrange, n) * cfg.height
-        start, end = self._paths(n, heights, hard, rng)
-        grow = rng.uniform(*cfg.scale_change, n)
-        wobble_amp = rng.uniform(0, 0.03, (n, 2)) * np.array([cfg.width, cfg.height])
-        wobble_phase = rng.uniform(0, 2 * np.pi, (n, 2))
-        flips = rng.random(n) < 0.5
-        order = rng.permutation(n)  # drawing order: later animals occlude earlier ones
         patches = []
         for row, flip in zip(picks, flips):
             img = load_image(self.animals.files[row])
@@ -182,61 +171,210 @@ class ClipSynthesizer:
                 kp = swap_pairs(kp, layout.flip_pairs, axis=0)
                 vis = swap_pairs(vis, layout.flip_pairs, axis=0)
             patches.append((np.ascontiguousarray(patch), kp, vis, self.animals.categories[row]))
+        return patches
 
+    def render(self, background: np.ndarray, patches: list, placements: list, order) -> tuple:
+        """One frame: the animals pasted over ``background`` and their annotations.
+
+        ``placements[i]`` is ``(centre (2,), height in pixels)`` of animal ``i``,
+        or None when it is hidden in this frame; animals are drawn in ``order``
+        (later ones cover earlier ones). Returns the (H, W, 3) uint8 frame and
+        the annotation dicts of the animals at least ``min_visible_fraction`` seen.
+        """
+        cfg = self.config
+        n = len(patches)
+        canvas = background.astype(np.float32)
+        cover = np.full((cfg.height, cfg.width), -1, np.int32)  # which animal owns each pixel
+        placed: list = [None] * n
+        for i in order:
+            if placements[i] is None:
+                continue
+            patch, kp, vis, species = patches[i]
+            centre, height = placements[i]
+            ph, pw = patch.shape[:2]
+            s = height / ph
+            w_t, h_t = max(2, int(round(pw * s))), max(2, int(round(ph * s)))
+            x0 = int(round(centre[0] - w_t / 2))
+            y0 = int(round(centre[1] - h_t / 2))
+            resized = cv2.resize(patch, (w_t, h_t), interpolation=cv2.INTER_AREA if s < 1
+                                 else cv2.INTER_LINEAR).astype(np.float32)
+            alpha = feather_mask(h_t, w_t, cfg.feather)
+            cx1, cy1 = max(0, x0), max(0, y0)
+            cx2, cy2 = min(cfg.width, x0 + w_t), min(cfg.height, y0 + h_t)
+            if cx2 <= cx1 or cy2 <= cy1:
+                continue
+            sub = (slice(cy1 - y0, cy2 - y0), slice(cx1 - x0, cx2 - x0))
+            a = alpha[sub][..., None]
+            canvas[cy1:cy2, cx1:cx2] = a * resized[sub] + (1 - a) * canvas[cy1:cy2, cx1:cx2]
+            cover[cy1:cy2, cx1:cx2][alpha[sub] >= 0.5] = i
+            # keypoints: patch pixel p -> frame (p + 0.5) * (w_t / pw) - 0.5 + x0
+            sx, sy = w_t / pw, h_t / ph
+            frame_kp = np.stack([(kp[:, 0] + 0.5) * sx - 0.5 + x0,
+                                 (kp[:, 1] + 0.5) * sy - 0.5 + y0], axis=1)
+            placed[i] = (frame_kp, vis.copy(), w_t * h_t, species)
+
+        frame_anns = []
+        for i in range(n):
+            item = placed[i]
+            if item is None:
+                continue
+            frame_kp, vis, full_area, species = item
+            owned = cover == i
+            if owned.sum() < cfg.min_visible_fraction * full_area:
+                continue  # mostly hidden or outside the frame: not annotated in this frame
+            ys, xs = np.nonzero(owned)
+            box = [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
+            xi = np.round(frame_kp[:, 0]).astype(int)
+            yi = np.round(frame_kp[:, 1]).astype(int)
+            inside = (xi >= 0) & (xi < cfg.width) & (yi >= 0) & (yi < cfg.height)
+            seen = vis & inside
+            seen[seen] = cover[yi[seen], xi[seen]] == i  # hidden under another animal -> unlabelled
+            frame_anns.append({"track": i, "box_xyxy": box, "keypoints": frame_kp, "visible": seen,
+                               "species": species})
+        return np.clip(canvas, 0, 255).astype(np.uint8), frame_anns
+
+    def clip(self, video_id: int, hard: bool, rng: np.random.Generator):
+        """Frames (list of (H, W, 3) uint8) and annotations (list per frame of dicts)."""
+        cfg = self.config
+        lo_n, hi_n = cfg.hard_animals if hard else cfg.easy_animals
+        n = min(int(rng.integers(lo_n, hi_n + 1)), len(self.pool))  # a small source: fewer per clip
+        picks = rng.choice(self.pool, size=n, replace=False)
+        hrange = cfg.hard_height if hard else cfg.easy_height
+        heights = rng.uniform(*hrange, n) * cfg.height
+        start, end = self._paths(n, heights, hard, rng)
+        grow = rng.uniform(*cfg.scale_change, n)
+        wobble_amp = rng.uniform(0, 0.03, (n, 2)) * np.array([cfg.width, cfg.height])
+        wobble_phase = rng.uniform(0, 2 * np.pi, (n, 2))
+        flips = rng.random(n) < 0.5
+        order = rng.permutation(n)  # drawing order: later animals occlude earlier ones
+        patches = self._patches(picks, flips)
         background = self.background(rng)
         frames, annotations = [], []
         for t in range(cfg.frames):
             u = t / max(1, cfg.frames - 1)
-            canvas = background.astype(np.float32)
-            cover = np.full((cfg.height, cfg.width), -1, np.int32)  # which animal owns each pixel
-            placed: list = [None] * n
-            for i in order:
-                patch, kp, vis, species = patches[i]
-                ph, pw = patch.shape[:2]
-                s = heights[i] / ph * (1 + (grow[i] - 1) * u)
-                w_t, h_t = max(2, int(round(pw * s))), max(2, int(round(ph * s)))
-                centre = (start[i] + (end[i] - start[i]) * u
-                          + wobble_amp[i] * np.sin(2 * np.pi * u + wobble_phase[i]))
-                x0 = int(round(centre[0] - w_t / 2))
-                y0 = int(round(centre[1] - h_t / 2))
-                resized = cv2.resize(patch, (w_t, h_t), interpolation=cv2.INTER_AREA if s < 1
-                                     else cv2.INTER_LINEAR).astype(np.float32)
-                alpha = feather_mask(h_t, w_t, cfg.feather)
-                cx1, cy1 = max(0, x0), max(0, y0)
-                cx2, cy2 = min(cfg.width, x0 + w_t), min(cfg.height, y0 + h_t)
-                if cx2 <= cx1 or cy2 <= cy1:
-                    continue
-                sub = (slice(cy1 - y0, cy2 - y0), slice(cx1 - x0, cx2 - x0))
-                a = alpha[sub][..., None]
-                canvas[cy1:cy2, cx1:cx2] = a * resized[sub] + (1 - a) * canvas[cy1:cy2, cx1:cx2]
-                cover[cy1:cy2, cx1:cx2][alpha[sub] >= 0.5] = i
-                # keypoints: patch pixel p -> frame (p + 0.5) * (w_t / pw) - 0.5 + x0
-                sx, sy = w_t / pw, h_t / ph
-                frame_kp = np.stack([(kp[:, 0] + 0.5) * sx - 0.5 + x0,
-                                     (kp[:, 1] + 0.5) * sy - 0.5 + y0], axis=1)
-                placed[i] = (frame_kp, vis.copy(), (x0, y0, x0 + w_t, y0 + h_t), w_t * h_t, species)
-
-            frame_anns = []
-            for i in range(n):
-                item = placed[i]
-                if item is None:
-                    continue
-                frame_kp, vis, _, full_area, species = item
-                owned = cover == i
-                if owned.sum() < cfg.min_visible_fraction * full_area:
-                    continue  # mostly hidden or outside the frame: not annotated in this frame
-                ys, xs = np.nonzero(owned)
-                box = [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
-                xi = np.round(frame_kp[:, 0]).astype(int)
-                yi = np.round(frame_kp[:, 1]).astype(int)
-                inside = (xi >= 0) & (xi < cfg.width) & (yi >= 0) & (yi < cfg.height)
-                seen = vis & inside
-                seen[seen] = cover[yi[seen], xi[seen]] == i  # hidden under another animal -> unlabelled
-                frame_anns.append({"track": i, "box_xyxy": box, "keypoints": frame_kp, "visible": seen,
-                                   "species": species})
-            frames.append(np.clip(canvas, 0, 255).astype(np.uint8))
-            annotations.append(frame_anns)
+            placements = [(start[i] + (end[i] - start[i]) * u
+                           + wobble_amp[i] * np.sin(2 * np.pi * u + wobble_phase[i]),
+                           heights[i] * (1 + (grow[i] - 1) * u)) for i in range(n)]
+            frame, anns = self.render(background, patches, placements, order)
+            frames.append(frame)
+            annotations.append(anns)
         return frames, annotations
+
+    def occlusion_clip(self, frames: int, rng: np.random.Generator, occlusion: "OcclusionConfig"):
+        """A long clip of two look-alike animals that vanish for a while, again and again.
+
+        Both animals are the same source animal (one of them mirrored), the
+        same size, wandering over one background (a smooth random walk that
+        turns back at the edges). Each vanishes (say, behind cover) for
+        ``occlusion.gap_frames`` frames about every ``occlusion.every_frames``
+        frames. Returns frames and per-frame annotations as :meth:`clip`.
+        """
+        cfg, occ = self.config, occlusion
+        row = int(rng.choice(self.pool))
+        patches = self._patches([row, row], [False, True])
+        height = rng.uniform(*occ.height) * cfg.height
+        half = np.array([0.75, 0.5]) * height
+        lo, hi = half, np.array([cfg.width, cfg.height]) - half
+        pos = rng.uniform(lo, hi, (2, 2))
+        angle = rng.uniform(0, 2 * np.pi, 2)
+        hidden = np.zeros((2, frames), bool)
+        for i in range(2):
+            t = int(rng.integers(occ.every_frames[0] // 2, occ.every_frames[1]))
+            while t < frames:
+                hidden[i, t:t + int(rng.integers(occ.gap_frames[0], occ.gap_frames[1] + 1))] = True
+                t += int(rng.integers(*occ.every_frames))
+        background = self.background(rng)
+        out_frames, annotations = [], []
+        for t in range(frames):
+            angle += rng.normal(0, occ.turn_std, 2)
+            speed = occ.speed * cfg.height
+            pos = pos + speed * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+            for i in range(2):  # turn back at the edges
+                for d in range(2):
+                    if not lo[d] <= pos[i, d] <= hi[d]:
+                        pos[i, d] = np.clip(pos[i, d], lo[d], hi[d])
+                        angle[i] = np.pi - angle[i] if d == 0 else -angle[i]
+            placements = [None if hidden[i, t] else (pos[i].copy(), height) for i in range(2)]
+            frame, anns = self.render(background, patches, placements, order=[0, 1])
+            out_frames.append(frame)
+            annotations.append(anns)
+        return out_frames, annotations
+
+
+@dataclass(frozen=True)
+class OcclusionConfig:
+    """The long look-alike clip of :meth:`ClipSynthesizer.occlusion_clip`.
+
+    ``every_frames`` and ``gap_frames``: each animal vanishes for a number of
+    frames drawn from ``gap_frames`` (inclusive), with the starts of its gaps
+    ``every_frames`` apart (drawn). ``height``: animal height as a fraction of
+    the frame height. ``speed``: frame heights per frame. ``turn_std``:
+    radians per frame of the random walk's heading.
+    """
+
+    every_frames: tuple[int, int] = (60, 100)
+    gap_frames: tuple[int, int] = (5, 30)
+    height: tuple[float, float] = (0.2, 0.28)
+    speed: float = 0.006
+    turn_std: float = 0.15
+
+
+class _AnnotationWriter:
+    """Frames as JPEGs under ``OUT/images/VIDEO/`` and their APTv2 image and annotation records."""
+
+    def __init__(self, out: Path, animals: KeypointDataset, config: SynthConfig):
+        self.out, self.config = out, config
+        layout = animals.layout
+        species = sorted(set(animals.categories.tolist()))
+        self.cat_id = {name: i + 1 for i, name in enumerate(species)}
+        self.categories = [{"id": self.cat_id[n], "name": n, "supercategory": "animal",
+                            "keypoints": list(layout.keypoints),
+                            "skeleton": [[a + 1, b + 1] for a, b in layout.skeleton]} for n in species]
+        self.image_id = self.ann_id = 0
+
+    def clip(self, video_id: int, frames, frame_anns, images: list, anns: list) -> None:
+        """Write one clip's frames; append its records to ``images`` and ``anns``."""
+        out, cfg = self.out, self.config
+        (out / "images" / f"{video_id:05d}").mkdir(parents=True, exist_ok=True)
+        for t, (frame, animals_here) in enumerate(zip(frames, frame_anns)):
+            self.image_id += 1
+            name = f"images/{video_id:05d}/{t:06d}.jpg"
+            if not cv2.imwrite(str(out / name), frame, [cv2.IMWRITE_JPEG_QUALITY, cfg.jpeg_quality]):
+                raise OutputError(f"cannot write {out / name}")
+            images.append({"id": self.image_id, "file_name": name, "width": cfg.width, "height": cfg.height,
+                           "video_id": video_id, "frame_id": t})
+            for a in animals_here:
+                self.ann_id += 1
+                x1, y1, x2, y2 = a["box_xyxy"]
+                kp = np.concatenate([a["keypoints"], 2.0 * a["visible"][:, None]], axis=1)
+                kp[~a["visible"]] = 0
+                anns.append({
+                    "id": self.ann_id, "image_id": self.image_id, "video_id": video_id,
+                    "track_id": video_id * 100 + a["track"], "category_id": self.cat_id[a["species"]],
+                    "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0,
+                    "num_keypoints": int(a["visible"].sum()),
+                    "keypoints": [round(float(v), 2) for v in kp.reshape(-1)]})
+
+    def write(self, path: Path, info: dict, images: list, anns: list) -> str:
+        write_json_atomic(path, {"info": info, "images": images, "annotations": anns,
+                                 "categories": self.categories})
+        return str(path)
+
+
+def _prepare(animals: KeypointDataset, out_dir: str | Path, config: SynthConfig):
+    """The output folder (created) and the synthesizer of the held-out animals."""
+    out = Path(out_dir)
+    try:
+        (out / "images").mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot write to {out}: {exc.strerror or exc}") from None
+    held_out = held_out_size(len(animals), config)
+    if held_out != config.val_instances:
+        log.warning("small source (%d animals): clips use a seeded %d of them, not the %d held out from "
+                    "aptrack's own training split", len(animals), held_out, config.val_instances)
+    if len(animals) < 2:
+        raise DatasetError(f"the source holds {len(animals)} animal(s): a split for clips needs at least 2")
+    return out, ClipSynthesizer(select_split(animals, "val", held_out, config.split_seed), config)
 
 
 def synthesize(animals: KeypointDataset, out_dir: str | Path, clips: int, seed: int,
@@ -258,68 +396,61 @@ def synthesize(animals: KeypointDataset, out_dir: str | Path, clips: int, seed: 
     """
     if clips < 1:
         raise DatasetError("--clips must be at least 1")
-    out = Path(out_dir)
-    try:
-        (out / "images").mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise OutputError(f"cannot write to {out}: {exc.strerror or exc}") from None
-    held_out = held_out_size(len(animals), config)
-    if held_out != config.val_instances:
-        log.warning("small source (%d animals): clips use a seeded %d of them, not the %d held out from "
-                    "aptrack's own training split", len(animals), held_out, config.val_instances)
-    if len(animals) < 2:
-        raise DatasetError(f"the source holds {len(animals)} animal(s): a split for clips needs at least 2")
-    source = select_split(animals, "val", held_out, config.split_seed)
-    synth = ClipSynthesizer(source, config)
-    layout = animals.layout
-    species = sorted(set(animals.categories.tolist()))
-    cat_id = {name: i + 1 for i, name in enumerate(species)}
-    categories = [{"id": cat_id[n], "name": n, "supercategory": "animal", "keypoints": list(layout.keypoints),
-                   "skeleton": [[a + 1, b + 1] for a, b in layout.skeleton]} for n in species]
+    out, synth = _prepare(animals, out_dir, config)
+    writer = _AnnotationWriter(out, animals, config)
     images = {"easy": [], "hard": []}
     anns = {"easy": [], "hard": []}
-    image_id = ann_id = 0
     for c in range(clips):
         rng = np.random.default_rng([seed, c])
         hard = c % 2 == 1
         split = "hard" if hard else "easy"
-        video_id = c + 1
-        frames, frame_anns = synth.clip(video_id, hard, rng)
-        folder = out / "images" / f"{video_id:05d}"
-        folder.mkdir(exist_ok=True)
-        for t, (frame, animals_here) in enumerate(zip(frames, frame_anns)):
-            image_id += 1
-            name = f"images/{video_id:05d}/{t:06d}.jpg"
-            ok = cv2.imwrite(str(out / name), frame, [cv2.IMWRITE_JPEG_QUALITY, config.jpeg_quality])
-            if not ok:
-                raise OutputError(f"cannot write {out / name}")
-            images[split].append({"id": image_id, "file_name": name, "width": config.width,
-                                  "height": config.height, "video_id": video_id, "frame_id": t})
-            for a in animals_here:
-                ann_id += 1
-                x1, y1, x2, y2 = a["box_xyxy"]
-                kp = np.concatenate([a["keypoints"], 2.0 * a["visible"][:, None]], axis=1)
-                kp[~a["visible"]] = 0
-                anns[split].append({
-                    "id": ann_id, "image_id": image_id, "video_id": video_id,
-                    "track_id": video_id * 100 + a["track"], "category_id": cat_id[a["species"]],
-                    "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0,
-                    "num_keypoints": int(a["visible"].sum()),
-                    "keypoints": [round(float(v), 2) for v in kp.reshape(-1)]})
+        frames, frame_anns = synth.clip(c + 1, hard, rng)
+        writer.clip(c + 1, frames, frame_anns, images[split], anns[split])
         if progress is not None:
             progress(c + 1)
     info = {"description": "aptrack synth: APTv2-layout clips of real Animal-Pose animals",
             "seed": seed, "clips": clips, "frames_per_clip": config.frames}
-    files = {}
-    for split in ("easy", "hard"):
-        path = out / f"test_annotations_{split}.json"
-        write_json_atomic(path, {"info": {**info, "split": split}, "images": images[split],
-                                  "annotations": anns[split], "categories": categories})
-        files[split] = str(path)
-    all_path = out / "test_annotations.json"
-    write_json_atomic(all_path, {"info": {**info, "split": "all"}, "images": images["easy"] + images["hard"],
-                                  "annotations": anns["easy"] + anns["hard"], "categories": categories})
-    files["all"] = str(all_path)
+    files = {split: writer.write(out / f"test_annotations_{split}.json", {**info, "split": split},
+                                 images[split], anns[split]) for split in ("easy", "hard")}
+    files["all"] = writer.write(out / "test_annotations.json", {**info, "split": "all"},
+                                images["easy"] + images["hard"], anns["easy"] + anns["hard"])
     return {"clips": {s: len({im["video_id"] for im in images[s]}) for s in images},
             "frames": {s: len(images[s]) for s in images},
             "animals": {s: len(anns[s]) for s in anns}, "files": files}
+
+
+def synthesize_occlusion(animals: KeypointDataset, out_dir: str | Path, frames: int, seed: int,
+                         config: SynthConfig = SynthConfig(), occlusion: OcclusionConfig = OcclusionConfig(),
+                         fps: float = 30.0) -> dict:
+    """Write one long clip of two look-alike animals with long occlusions (:meth:`ClipSynthesizer.occlusion_clip`).
+
+    ``out_dir`` gets the APTv2 layout (``test_annotations.json`` and, for
+    ``aptrack bench --split hard``, the same as ``test_annotations_hard.json``)
+    and the frames as a video, ``occlusion.avi`` (MJPG), for ``aptrack run``.
+    Returns frames, annotated animals, the frames each animal is hidden
+    and the file paths.
+    """
+    if frames < 2:
+        raise DatasetError("--occlusion-frames must be at least 2")
+    out, synth = _prepare(animals, out_dir, config)
+    clip_frames, frame_anns = synth.occlusion_clip(frames, np.random.default_rng([seed, 0]), occlusion)
+    writer = _AnnotationWriter(out, animals, config)
+    images, anns = [], []
+    writer.clip(1, clip_frames, frame_anns, images, anns)
+    video = out / "occlusion.avi"
+    partial = out / ".occlusion.incomplete.avi"
+    vw = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"MJPG"), fps, (config.width, config.height))
+    if not vw.isOpened():
+        raise OutputError(f"cannot write {video}")
+    for f in clip_frames:
+        vw.write(f)
+    vw.release()
+    partial.replace(video)
+    info = {"description": "aptrack synth: two look-alike animals with long occlusions", "seed": seed,
+            "frames": frames, "occlusion": dataclasses.asdict(occlusion)}
+    files = {"all": writer.write(out / "test_annotations.json", {**info, "split": "all"}, images, anns),
+             "hard": writer.write(out / "test_annotations_hard.json", {**info, "split": "hard"}, images, anns),
+             "video": str(video)}
+    seen = {i: sum(any(a["track"] == i for a in f) for f in frame_anns) for i in (0, 1)}
+    return {"frames": frames, "animals": len(anns), "hidden_frames": {i: frames - seen[i] for i in seen},
+            "files": files}
