@@ -53,9 +53,8 @@ def summary_table(summary: dict) -> str:
 def main(args) -> int:
     from tqdm import tqdm
 
-    from aptrack.runner import process_video
-
     from aptrack.io.init_boxes import load_init_boxes
+    from aptrack.runner import process_video
 
     config = load_config(args.pipeline, args.pose, args.detector, args.pose_config)
     init_boxes = load_init_boxes(args.init_boxes, args.start) if args.init_boxes else None

@@ -22,14 +22,16 @@ identity is created or lost for good. Every frame runs these steps:
 7. restart an animal's SOT from its corrected box when the SOT has lost
    confidence or moved away from it, so a drifting SOT is pulled back by the
    pose and the detector instead of compounding its error;
-8. report the animals that look visible: enough confident keypoints, or a
-   confident SOT match. Hidden animals keep being predicted (with the motion
-   and the SOT) and come back under their own id.
+8. report the animals that the SOT or the detector sees (the noisy-or of
+   their scores, which becomes the output score); keypoint scores do not
+   tell a hidden animal, as a top-down model finds a pose on whatever covers
+   it. Hidden animals keep being predicted (with the motion and the SOT)
+   and come back under their own id.
 """
 
 from __future__ import annotations
 
-import logging
+import contextlib
 from typing import Callable
 
 import numpy as np
@@ -40,8 +42,6 @@ from aptrack.core.instances import Instances
 from aptrack.track.config import PropagationConfig
 from aptrack.track.kalman import KalmanBoxMotion
 from aptrack.track.matching import linear_assignment
-
-log = logging.getLogger(__name__)
 
 
 MIN_BOX_SIDE = 2.0
@@ -195,7 +195,7 @@ class IdentityPropagator:
             raise RuntimeError("IdentityPropagator.step before start")
         cfg = self.config
         n = len(self.ids)
-        timed = timer if timer is not None else _untimed
+        timed = timer if timer is not None else (lambda stage: contextlib.nullcontext())
         if not n:
             return Instances.empty(self._last.num_keypoints, frame_index)
 
@@ -242,9 +242,7 @@ class IdentityPropagator:
         with timed("track"):
             # 6. pose-guided correction
             corrected = prior.copy()
-            confident = np.zeros(n, np.int64)
             if animals.num_keypoints:
-                confident = (animals.keypoint_scores >= cfg.keypoint_score_threshold).sum(axis=1)
                 for i in range(n):
                     kb = keypoint_box_xyxy(animals.keypoints[i], animals.keypoint_scores[i],
                                            cfg.keypoint_score_threshold, cfg.min_keypoints)
@@ -275,16 +273,3 @@ class IdentityPropagator:
         self._last = out
         return out.take(np.flatnonzero(visible))
 
-
-class _Untimed:
-    def __call__(self, stage: str):
-        return self
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> bool:
-        return False
-
-
-_untimed = _Untimed()

@@ -12,14 +12,11 @@ detector rather than trusting it alone.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import numpy as np
 
 from aptrack.core.errors import WeightsError
-
-log = logging.getLogger(__name__)
 
 SOT_WEIGHTS = "vittrack"
 """Registry name of the default single-object tracker's weights."""
