@@ -37,3 +37,9 @@ def test_xyah_of_a_box_without_height_has_aspect_zero_and_area_zero():
     np.testing.assert_allclose(B.xyxy_to_xyah(boxes), [[20, 20, 0, 0], [20, 40, 0.5, 40], [20, 40, 0, -40]])
     np.testing.assert_allclose(B.box_area_xyxy(boxes), [0, 800, 0])
     np.testing.assert_allclose(B.xyxy_to_cxcywh(np.zeros((0, 4))), np.zeros((0, 4)))
+
+
+def test_at_least_xyxy_widens_only_boxes_below_the_side_about_their_centres():
+    from aptrack.core.boxes import at_least_xyxy
+    got = at_least_xyxy([[10, 10, 11, 30], [0, 0, 8, 8]], 4.0)
+    np.testing.assert_allclose(got, [[8.5, 10, 12.5, 30], [0, 0, 8, 8]])

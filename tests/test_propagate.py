@@ -9,18 +9,12 @@ from conftest import SHARED_ASSETS
 from test_cli import assert_one_line_error
 
 from aptrack.cli import main
-from aptrack.core.boxes import box_iou_xyxy
+from aptrack.core.boxes import box_iou_xyxy, grown_xyxy
 from aptrack.core.errors import ConfigError, DatasetError
 from aptrack.core.instances import Instances
 from aptrack.io.init_boxes import load_init_boxes
 from aptrack.track.config import PropagationConfig
-from aptrack.track.propagate import (
-    IdentityPropagator,
-    fuse_boxes_xyxy,
-    grown_xyxy,
-    keypoint_box_xyxy,
-    match_known,
-)
+from aptrack.track.propagate import IdentityPropagator, fuse_boxes_xyxy, keypoint_box_xyxy, match_known
 
 VITTRACK = SHARED_ASSETS / "weights" / "vittrack.onnx"
 
@@ -150,18 +144,17 @@ def test_propagation_settings_out_of_range_are_refused(changes, needle):
 
 
 @pytest.mark.parametrize("name, text", [
-    ("boxes.json", json.dumps([{"id": 2, "box_xyxy": [10, 20, 50, 80]}, {"id": 9, "box_xywh": [0, 0, 5, 6]}])),
+    ("boxes.json", json.dumps([{"id": 2, "box_xyxy": [10, 20, 50, 80]}, {"id": 9, "box_xywh": [1, 2, 5, 6]}])),
     ("boxes.json", json.dumps({"animals": [{"id": 2, "box_xyxy": [10, 20, 50, 80]},
-                                           {"id": 9, "box_xywh": [0, 0, 5, 6], "category": "mouse"}]})),
-    ("boxes.csv", "id,x1,y1,x2,y2\n2,10,20,50,80\n9,0,0,5,6\n"),
+                                           {"id": 9, "box_xywh": [1, 2, 5, 6], "category": "mouse"}]})),
+    ("boxes.csv", "id,x1,y1,x2,y2\n2,10,20,50,80\n9,1,2,6,8\n"),
 ])
 def test_init_boxes_files_give_ids_and_xyxy_boxes(tmp_path, name, text):
     path = tmp_path / name
     path.write_text(text)
     got = load_init_boxes(path, frame_index=4)
     assert got.track_ids.tolist() == [2, 9] and got.frame_index == 4
-    expected_last = [0, 0, 5, 6] if "box_xywh" in text else [0, 0, 5, 6]
-    np.testing.assert_allclose(got.boxes_xyxy, [[10, 20, 50, 80], expected_last])
+    np.testing.assert_allclose(got.boxes_xyxy, [[10, 20, 50, 80], [1, 2, 6, 8]])  # xywh [1, 2, 5, 6] -> xyxy
 
 
 def test_init_boxes_csv_in_xywh_and_without_ids_is_numbered_in_file_order(tmp_path):

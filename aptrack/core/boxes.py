@@ -80,6 +80,20 @@ def box_area_xyxy(boxes) -> np.ndarray:
     return wh[:, 0] * wh[:, 1]
 
 
+def at_least_xyxy(boxes_xyxy, side: float) -> np.ndarray:
+    """Boxes (N, 4) widened about their centres to at least ``side`` pixels wide and high."""
+    b = np.asarray(boxes_xyxy, np.float64)
+    centre, size = (b[:, :2] + b[:, 2:]) / 2, np.maximum(b[:, 2:] - b[:, :2], side)
+    return np.concatenate([centre - size / 2, centre + size / 2], axis=1)
+
+
+def grown_xyxy(box_xyxy, growth) -> np.ndarray:
+    """``box_xyxy`` (4,) scaled about its centre by ``growth`` (scalar, or (2,) for width and height)."""
+    b = np.asarray(box_xyxy, np.float64)
+    centre, size = (b[:2] + b[2:]) / 2, np.maximum(b[2:] - b[:2], 1.0) * np.asarray(growth, np.float64)
+    return np.concatenate([centre - size / 2, centre + size / 2])
+
+
 def widened_xyxy(boxes, buffer: float) -> np.ndarray:
     """Boxes (N, 4) grown by ``buffer`` times their width and height on each side."""
     b = _f(boxes)

@@ -139,9 +139,16 @@ def cache_dir() -> Path:
     return cache_root() / "weights"
 
 
-def mirror_dir() -> Path | None:
+def mirror_root() -> Path | None:
+    """The offline mirror folder, ``$APTRACK_MIRROR``, or None when it is not set."""
     root = os.environ.get("APTRACK_MIRROR")
-    return Path(root).expanduser() / "weights" if root else None
+    return Path(root).expanduser() if root else None
+
+
+def mirror_dir() -> Path | None:
+    """Where the mirror keeps weights (``weights/`` of :func:`mirror_root`)."""
+    root = mirror_root()
+    return root / "weights" if root is not None else None
 
 
 def _verified(entry: WeightsEntry, path: Path, source: str) -> ResolvedWeights:

@@ -14,7 +14,6 @@ In order:
 
 from __future__ import annotations
 
-import logging
 import os
 import shutil
 import tempfile
@@ -23,8 +22,6 @@ from pathlib import Path
 
 from aptrack.core import hub
 from aptrack.core.errors import DatasetError, OutputError
-
-log = logging.getLogger(__name__)
 
 APTV2_URL = "https://github.com/ViTAE-Transformer/APTv2"
 SYNTH_CLIPS = 40
@@ -64,8 +61,8 @@ def find_clip_data() -> ClipSource:
     synth = data / "aptv2_synth"
     if (synth / "test_annotations.json").is_file():
         return ClipSource(synth, "synthetic (cache)")
-    mirror = os.environ.get("APTRACK_MIRROR")
-    source = Path(mirror).expanduser() / "animalpose" if mirror else None
+    mirror = hub.mirror_root()
+    source = mirror / "animalpose" if mirror is not None else None
     if source is not None and (source / "keypoints.json").is_file():
         return ClipSource(synth, "to build", build_from=source)
     raise DatasetError(

@@ -35,6 +35,7 @@ from aptrack.core.errors import DatasetError, OutputError, write_json_atomic
 from aptrack.core.layout import KeypointLayout
 from aptrack.data.datasets import KeypointDataset, select_split
 from aptrack.io.images import load_image
+from aptrack.io.video import AtomicVideoWriter
 from aptrack.pose.transforms import swap_pairs
 
 log = logging.getLogger(__name__)
@@ -285,9 +286,9 @@ class ClipSynthesizer:
                 t += int(rng.integers(*occ.every_frames))
         background = self.background(rng)
         out_frames, annotations = [], []
+        speed = occ.speed * cfg.height
         for t in range(frames):
             angle += rng.normal(0, occ.turn_std, 2)
-            speed = occ.speed * cfg.height
             pos = pos + speed * np.stack([np.cos(angle), np.sin(angle)], axis=1)
             for i in range(2):  # turn back at the edges
                 for d in range(2):
@@ -437,15 +438,13 @@ def synthesize_occlusion(animals: KeypointDataset, out_dir: str | Path, frames: 
     writer = _AnnotationWriter(out, animals, config)
     images, anns = [], []
     writer.clip(1, clip_frames, frame_anns, images, anns)
-    video = out / "occlusion.avi"
-    partial = out / ".occlusion.incomplete.avi"
-    vw = cv2.VideoWriter(str(partial), cv2.VideoWriter_fourcc(*"MJPG"), fps, (config.width, config.height))
-    if not vw.isOpened():
-        raise OutputError(f"cannot write {video}")
-    for f in clip_frames:
-        vw.write(f)
-    vw.release()
-    partial.replace(video)
+    vw = AtomicVideoWriter(out / "occlusion.avi", fps, (config.width, config.height), fourcc="MJPG")
+    try:
+        for f in clip_frames:
+            vw.write(f)
+        video = vw.commit()
+    finally:
+        vw.close()
     info = {"description": "aptrack synth: two look-alike animals with long occlusions", "seed": seed,
             "frames": frames, "occlusion": dataclasses.asdict(occlusion)}
     files = {"all": writer.write(out / "test_annotations.json", {**info, "split": "all"}, images, anns),

@@ -150,15 +150,16 @@ def choose_fourcc() -> str:
 
 
 class AtomicVideoWriter:
-    """Write an .mp4 under a temporary name and rename it into place on :meth:`commit`.
+    """Write a video under a temporary name and rename it into place on :meth:`commit`.
 
     If the writer is closed without ``commit`` (an error, an interrupt), the
     partial file is deleted, so a file under the final name is always complete.
+    ``fourcc`` defaults to :func:`choose_fourcc` (an .mp4).
     """
 
-    def __init__(self, path: str | Path, fps: float, size: tuple[int, int]):
+    def __init__(self, path: str | Path, fps: float, size: tuple[int, int], fourcc: str | None = None):
         self.path = Path(path)
-        self.fourcc = choose_fourcc()
+        self.fourcc = fourcc or choose_fourcc()
         self._tmp = self.path.with_name(f".{self.path.stem}.incomplete{self.path.suffix}")
         with _quiet_stderr():
             self._writer = cv2.VideoWriter(str(self._tmp), cv2.VideoWriter_fourcc(*self.fourcc),

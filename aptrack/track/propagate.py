@@ -36,7 +36,7 @@ from typing import Callable
 
 import numpy as np
 
-from aptrack.core.boxes import box_iou_xyxy, xyah_to_xyxy, xyxy_to_xyah
+from aptrack.core.boxes import at_least_xyxy, box_iou_xyxy, grown_xyxy, xyah_to_xyxy, xyxy_to_xyah
 from aptrack.core.errors import ConfigError
 from aptrack.core.instances import Instances
 from aptrack.track.config import PropagationConfig
@@ -46,13 +46,6 @@ from aptrack.track.matching import linear_assignment
 
 MIN_BOX_SIDE = 2.0
 """Pixels: the least width and height of a box this module hands on."""
-
-
-def at_least_xyxy(boxes_xyxy, side: float) -> np.ndarray:
-    """Boxes (N, 4) widened about their centres to at least ``side`` pixels wide and high."""
-    b = np.asarray(boxes_xyxy, np.float64)
-    centre, size = (b[:, :2] + b[:, 2:]) / 2, np.maximum(b[:, 2:] - b[:, :2], side)
-    return np.concatenate([centre - size / 2, centre + size / 2], axis=1)
 
 
 def keypoint_box_xyxy(keypoints, scores, threshold: float, min_keypoints: int):
@@ -68,13 +61,6 @@ def keypoint_box_xyxy(keypoints, scores, threshold: float, min_keypoints: int):
         return None
     pts = np.asarray(keypoints, np.float64)[ok]
     return np.concatenate([pts.min(axis=0), pts.max(axis=0)])
-
-
-def grown_xyxy(box_xyxy, growth) -> np.ndarray:
-    """``box_xyxy`` (4,) scaled about its centre by ``growth`` (scalar, or (2,) for width and height)."""
-    b = np.asarray(box_xyxy, np.float64)
-    centre, size = (b[:2] + b[2:]) / 2, np.maximum(b[2:] - b[:2], 1.0) * np.asarray(growth, np.float64)
-    return np.concatenate([centre - size / 2, centre + size / 2])
 
 
 def fuse_boxes_xyxy(boxes_xyxy, weights) -> np.ndarray:
@@ -148,7 +134,7 @@ class IdentityPropagator:
         ids = animals.track_ids.copy()
         missing = ids < 0
         if missing.any():
-            ids[missing] = max(int(ids.max(initial=0)), 0) + 1 + np.arange(int(missing.sum()))
+            ids[missing] = int(ids.max(initial=0)) + 1 + np.arange(int(missing.sum()))
         if len(np.unique(ids)) != len(ids):
             raise ConfigError(f"the first-frame boxes repeat a track id: {sorted(ids.tolist())}")
         order = np.argsort(ids, kind="stable")
@@ -266,7 +252,7 @@ class IdentityPropagator:
             matched = det_rows >= 0
             det_scores[matched] = detections.scores[det_rows[matched]]
         seen = 1.0 - (1.0 - np.where(use_sot, sot_scores, 0.0)) * (1.0 - det_scores)
-        if self._sots and self._sots[0] is None and detections is None:
+        if self.sot_factory is None and detections is None:
             seen = np.ones(n)  # nothing looks at the image: every animal is taken as seen
         visible = seen >= cfg.visible_min_score
         out = animals.with_(boxes_xyxy=corrected, scores=seen.astype(np.float32))

@@ -16,19 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
+from aptrack.core.boxes import xyxy_to_xywh
 from aptrack.core.errors import WeightsError
-
-SOT_WEIGHTS = "vittrack"
-"""Registry name of the default single-object tracker's weights."""
 
 
 def _xywh_int(box_xyxy, width: int, height: int) -> tuple[int, int, int, int]:
     """Integer ``x, y, w, h`` of a box clipped to the frame (at least 2 x 2 pixels)."""
-    x1, y1, x2, y2 = (float(v) for v in box_xyxy)
-    x1, x2 = np.clip([x1, x2], 0, width - 1)
-    y1, y2 = np.clip([y1, y2], 0, height - 1)
-    w, h = max(2, int(round(x2 - x1))), max(2, int(round(y2 - y1)))
-    return int(round(x1)), int(round(y1)), w, h
+    clipped = np.clip(np.asarray(box_xyxy, np.float64), 0, [width - 1, height - 1, width - 1, height - 1])
+    x, y, w, h = np.round(xyxy_to_xywh(clipped[None])[0]).astype(int).tolist()
+    return x, y, max(2, w), max(2, h)
 
 
 class VitSingleObjectTracker:
@@ -73,13 +69,10 @@ class SotFactory:
     The file is found (and sha256-checked) once, through the weight registry.
     """
 
-    def __init__(self, weights: str = SOT_WEIGHTS):
+    def __init__(self, weights: str):
         from aptrack.core import hub
 
         self.weights = hub.resolve(weights)
 
     def __call__(self) -> VitSingleObjectTracker:
         return VitSingleObjectTracker(self.weights.path)
-
-    def describe(self) -> dict:
-        return self.weights.describe()
