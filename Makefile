@@ -29,6 +29,10 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch torchvision
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	# boxmot: OC-SORT and Deep OC-SORT for `aptrack bench --compare` only. Without its declared
+	# dependencies: it pins opencv-python<5 and pulls pandas, pyarrow, timm and scikit-learn,
+	# none of which those two trackers import. Pinned, since pip checks nothing here.
+	$(BIN)/python -m pip install --quiet --no-deps 'boxmot==25.0.0'
 	$(BIN)/python -c 'import aptrack.track as t; t.compile_kernels()'  # numba disk cache
 	touch $@
 

@@ -352,9 +352,31 @@ def test_occlusion_clip_has_two_look_alikes_that_vanish_and_come_back(tmp_path, 
         ends = np.flatnonzero(~gone[1:] & gone[:-1]) + 1
         assert len(starts) >= 1 and len(ends) >= 1  # it vanishes and comes back
         assert (ends[ends > starts[0]][0] - starts[0]) >= 5  # for at least the shortest gap
+        # it slides behind cover: its box just before the gap is narrower than usual
+        rows = clip.rows[starts[0] - 1]
+        width = lambda r: clips.animals.boxes_xyxy[r, 2] - clips.animals.boxes_xyxy[r, 0]
+        last = width(rows[clips.track_ids[rows] == tracks[i]][0])
+        usual = np.median([width(r[clips.track_ids[r] == tracks[i]][0]) for r, p in zip(clip.rows, present[:, i])
+                           if p])
+        assert last < 0.75 * usual
     # look-alikes: both are the same source animal (one mirrored), so the same species and size
     a = clips.animals
     assert len(set(a.categories.tolist())) == 1
     cap = cv2.VideoCapture(str(out / "occlusion.avi"))
     assert int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 150
     cap.release()
+
+
+def test_occlusion_schedule_ramps_into_and_out_of_each_gap():
+    from aptrack.data.synth import ClipSynthesizer, OcclusionConfig
+    occ = OcclusionConfig(every_frames=(40, 41), gap_frames=(5, 5), edge_frames=3)
+    seen = ClipSynthesizer._seen_fractions(200, np.random.default_rng(0), occ)
+    assert seen.shape == (2, 200) and seen.min() == 0.0 and seen.max() == 1.0
+    for row in seen:
+        hidden = np.flatnonzero(row == 0)
+        start = hidden[0]
+        assert np.array_equal(hidden[:5], np.arange(start, start + 5))  # a 5-frame gap
+        np.testing.assert_allclose(row[start - 3:start], [0.75, 0.5, 0.25])  # sliding behind cover
+        np.testing.assert_allclose(row[start + 5:start + 8], [0.25, 0.5, 0.75])  # and out again
+        gap_starts = np.flatnonzero((row[1:] == 0) & (row[:-1] > 0)) + 1
+        assert np.all(np.diff(gap_starts) == 40)  # start to start

@@ -121,3 +121,17 @@ def test_empty_results_give_zero_ap():
     gt = {"images": [{"id": 1, "width": 10, "height": 10}], "categories": [{"id": 1, "name": "a"}],
           "annotations": []}
     assert keypoint_ap(gt, [], AP10K.sigmas)["AP"] == 0.0
+
+
+def test_a_detection_on_a_frame_where_no_animal_is_annotated_is_a_false_positive(ap10k_sample):
+    # the occlusion case has frames where both animals are hidden: results there must score, not crash
+    ds = load_keypoint_dataset(ap10k_sample / "test_ap10k.json", ap10k_sample, AP10K)
+    perfect = _noisy_predictions(ds, 0.0)
+    assert evaluate_predictions(ds, perfect)["AP"] == pytest.approx(1.0)
+    stray_image = int(ds.image_ids.max()) + 1000
+    extra = {key: np.concatenate([value, value[:1]]) for key, value in perfect.items()}
+    extra["image_ids"][-1] = stray_image
+    extra["rows"][-1] = -1
+    extra["box_scores"] = np.concatenate([np.ones(len(ds)) * 0.5, [0.99]])  # the stray one ranks first
+    metrics = evaluate_predictions(ds, extra)
+    assert 0.5 < metrics["AP"] < 1.0

@@ -62,6 +62,36 @@ def test_animal_hidden_longer_than_the_buffer_gets_a_new_id():
     assert sorted(set(ids)) == [1, 2]
 
 
+def _reappears_beside(config):
+    """An animal still for 10 frames, hidden for 10, back one box width and 5 px to the right."""
+    tracker = PoseTracker(config)
+    ids = []
+    for f in range(30):
+        box = box_at(100, 80) if f < 10 else box_at(145, 80)
+        out = tracker.update(frame(f, [box] if not 10 <= f < 20 else []))
+        ids += out.track_ids.tolist()
+    return ids
+
+
+def test_the_lost_gate_grows_with_time_lost_so_an_animal_back_far_away_keeps_its_id():
+    fixed = _reappears_beside(TrackerConfig(lost_buffer_growth=0.0))
+    assert sorted(set(fixed)) == [1, 2]  # 30% per side does not reach it: a new id
+    growing = _reappears_beside(TrackerConfig(lost_buffer_growth=0.1, lost_box_buffer_max=1.0))
+    assert set(growing) == {1} and len(growing) == 20  # 0.3 + 0.1 x 10 frames, capped at 1.0
+    capped = _reappears_beside(TrackerConfig(lost_buffer_growth=0.1, lost_box_buffer_max=0.4))
+    assert sorted(set(capped)) == [1, 2]
+
+
+def test_tracker_settings_out_of_range_are_config_errors():
+    import pytest
+
+    from aptrack.core.errors import ConfigError
+    with pytest.raises(ConfigError, match="lost_buffer_growth"):
+        TrackerConfig(lost_buffer_growth=-0.1)
+    with pytest.raises(ConfigError, match="high_score_threshold"):
+        TrackerConfig(high_score_threshold=1.5)
+
+
 def test_low_score_boxes_keep_a_track_alive_but_cannot_start_one():
     tracker = PoseTracker(TrackerConfig())
     out0 = tracker.update(frame(0, [box_at(100, 100)]))

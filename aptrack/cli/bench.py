@@ -9,6 +9,7 @@ from pathlib import Path
 from aptrack import __version__
 from aptrack.cli.common import add_pose_config_flag, aligned, console_flags, figure, load_config, positive_int
 from aptrack.core.errors import ConfigError, writable_dir, write_json_atomic
+from aptrack.eval.compare import COMPARE_TRACKERS
 
 
 def add_parser(sub) -> None:
@@ -29,9 +30,10 @@ def add_parser(sub) -> None:
     p.add_argument("--detector", default=None, metavar="WEIGHTS", help="detector weights override")
     p.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
     p.add_argument("--max-clips", type=positive_int, default=None, help="only the first N clips")
-    p.add_argument("--compare", default="bytetrack,botsort",
-                   help="with detector boxes, also run these Ultralytics trackers on the same "
-                        "detections (comma-separated: bytetrack, botsort; 'none' to skip)")
+    p.add_argument("--compare", default=",".join(COMPARE_TRACKERS),
+                   help="with detector boxes, also run these trackers on the same detections "
+                        f"(comma-separated: {', '.join(COMPARE_TRACKERS)}; 'none' to skip; "
+                        "default: all)")
     p.add_argument("-o", "--output", default="bench_out", help="report folder (default: bench_out)")
     p.add_argument("--format", choices=["table", "json"], default="table")
     add_pose_config_flag(p)
@@ -97,9 +99,10 @@ def main(args) -> int:
     with tqdm(total=len(clips.clips), unit="clip", disable=args.quiet, dynamic_ncols=True,
               file=sys.stderr, desc=f"bench {args.split}") as bar:
         compare = tuple(n for n in args.compare.split(",") if n and n != "none")
-        unknown = sorted(set(compare) - {"bytetrack", "botsort"})
+        unknown = sorted(set(compare) - set(COMPARE_TRACKERS))
         if unknown:
-            raise ConfigError(f"unknown tracker(s) {', '.join(unknown)} for --compare; known: bytetrack, botsort")
+            raise ConfigError(f"unknown tracker(s) {', '.join(unknown)} for --compare; "
+                              f"known: {', '.join(COMPARE_TRACKERS)}")
         report = run_benchmark(pipeline, clips, args.boxes, progress=lambda done: bar.update(done - bar.n),
                                compare=compare)
     report.update({"data": str(ann), "split": args.split, "models": models,

@@ -178,7 +178,9 @@ class ClipSynthesizer:
         """One frame: the animals pasted over ``background`` and their annotations.
 
         ``placements[i]`` is ``(centre (2,), height in pixels)`` of animal ``i``,
-        or None when it is hidden in this frame; animals are drawn in ``order``
+        or ``(centre, height, (a, b))`` to draw only the columns between
+        fractions ``a`` and ``b`` of its width (the rest is behind cover), or
+        None when it is hidden in this frame; animals are drawn in ``order``
         (later ones cover earlier ones). Returns the (H, W, 3) uint8 frame and
         the annotation dicts of the animals at least ``min_visible_fraction`` seen.
         """
@@ -191,7 +193,8 @@ class ClipSynthesizer:
             if placements[i] is None:
                 continue
             patch, kp, vis, species = patches[i]
-            centre, height = placements[i]
+            centre, height = placements[i][:2]
+            window = placements[i][2] if len(placements[i]) > 2 else (0.0, 1.0)
             ph, pw = patch.shape[:2]
             s = height / ph
             w_t, h_t = max(2, int(round(pw * s))), max(2, int(round(ph * s)))
@@ -200,6 +203,10 @@ class ClipSynthesizer:
             resized = cv2.resize(patch, (w_t, h_t), interpolation=cv2.INTER_AREA if s < 1
                                  else cv2.INTER_LINEAR).astype(np.float32)
             alpha = feather_mask(h_t, w_t, cfg.feather)
+            if tuple(window) != (0.0, 1.0):  # behind cover outside the window: not drawn, not owned
+                alpha = alpha.copy()
+                alpha[:, :int(round(window[0] * w_t))] = 0.0
+                alpha[:, int(round(window[1] * w_t)):] = 0.0
             cx1, cy1 = max(0, x0), max(0, y0)
             cx2, cy2 = min(cfg.width, x0 + w_t), min(cfg.height, y0 + h_t)
             if cx2 <= cx1 or cy2 <= cy1:
@@ -266,9 +273,15 @@ class ClipSynthesizer:
 
         Both animals are the same source animal (one of them mirrored), the
         same size, wandering over one background (a smooth random walk that
-        turns back at the edges). Each vanishes (say, behind cover) for
+        turns back at the edges and is pulled toward the other animal, so their
+        paths cross). Each vanishes (say, behind cover) for
         ``occlusion.gap_frames`` frames about every ``occlusion.every_frames``
-        frames. Returns frames and per-frame annotations as :meth:`clip`.
+        frames: over ``occlusion.edge_frames`` frames it slides behind the cover
+        leading side first, and comes out the same way; while hidden it moves
+        ``occlusion.hidden_speed`` times faster, so it comes back away from
+        where it went. Every frame gets Gaussian pixel noise of
+        ``occlusion.noise_std`` grey levels. Returns frames and per-frame
+        annotations as :meth:`clip`.
         """
         cfg, occ = self.config, occlusion
         row = int(rng.choice(self.pool))
@@ -278,28 +291,55 @@ class ClipSynthesizer:
         lo, hi = half, np.array([cfg.width, cfg.height]) - half
         pos = rng.uniform(lo, hi, (2, 2))
         angle = rng.uniform(0, 2 * np.pi, 2)
-        hidden = np.zeros((2, frames), bool)
-        for i in range(2):
-            t = int(rng.integers(occ.every_frames[0] // 2, occ.every_frames[1]))
-            while t < frames:
-                hidden[i, t:t + int(rng.integers(occ.gap_frames[0], occ.gap_frames[1] + 1))] = True
-                t += int(rng.integers(*occ.every_frames))
+        seen = self._seen_fractions(frames, rng, occ)  # (2, frames) in [0, 1]
         background = self.background(rng)
         out_frames, annotations = [], []
         speed = occ.speed * cfg.height
         for t in range(frames):
-            angle += rng.normal(0, occ.turn_std, 2)
-            pos = pos + speed * np.stack([np.cos(angle), np.sin(angle)], axis=1)
+            towards = pos[::-1] - pos
+            pull = np.arctan2(towards[:, 1], towards[:, 0])
+            turn = np.angle(np.exp(1j * (pull - angle)))  # signed, in (-pi, pi]
+            angle += occ.attraction * turn + rng.normal(0, occ.turn_std, 2)
+            step = speed * np.where(seen[:, t] > 0, 1.0, occ.hidden_speed)
+            pos = pos + step[:, None] * np.stack([np.cos(angle), np.sin(angle)], axis=1)
             for i in range(2):  # turn back at the edges
                 for d in range(2):
                     if not lo[d] <= pos[i, d] <= hi[d]:
                         pos[i, d] = np.clip(pos[i, d], lo[d], hi[d])
                         angle[i] = np.pi - angle[i] if d == 0 else -angle[i]
-            placements = [None if hidden[i, t] else (pos[i].copy(), height) for i in range(2)]
+            placements = []
+            for i in range(2):
+                f = float(seen[i, t])
+                leading_right = np.cos(angle[i]) >= 0  # the leading side goes behind cover first
+                window = (0.0, f) if leading_right else (1.0 - f, 1.0)
+                placements.append(None if f <= 0 else (pos[i].copy(), height, window if f < 1 else (0.0, 1.0)))
             frame, anns = self.render(background, patches, placements, order=[0, 1])
+            if occ.noise_std > 0:
+                noisy = frame.astype(np.float32) + rng.normal(0, occ.noise_std, frame.shape).astype(np.float32)
+                frame = np.clip(noisy, 0, 255).astype(np.uint8)
             out_frames.append(frame)
             annotations.append(anns)
         return out_frames, annotations
+
+    @staticmethod
+    def _seen_fractions(frames: int, rng: np.random.Generator, occ: "OcclusionConfig") -> np.ndarray:
+        """(2, frames) float: how much of each animal is out of cover (0 hidden, 1 fully seen)."""
+        seen = np.ones((2, frames))
+        edge = max(0, occ.edge_frames)
+        ramp = (np.arange(edge) + 1.0) / (edge + 1.0)  # increasing, strictly inside (0, 1)
+        for i in range(2):
+            t = int(rng.integers(occ.every_frames[0] // 2, occ.every_frames[1]))
+            while t < frames:
+                gap = int(rng.integers(occ.gap_frames[0], occ.gap_frames[1] + 1))
+                into = np.arange(t - edge, t)
+                out = np.arange(t + gap, t + gap + edge)
+                ok = (into >= 0) & (into < frames)
+                seen[i, into[ok]] = np.minimum(seen[i, into[ok]], ramp[::-1][ok])
+                ok = out < frames
+                seen[i, out[ok]] = np.minimum(seen[i, out[ok]], ramp[ok])
+                seen[i, t:t + gap] = 0.0
+                t += max(gap + 2 * edge + 1, int(rng.integers(*occ.every_frames)))  # start to start
+        return seen
 
 
 @dataclass(frozen=True)
@@ -310,7 +350,13 @@ class OcclusionConfig:
     frames drawn from ``gap_frames`` (inclusive), with the starts of its gaps
     ``every_frames`` apart (drawn). ``height``: animal height as a fraction of
     the frame height. ``speed``: frame heights per frame. ``turn_std``:
-    radians per frame of the random walk's heading.
+    radians per frame of the random walk's heading. ``edge_frames``: frames
+    over which an animal slides behind cover before a gap (and out after it),
+    so its box shrinks and its detections get noisy. ``hidden_speed``: speed
+    while hidden, in multiples of ``speed``. ``attraction``: the fraction of
+    the angle toward the other animal its heading turns by per frame (0: a
+    free walk; more: more crossings). ``noise_std``: Gaussian pixel noise,
+    grey levels.
     """
 
     every_frames: tuple[int, int] = (60, 100)
@@ -318,6 +364,10 @@ class OcclusionConfig:
     height: tuple[float, float] = (0.2, 0.28)
     speed: float = 0.006
     turn_std: float = 0.15
+    edge_frames: int = 6
+    hidden_speed: float = 2.5
+    attraction: float = 0.03
+    noise_std: float = 8.0
 
 
 class _AnnotationWriter:

@@ -84,7 +84,8 @@ def run_benchmark(pipeline: Pipeline, clip_data: ClipDataset, source: str, progr
     dict: ``keypoints`` (evaluate_predictions' metrics), ``coco`` (the ground
     truth and results that pycocotools scored),
     ``tracking`` (summarize's output), ``speed`` {fps, ms_per_frame}, ``frames``,
-    ``clips``, ``source``, and with ``compare`` (Ultralytics tracker names,
+    ``clips``, ``source``, and with ``compare`` (names in
+    :data:`aptrack.eval.compare.COMPARE_TRACKERS`,
     detector boxes only) ``trackers``: aptrack's tracker and each named one on
     the same detections.
     """
@@ -98,6 +99,12 @@ def run_benchmark(pipeline: Pipeline, clip_data: ClipDataset, source: str, progr
     k = clip_data.layout.num_keypoints
     started = time.perf_counter()
     detections_per_clip = []
+    adapters = []
+    if compare and source == "detector":  # built first: a missing package fails before the clips run
+        from aptrack.eval.compare import AptrackTracker, make_tracker
+        from aptrack.track import PoseTracker
+        adapters = [AptrackTracker(PoseTracker(pipeline.tracker.config, sigmas=pipeline.tracker.sigmas))]
+        adapters += [make_tracker(name) for name in compare]
     for done, clip in enumerate(clip_data.clips, 1):
         detections = [] if compare else None
         outputs = run_clip(pipeline, clip_data, clip, source, detections=detections)
@@ -116,11 +123,8 @@ def run_benchmark(pipeline: Pipeline, clip_data: ClipDataset, source: str, progr
             progress(done)
     seconds = time.perf_counter() - started
     trackers = None
-    if compare and source == "detector":
-        from aptrack.eval.compare import AptrackTracker, UltralyticsTracker, compare_trackers
-        from aptrack.track import PoseTracker
-        adapters = [AptrackTracker(PoseTracker(pipeline.tracker.config, sigmas=pipeline.tracker.sigmas))]
-        adapters += [UltralyticsTracker(name) for name in compare]
+    if adapters:
+        from aptrack.eval.compare import compare_trackers
         trackers = compare_trackers(adapters, clip_data, detections_per_clip,
                                     lambda c, t: load_image(clip_data.clips[c].files[t]))
     keypoints = evaluate_predictions(clip_data.animals, pred.arrays(), class_agnostic=source == "detector")

@@ -1,26 +1,35 @@
-"""Side by side: the same detections through aptrack's tracker and Ultralytics'
-BYTETracker and BoT-SORT, scored with the same MOT metrics.
+"""Side by side: the same detections through aptrack's tracker and others, scored
+with the same MOT metrics.
 
-Only the trackers' ``update`` calls are timed. Ultralytics' trackers run with
-their own default settings (``bytetrack.yaml`` / ``botsort.yaml``, BoT-SORT
-without re-identification, as ``yolo track`` uses them).
+The others are Ultralytics' BYTETracker and BoT-SORT, and boxmot's OC-SORT and
+Deep OC-SORT. Only the trackers' ``update`` calls are timed. Each runs with its
+own default settings: Ultralytics' ``bytetrack.yaml`` / ``botsort.yaml``
+(BoT-SORT without re-identification, as ``yolo track`` uses them); boxmot's
+constructor defaults, Deep OC-SORT with camera-motion compensation but without
+its ReID network (``use_embeddings=False``: its OSNet weights cannot be fetched
+offline, and none ships with boxmot).
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from aptrack.core.boxes import xyxy_to_cxcywh
+from aptrack.core.errors import ConfigError
 from aptrack.core.instances import Instances
-from aptrack.eval.tracking import ClipTrackingEval, summarize
-from aptrack.track import PoseTracker
+
+if TYPE_CHECKING:
+    from aptrack.track import PoseTracker
 
 log = logging.getLogger(__name__)
 
 ULTRALYTICS_TRACKERS = {"bytetrack": "bytetrack.yaml", "botsort": "botsort.yaml"}
+BOXMOT_TRACKERS = ("ocsort", "deepocsort")
+COMPARE_TRACKERS = (*ULTRALYTICS_TRACKERS, *BOXMOT_TRACKERS)
 
 
 class UltralyticsDetections:
@@ -65,12 +74,58 @@ class UltralyticsTracker:
         return out[:, 4].astype(np.int64), out[:, :4].astype(np.float64)
 
 
+class BoxmotTracker:
+    """Adapter with the same interface over boxmot's ``OcSort`` or ``DeepOcSort``.
+
+    boxmot is installed by ``make setup`` without its declared dependencies
+    (it pins ``opencv-python<5`` and pulls pandas, pyarrow, timm and
+    scikit-learn, none of which these two trackers import).
+    """
+
+    def __init__(self, name: str):
+        try:
+            import boxmot
+            from boxmot.utils import logger as boxmot_log
+        except ImportError as exc:
+            raise ConfigError(f"--compare {name} needs boxmot: pip install --no-deps boxmot "
+                              f"(make setup does) [{exc}]") from exc
+        boxmot_log.setLevel(logging.WARNING)  # it logs its settings at every construction
+        if name == "ocsort":
+            self._make = lambda: boxmot.OcSort()
+        else:
+            self._make = lambda: boxmot.DeepOcSort(use_embeddings=False)
+        self.name = name
+        self.tracker = self._make()
+
+    def reset(self) -> None:
+        self.tracker = self._make()
+
+    def update(self, detections: Instances, frame: np.ndarray):
+        dets = np.concatenate([np.asarray(detections.boxes_xyxy, np.float32).reshape(-1, 4),
+                               np.asarray(detections.scores, np.float32).reshape(-1, 1),
+                               np.zeros((len(detections), 1), np.float32)], axis=1)
+        out = np.asarray(self.tracker.update(dets, frame))
+        if out.size == 0:
+            return np.zeros(0, np.int64), np.zeros((0, 4))
+        # rows: x1, y1, x2, y2, id (from 0), score, class, detection index; ids from 1 like the others
+        return out[:, 4].astype(np.int64) + 1, out[:, :4].astype(np.float64)
+
+
+def make_tracker(name: str):
+    """The comparison adapter named ``name`` (one of :data:`COMPARE_TRACKERS`)."""
+    if name in ULTRALYTICS_TRACKERS:
+        return UltralyticsTracker(name)
+    if name in BOXMOT_TRACKERS:
+        return BoxmotTracker(name)
+    raise ConfigError(f"unknown tracker {name} for --compare; known: {', '.join(COMPARE_TRACKERS)}")
+
+
 class AptrackTracker:
     """Adapter with the same interface over :class:`PoseTracker`."""
 
     name = "aptrack"
 
-    def __init__(self, tracker: PoseTracker):
+    def __init__(self, tracker: "PoseTracker"):
         self.tracker = tracker
 
     def reset(self) -> None:
@@ -105,6 +160,8 @@ def compare_trackers(trackers, clip_data, detections_per_clip, frame_loader=None
     {tracker name: {MOTA, IDF1, HOTA, id_switches, false_positives, misses, MOTP,
     ms_per_frame (median of the rounds), ms_per_frame_rounds}}
     """
+    from aptrack.eval.tracking import ClipTrackingEval, summarize
+
     a = clip_data.animals
     times = {t.name: [] for t in trackers}
     results = {}

@@ -304,6 +304,10 @@ def evaluate_predictions(dataset: KeypointDataset, pred: dict, class_agnostic: b
     plus ``gt`` and ``results`` (the COCO dicts that were scored).
     """
     gt = dataset.to_coco()
+    # frames scored with no animal annotated (all hidden) are images too: what is found there is a false positive
+    known = {im["id"] for im in gt["images"]}
+    empty = sorted({int(i) for i in np.asarray(pred["image_ids"]).tolist()} - known)
+    gt["images"] = gt["images"] + [{"id": i, "file_name": ""} for i in empty]
     cat_id = {c["name"]: c["id"] for c in gt["categories"]}
     rows = np.asarray(pred["rows"], np.int64)
     own_boxes = (rows >= 0).all() and len(np.unique(rows)) == len(rows)

@@ -21,7 +21,11 @@ class TrackerConfig:
     least this may start a track or recover a lost one, even below
     ``high_score_threshold``. ``lost_box_buffer``: lost tracks are looked for
     with boxes widened by this fraction of their size on each side (0 turns it
-    off), accepting pairs up to ``lost_match_cost_threshold``.
+    off), accepting pairs up to ``lost_match_cost_threshold``. The gate grows
+    with the time lost: a track lost for ``n`` frames is widened by
+    ``lost_box_buffer + lost_buffer_growth * (n - 1)``, at most
+    ``lost_box_buffer_max``, as an animal moving behind cover may come out far
+    from where it went in.
     """
 
     high_score_threshold: float = 0.5
@@ -38,7 +42,21 @@ class TrackerConfig:
     lost_motion_frames: int = 5
     lost_box_buffer: float = 0.3
     lost_match_cost_threshold: float = 0.7
+    lost_buffer_growth: float = 0.0
+    lost_box_buffer_max: float = 1.0
     min_box_area: float = 10.0
+
+    def __post_init__(self) -> None:
+        for name in ("high_score_threshold", "low_score_threshold", "new_track_threshold", "match_cost_threshold",
+                     "low_match_cost_threshold", "unconfirmed_match_cost_threshold", "oks_weight",
+                     "keypoint_score_threshold", "lost_match_cost_threshold"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"tracker.{name} must be in [0, 1], got {value}")
+        for name in ("track_buffer", "min_hits", "min_common_keypoints", "lost_motion_frames", "lost_box_buffer",
+                     "lost_buffer_growth", "lost_box_buffer_max", "min_box_area"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"tracker.{name} must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)

@@ -8,8 +8,9 @@ Each frame runs these steps:
    tracked ones still unmatched become lost;
 4. match the detections left over that score at least ``new_track_threshold``
    (which may be below ``high_score_threshold``) to lost tracks by the IoU of
-   widened boxes (``lost_box_buffer``, as in C-BIoU), so an animal that moved
-   while hidden gets its id back instead of a new one;
+   widened boxes (``lost_box_buffer``, as in C-BIoU, growing with the time
+   lost by ``lost_buffer_growth``), so an animal that moved while hidden gets
+   its id back instead of a new one;
 5. match the rest to tentative tracks; a tentative track matched ``min_hits``
    frames in a row is confirmed and gets an id;
 6. start tentative tracks from those still left over (on a video's first frame
@@ -292,12 +293,23 @@ class PoseTracker:
             dets.keypoints, dets.keypoint_scores, self.sigmas if use_pose else None,
             cfg.keypoint_score_threshold, cfg.oks_weight, cfg.min_common_keypoints)
 
-    def _match_lost(self, tracks: np.ndarray, dets: Instances, rows: np.ndarray):
-        """Lost ``tracks`` against detection ``rows`` by the IoU of widened boxes."""
+    def _match_lost(self, tracks: np.ndarray, dets: Instances, rows: np.ndarray, frame_index: int):
+        """Lost ``tracks`` against detection ``rows`` by the IoU of widened boxes, each
+        track's box widened more the longer it has been lost."""
         if not len(tracks) or not len(rows):
             return _EMPTY, _EMPTY, tracks, rows
-        buffer = self.config.lost_box_buffer
-        sim = box_iou_xyxy(widened_xyxy(self._pred, buffer), widened_xyxy(dets.boxes_xyxy, buffer))
+        cfg = self.config
+        buffer = cfg.lost_box_buffer
+        lost_for = frame_index - self._int[:, _LAST_FRAME]  # every track; only ``tracks`` are used
+        if cfg.lost_buffer_growth <= 0:
+            sim = box_iou_xyxy(widened_xyxy(self._pred, buffer), widened_xyxy(dets.boxes_xyxy, buffer))
+        else:  # both sides of a pair widened by the track's buffer, as C-BIoU widens both
+            grown = np.clip(buffer + cfg.lost_buffer_growth * np.maximum(lost_for - 1, 0), buffer,
+                            max(buffer, cfg.lost_box_buffer_max))
+            sim = np.zeros((len(self._pred), len(dets)))
+            for t in tracks.tolist():
+                sim[t] = box_iou_xyxy(widened_xyxy(self._pred[t:t + 1], grown[t]),
+                                      widened_xyxy(dets.boxes_xyxy, grown[t]))[0]
         return _match(sim, tracks, rows, self.config.lost_match_cost_threshold)
 
     # -- main loop -----------------------------------------------------------
@@ -350,7 +362,7 @@ class PoseTracker:
         t4, r4 = _EMPTY, _EMPTY
         if cfg.lost_box_buffer > 0:
             lost = np.nonzero(state == _LOST)[0]
-            t4, r4, _, candidates = self._match_lost(lost, dets, candidates)
+            t4, r4, _, candidates = self._match_lost(lost, dets, candidates, f)
             state[t4] = _TRACKED
 
         # 5. the rest against tentative tracks
