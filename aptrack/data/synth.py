@@ -312,7 +312,7 @@ class ClipSynthesizer:
                 f = float(seen[i, t])
                 leading_right = np.cos(angle[i]) >= 0  # the leading side goes behind cover first
                 window = (0.0, f) if leading_right else (1.0 - f, 1.0)
-                placements.append(None if f <= 0 else (pos[i].copy(), height, window if f < 1 else (0.0, 1.0)))
+                placements.append(None if f <= 0 else (pos[i].copy(), height, window))
             frame, anns = self.render(background, patches, placements, order=[0, 1])
             if occ.noise_std > 0:
                 noisy = frame.astype(np.float32) + rng.normal(0, occ.noise_std, frame.shape).astype(np.float32)
@@ -333,7 +333,7 @@ class ClipSynthesizer:
                 gap = int(rng.integers(occ.gap_frames[0], occ.gap_frames[1] + 1))
                 into = np.arange(t - edge, t)
                 out = np.arange(t + gap, t + gap + edge)
-                ok = (into >= 0) & (into < frames)
+                ok = into >= 0
                 seen[i, into[ok]] = np.minimum(seen[i, into[ok]], ramp[::-1][ok])
                 ok = out < frames
                 seen[i, out[ok]] = np.minimum(seen[i, out[ok]], ramp[ok])

@@ -106,7 +106,7 @@ def run_benchmark(pipeline: Pipeline, clip_data: ClipDataset, source: str, progr
         adapters = [AptrackTracker(PoseTracker(pipeline.tracker.config, sigmas=pipeline.tracker.sigmas))]
         adapters += [make_tracker(name) for name in compare]
     for done, clip in enumerate(clip_data.clips, 1):
-        detections = [] if compare else None
+        detections = [] if adapters else None
         outputs = run_clip(pipeline, clip_data, clip, source, detections=detections)
         detections_per_clip.append(detections)
         ev = ClipTrackingEval(layout.sigmas)

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from aptrack.core.boxes import xyxy_to_cxcywh
 from aptrack.core.errors import ConfigError
 from aptrack.core.instances import Instances
 
@@ -37,6 +36,10 @@ class UltralyticsDetections:
     ``conf``, ``cls``, centre-based ``xywh``, ``xyxy``, ``len`` and boolean indexing."""
 
     def __init__(self, xyxy: np.ndarray, conf: np.ndarray, cls: np.ndarray):
+        # here, not at the top: the CLI imports this module for its tracker names, and
+        # core.boxes brings numba (0.7 s on every aptrack call)
+        from aptrack.core.boxes import xyxy_to_cxcywh
+
         self.xyxy = np.asarray(xyxy, np.float32).reshape(-1, 4)
         self.conf = np.asarray(conf, np.float32).reshape(-1)
         self.cls = np.asarray(cls, np.float32).reshape(-1)
@@ -101,9 +104,8 @@ class BoxmotTracker:
         self.tracker = self._make()
 
     def update(self, detections: Instances, frame: np.ndarray):
-        dets = np.concatenate([np.asarray(detections.boxes_xyxy, np.float32).reshape(-1, 4),
-                               np.asarray(detections.scores, np.float32).reshape(-1, 1),
-                               np.zeros((len(detections), 1), np.float32)], axis=1)
+        dets = np.column_stack([detections.boxes_xyxy, detections.scores,
+                                np.zeros(len(detections), np.float32)])  # class 0
         out = np.asarray(self.tracker.update(dets, frame))
         if out.size == 0:
             return np.zeros(0, np.int64), np.zeros((0, 4))

@@ -300,17 +300,17 @@ class PoseTracker:
             return _EMPTY, _EMPTY, tracks, rows
         cfg = self.config
         buffer = cfg.lost_box_buffer
-        lost_for = frame_index - self._int[:, _LAST_FRAME]  # every track; only ``tracks`` are used
         if cfg.lost_buffer_growth <= 0:
             sim = box_iou_xyxy(widened_xyxy(self._pred, buffer), widened_xyxy(dets.boxes_xyxy, buffer))
         else:  # both sides of a pair widened by the track's buffer, as C-BIoU widens both
+            lost_for = frame_index - self._int[:, _LAST_FRAME]  # every track; only ``tracks`` are used
             grown = np.clip(buffer + cfg.lost_buffer_growth * np.maximum(lost_for - 1, 0), buffer,
                             max(buffer, cfg.lost_box_buffer_max))
             sim = np.zeros((len(self._pred), len(dets)))
             for t in tracks.tolist():
                 sim[t] = box_iou_xyxy(widened_xyxy(self._pred[t:t + 1], grown[t]),
                                       widened_xyxy(dets.boxes_xyxy, grown[t]))[0]
-        return _match(sim, tracks, rows, self.config.lost_match_cost_threshold)
+        return _match(sim, tracks, rows, cfg.lost_match_cost_threshold)
 
     # -- main loop -----------------------------------------------------------
     def update(self, detections: Instances) -> Instances:
