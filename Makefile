@@ -28,7 +28,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch torchvision
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,formats,cluster]'
 	# boxmot: OC-SORT and Deep OC-SORT for `aptrack bench --compare` only. Without its declared
 	# dependencies: it pins opencv-python<5 and pulls pandas, pyarrow, timm and scikit-learn,
 	# none of which those two trackers import. Pinned, since pip checks nothing here.

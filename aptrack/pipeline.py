@@ -24,7 +24,8 @@ from aptrack.detect.config import DetectorConfig
 from aptrack.io.draw import DrawConfig
 from aptrack.pose.config import PoseConfig
 from aptrack.track import PoseTracker
-from aptrack.track.config import PropagationConfig, TrackerConfig
+from aptrack.track.config import AppearanceConfig, PropagationConfig, TrackerConfig
+from aptrack.track.interpolate import InterpolationConfig
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ class PipelineConfig:
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     pose: PoseConfig = field(default_factory=PoseConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
+    appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
+    interpolation: InterpolationConfig = field(default_factory=InterpolationConfig)
     propagation: PropagationConfig = field(default_factory=PropagationConfig)
     draw: DrawConfig = field(default_factory=DrawConfig)
 
@@ -102,11 +105,18 @@ class Pipeline:
         Makes one single-object tracker per known animal; by default the
         weights ``propagation.sot_weights`` names, loaded on the first
         :meth:`track_known` (the SOT runs only in that mode).
+    embedder : callable ``(frame, Instances) -> Instances``, optional
+        Adds appearance embeddings to each detector frame's animals before
+        tracking (:class:`aptrack.track.appearance.AppearanceEmbedder`).
+    interpolation : InterpolationConfig
+        Gap filling of tracks, applied by the frame loop
+        (:func:`aptrack.runner.iter_frames`).
     """
 
     def __init__(self, detector, tracker: PoseTracker, pose=None,
                  layout: KeypointLayout | None = None, det_every: int = 1,
-                 propagation: PropagationConfig = PropagationConfig(), sot_factory=None):
+                 propagation: PropagationConfig = PropagationConfig(), sot_factory=None, embedder=None,
+                 interpolation: InterpolationConfig = InterpolationConfig()):
         if det_every < 1:
             raise AptrackError(f"--det-every must be at least 1, got {det_every}")
         self.detector = detector
@@ -117,6 +127,10 @@ class Pipeline:
         self.timer = StageTimer()
         self.propagation = propagation
         self.sot_factory = sot_factory
+        self.embedder = embedder
+        self.interpolation = interpolation
+        self.models: dict = {}
+        """What :func:`build_pipeline` loaded (file, sha256, source per model), for the outputs' info."""
         self.propagator = None
         self._frames = 0
         self.last_detections: Instances | None = None
@@ -184,6 +198,9 @@ class Pipeline:
                         boxes = self.pose(frame, boxes)
             else:
                 boxes = self.estimate_pose(frame, boxes)
+            if self.embedder is not None:
+                with self.timer("track"):
+                    boxes = self.embedder(frame, boxes)
             self.last_detections = boxes
             with self.timer("track"):
                 return self.tracker.update(boxes)
@@ -246,4 +263,12 @@ def build_pipeline(config: PipelineConfig, device: str = "cpu", det_every: int =
     else:
         log.warning("no pose weights are available: running detection + tracking only (--pose none)")
     tracker = PoseTracker(config.tracker, sigmas=None if layout is None else layout.sigmas)
-    return Pipeline(detector, tracker, pose, layout, det_every, config.propagation), models
+    embedder = None
+    if config.appearance.kind != "none":
+        from aptrack.track.appearance import AppearanceEmbedder
+
+        embedder = AppearanceEmbedder(config.appearance)
+    pipeline = Pipeline(detector, tracker, pose, layout, det_every, config.propagation, embedder=embedder,
+                        interpolation=config.interpolation)
+    pipeline.models = models
+    return pipeline, models

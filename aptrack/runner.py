@@ -17,14 +17,51 @@ from __future__ import annotations
 import datetime as dt
 import time
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, NamedTuple
 
 import numpy as np
 
 from aptrack import __version__
-from aptrack.core.errors import writable_dir
+from aptrack.core.errors import VideoError, writable_dir
 from aptrack.core.instances import Instances
+from aptrack.io.exports import DEFAULT_EXPORTS, check_exports, make_writers, parse_exports
+from aptrack.io.inputs import IMAGE_EXTENSIONS, ImageSequenceReader, RunInput, images_in
 from aptrack.pipeline import Pipeline, PipelineConfig, StageTimer, build_pipeline, load_pipeline
+from aptrack.track.interpolate import fill_gaps
+
+
+class FrameStep(NamedTuple):
+    """One frame through the pipeline: its index, the image, the tracked animals and the
+    detections (with poses) the tracker was given (None on frames without the detector)."""
+
+    index: int
+    frame: np.ndarray
+    tracked: Instances
+    detections: Instances | None
+
+
+def iter_steps(pipeline: Pipeline, frames: Iterable[tuple[int, np.ndarray]],
+               boxes: Callable[[int], Instances | None] | None = None,
+               known: Instances | None = None) -> Iterator[FrameStep]:
+    """Run ``pipeline`` on each frame in order; see :func:`iter_frames`, which this is
+    with each frame's detections too.
+
+    With ``pipeline.interpolation.max_gap`` > 0 the gaps of tracks are filled
+    (:mod:`aptrack.track.interpolate`): each step is then yielded up to
+    ``max_gap`` frames late, still in order, once no later frame can fill it.
+    """
+    def steps():
+        nonlocal known
+        for index, frame in timed_frames(frames, pipeline.timer):
+            if known is not None:
+                tracked = pipeline.track_known(frame, known.with_(frame_index=index))
+                known = None
+            else:
+                tracked = pipeline(frame, index, None if boxes is None else boxes(index))
+            yield (index, frame, pipeline.last_detections), tracked
+
+    for (index, frame, detections), tracked in fill_gaps(steps(), pipeline.interpolation.max_gap):
+        yield FrameStep(index, frame, tracked, detections)
 
 
 def iter_frames(pipeline: Pipeline, frames: Iterable[tuple[int, np.ndarray]],
@@ -48,13 +85,11 @@ def iter_frames(pipeline: Pipeline, frames: Iterable[tuple[int, np.ndarray]],
     Yields
     ------
     (frame_index, frame, tracked animals)
+        With gap filling on (``pipeline.interpolation``), up to ``max_gap``
+        frames behind the pipeline.
     """
-    for index, frame in timed_frames(frames, pipeline.timer):
-        if known is not None:
-            yield index, frame, pipeline.track_known(frame, known.with_(frame_index=index))
-            known = None
-            continue
-        yield index, frame, pipeline(frame, index, None if boxes is None else boxes(index))
+    for step in iter_steps(pipeline, frames, boxes, known):
+        yield step.index, step.frame, step.tracked
 
 
 def timed_frames(frames: Iterable[tuple[int, np.ndarray]], timer: StageTimer) -> Iterator[tuple[int, np.ndarray]]:
@@ -83,28 +118,31 @@ class VideoRun:
     def __init__(self, video: str | Path, pipeline: Pipeline | None = None,
                  config: str | Path | PipelineConfig = "default", output: str | Path | None = None,
                  write_video: bool = True, trails: bool = False, start: int = 0, end: int | None = None,
-                 device: str = "auto", det_every: int = 1, init_boxes: Instances | None = None):
-        from aptrack.io.video import VideoReader
-
+                 device: str = "auto", det_every: int = 1, init_boxes: Instances | None = None,
+                 exports: str | tuple[str, ...] = DEFAULT_EXPORTS, reset_each_frame: bool = False):
+        self.exports = tuple(e for e in parse_exports(exports) if e != "mp4" or write_video)
         self.config = config if isinstance(config, PipelineConfig) else load_pipeline(config)
-        self.video = Path(video)
-        self.reader = VideoReader(video, start=start, end=end)
+        self.source = as_run_input(video)
+        self.video, self.stem = self.source.path, self.source.stem
+        self.reset_each_frame = reset_each_frame
+        self.reader = open_reader(self.source, start, end)
         try:
             self.out_dir = writable_dir(Path(output)) if output is not None else None
-            models: dict = {}
             if pipeline is None:
-                pipeline, models = build_pipeline(self.config, device, det_every)
+                pipeline, _ = build_pipeline(self.config, device, det_every)
+            models = pipeline.models
         except BaseException:
             self.reader.close()
             raise
         self.pipeline = pipeline
         self.init_boxes = init_boxes
-        self.write_video = write_video and self.out_dir is not None
+        self.write_video = "mp4" in self.exports and self.out_dir is not None
         self.trails = trails
         layout = pipeline.layout
         r = self.reader
         self.info = {
-            "video": str(self.video.resolve()), "width": r.width, "height": r.height, "fps": r.fps,
+            "video": str(self.video.resolve()), "images": len(self.source.images) or None,
+            "width": r.width, "height": r.height, "fps": r.fps,
             "start": r.start, "end": r.end, "aptrack_version": __version__, "pipeline": self.config.name,
             "det_every": pipeline.det_every, "models": models,
             "init_boxes": None if init_boxes is None else len(init_boxes),
@@ -113,6 +151,11 @@ class VideoRun:
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
         self.summary: dict | None = None
+        try:
+            check_exports(self.exports, has_pose=bool(self.info["keypoint_names"]))
+        except BaseException:
+            self.reader.close()
+            raise
 
     @property
     def expected_frames(self) -> int | None:
@@ -129,10 +172,11 @@ class VideoRun:
         from aptrack.io.results import ResultsWriter
         from aptrack.io.video import AtomicVideoWriter
 
-        pipeline, config, stem = self.pipeline, self.config, self.video.stem
+        pipeline, config, stem = self.pipeline, self.config, self.stem
         video_out = results = frames_in = output_worker = None
+        writers: list = []
         track_ids: set[int] = set()
-        animals = max_animals = frames = 0
+        animals = max_animals = frames = interpolated = 0
         out_timer = StageTimer()  # drawing and writing, timed on their own thread
         trails = TrailHistory(config.draw.trail_length) if self.trails else None
 
@@ -140,6 +184,8 @@ class VideoRun:
             frame, tracked = item
             with out_timer("write"):
                 results.write(tracked)
+                for writer in writers:
+                    writer.write(tracked)
             if video_out is not None:
                 with out_timer("draw"):
                     if trails is not None:
@@ -150,18 +196,23 @@ class VideoRun:
 
         try:
             if self.out_dir is not None:
-                results = ResultsWriter(self.out_dir, stem, self.info, self.info["keypoint_names"])
+                writers = make_writers(self.exports, self.out_dir, stem, self.info)
+                results = ResultsWriter(self.out_dir, stem, self.info, self.info["keypoint_names"],
+                                        json_file="json" in self.exports, csv_file="csv" in self.exports)
                 if self.write_video:
                     video_out = AtomicVideoWriter(self.out_dir / f"{stem}.mp4", self.reader.fps,
                                                   (self.reader.width, self.reader.height))
             started = time.perf_counter()
             # decoding runs ahead and drawing/encoding runs behind on their own threads
             frames_in = Prefetcher(self.reader)
+            pipeline.reset()  # a pipeline reused from an earlier video starts afresh
+            stream = _each_alone(pipeline, frames_in) if self.reset_each_frame else frames_in
             if results is not None:
                 output_worker = BackgroundWorker(emit)
-            for _, frame, tracked in iter_frames(pipeline, frames_in, known=self.init_boxes):
+            for _, frame, tracked in iter_frames(pipeline, stream, known=self.init_boxes):
                 frames += 1
                 animals += len(tracked)
+                interpolated += int(tracked.interpolated.sum())
                 max_animals = max(max_animals, len(tracked))
                 track_ids.update(int(t) for t in tracked.track_ids)
                 if output_worker is not None:
@@ -170,18 +221,22 @@ class VideoRun:
             if output_worker is not None:
                 output_worker.join()
             elapsed = time.perf_counter() - started
-            outputs = {"json": str(results.json_path) if results else None,
-                       "csv": str(results.csv_path) if results else None,
-                       "video": str(video_out.path) if video_out else None}
+            outputs = {"video": str(video_out.path) if video_out else None,
+                       "json": str(results.json_path) if results and results.json_path else None,
+                       "csv": str(results.csv_path) if results and results.csv_path else None}
+            for writer in writers:
+                outputs.update({p.name[len(stem):].lstrip("_.").replace(".", "_"): str(p) for p in writer.paths})
             summary = {
                 "frames": frames, "animals": animals, "max_animals_per_frame": max_animals,
-                "tracks": len(track_ids), "seconds": round(elapsed, 3),
+                "tracks": len(track_ids), "interpolated": interpolated, "seconds": round(elapsed, 3),
                 "fps": round(frames / elapsed, 2) if elapsed > 0 else float("nan"),
                 "ms_per_frame": {**pipeline.timer.ms_per_frame(frames), **out_timer.ms_per_frame(frames)},
                 "outputs": outputs, "video_codec": video_out.fourcc if video_out else None,
             }
             if video_out is not None:
                 video_out.commit()
+            for writer in writers:
+                writer.commit()
             if results is not None:
                 results.commit(summary)
             self.summary = summary
@@ -195,18 +250,53 @@ class VideoRun:
                 video_out.close()
             if results is not None:
                 results.close()
+            for writer in writers:
+                writer.close()
+
+
+def as_run_input(video) -> RunInput:
+    """A :class:`RunInput` for a video file, an image, or an image folder (its images, one sequence)."""
+    if isinstance(video, RunInput):
+        return video
+    path = Path(video)
+    if path.is_dir():
+        return RunInput(path, path.name, tuple(images_in(path)))
+    if path.suffix.lower() in IMAGE_EXTENSIONS:
+        return RunInput(path, path.stem, (path,))
+    return RunInput(path, path.stem)
+
+
+def open_reader(source: RunInput, start: int = 0, end: int | None = None):
+    """The frame reader of ``source``: a video's, or an image sequence's."""
+    from aptrack.io.video import VideoReader
+
+    if source.is_images:
+        return ImageSequenceReader(source.images, start=start, end=end)
+    if source.path.is_dir():
+        raise VideoError(f"no image in {source.path}")
+    return VideoReader(source.path, start=start, end=end)
+
+
+def _each_alone(pipeline: Pipeline, frames):
+    """``frames`` with the pipeline reset before each one (``--images-as independent``)."""
+    for item in frames:
+        pipeline.reset()
+        yield item
 
 
 def process_video(video: str | Path, pipeline: Pipeline | None = None,
                   config: str | Path | PipelineConfig = "default", output: str | Path | None = None,
                   write_video: bool = True, trails: bool = False, start: int = 0, end: int | None = None,
-                  device: str = "auto", det_every: int = 1, init_boxes: Instances | None = None) -> VideoRun:
+                  device: str = "auto", det_every: int = 1, init_boxes: Instances | None = None,
+                  exports: str | tuple[str, ...] = DEFAULT_EXPORTS, reset_each_frame: bool = False) -> VideoRun:
     """Track the animals of one video; iterate the result for each frame's :class:`Instances`.
 
     Parameters
     ----------
-    video : str or Path
-        A video file OpenCV can decode.
+    video : str, Path or RunInput
+        A video file OpenCV can decode, an image, or a folder of images (one
+        sequence, in natural order); or a :class:`aptrack.io.inputs.RunInput`
+        from :func:`aptrack.io.inputs.expand_inputs` (its ``stem`` names the outputs).
     pipeline : Pipeline, optional
         A pipeline already built (its models are reused; call ``pipeline.reset()``
         between videos). Default: built from ``config``.
@@ -214,8 +304,8 @@ def process_video(video: str | Path, pipeline: Pipeline | None = None,
         Pipeline preset name, YAML file, or config (default ``"default"``); its
         ``draw`` section styles the annotated video.
     output : str or Path, optional
-        Folder for ``<stem>.json``, ``<stem>.csv`` and (``write_video``)
-        ``<stem>.mp4``. None writes nothing.
+        Folder for the ``exports`` (by default ``<stem>.json``, ``<stem>.csv``
+        and, with ``write_video``, ``<stem>.mp4``). None writes nothing.
     write_video, trails : bool
         Write the annotated video; draw motion trails on it.
     start, end : int
@@ -227,6 +317,12 @@ def process_video(video: str | Path, pipeline: Pipeline | None = None,
         The animals (boxes with track ids) on the first frame (``start``), as
         :func:`aptrack.io.init_boxes.load_init_boxes` reads them: exactly these
         are followed through the video (:meth:`Pipeline.track_known`).
+    exports : str or tuple of str
+        Output formats (:data:`aptrack.io.exports.EXPORT_FORMATS`, comma-separated or a
+        tuple): ``json``, ``csv``, ``mp4`` (the annotated video, also needs
+        ``write_video``), ``mot``, ``dlc`` and ``slp`` (see :mod:`aptrack.io.exports`).
+    reset_each_frame : bool
+        Reset the pipeline before every frame: images that are not a sequence.
 
     Returns
     -------
@@ -239,4 +335,4 @@ def process_video(video: str | Path, pipeline: Pipeline | None = None,
         For anything a user can fix (video, weights, config, output folder).
     """
     return VideoRun(video, pipeline, config, output, write_video, trails, start, end, device, det_every,
-                    init_boxes)
+                    init_boxes, exports, reset_each_frame)

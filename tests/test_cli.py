@@ -63,7 +63,7 @@ def test_dog_clip_end_to_end_keeps_one_id(dog_clip, mirror, tmp_path, capsys):
     assert data["summary"]["frames"] == 296 and data["summary"]["tracks"] == 1
 
     rows = (out / "dog_clip.csv").read_text().strip().splitlines()
-    assert rows[0].startswith("frame,track_id,category,score,x1,y1,x2,y2,left_eye_x,left_eye_y")
+    assert rows[0].startswith("frame,track_id,category,score,interpolated,x1,y1,x2,y2,left_eye_x,left_eye_y")
     assert len(rows) == len(anns) + 1
 
     cap = cv2.VideoCapture(str(out / "dog_clip.mp4"))

@@ -46,3 +46,16 @@ def test_ap10k_layout_facts():
     # every flip pair is a left/right pair of the same joint
     for a, b in layout.flip_pairs:
         assert layout.keypoints[a].replace("left", "right") == layout.keypoints[b]
+
+
+def test_every_pipeline_preset_loads_and_lab_differs_from_default_only_in_its_tracking():
+    import dataclasses
+
+    default = load_pipeline("default")
+    for name in available_pipelines():
+        assert load_pipeline(name).name == name
+    lab = load_pipeline("lab")
+    assert (lab.tracker.min_hits, lab.tracker.track_buffer) == (6, 60)
+    same = dataclasses.replace(lab, name="default",
+                               tracker=dataclasses.replace(lab.tracker, min_hits=3, track_buffer=30))
+    assert same == default

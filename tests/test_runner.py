@@ -86,3 +86,29 @@ def test_an_installed_package_reads_its_own_copy_of_the_resources(tmp_path, monk
     monkeypatch.setattr(resources, "PACKAGE_DATA", tmp_path / "missing")
     with pytest.raises(ConfigError, match="data files are missing"):
         resources.root()
+
+
+class BlinkingDetector(SquareDetector):
+    """The square, missed on frames 3 and 4."""
+
+    def __call__(self, frame, frame_index):
+        if frame_index in (3, 4):
+            return Instances.empty(frame_index=frame_index)
+        return super().__call__(frame, frame_index)
+
+
+def test_a_run_with_gap_filling_writes_the_missed_frames_marked_interpolated(tmp_path):
+    from aptrack.track.interpolate import InterpolationConfig
+
+    video = write_video(tmp_path / "square.avi", 8)
+    pipe = Pipeline(BlinkingDetector(), PoseTracker(TrackerConfig(min_hits=1)),
+                    interpolation=InterpolationConfig(max_gap=3))
+    run = process_video(video, pipeline=pipe, output=tmp_path / "out", write_video=False)
+    tracked = list(run)
+    assert [len(t) for t in tracked] == [1] * 8 and [t.frame_index for t in tracked] == list(range(8))
+    assert [bool(t.interpolated[0]) for t in tracked] == [False] * 3 + [True] * 2 + [False] * 3
+    assert run.summary["interpolated"] == 2
+    saved = json.loads((tmp_path / "out" / "square.json").read_text())
+    assert [a["interpolated"] for a in saved["annotations"]] == [False] * 3 + [True] * 2 + [False] * 3
+    rows = (tmp_path / "out" / "square.csv").read_text().splitlines()
+    assert rows[0].split(",")[4] == "interpolated" and [r.split(",")[4] for r in rows[4:6]] == ["1", "1"]

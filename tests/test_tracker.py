@@ -209,3 +209,25 @@ def test_poses_that_appear_mid_video_keep_the_ids():
     assert out.track_ids.tolist() == [1] and out.keypoints.shape == (1, 3, 2)
     out = tracker.update(frame(2, [box_at(52, 50)], keypoints=kp + 1))
     assert out.track_ids.tolist() == [1]
+
+
+def _velocity_after_refound(mode):
+    """x velocity (px/frame) a track predicts after it is found again 30 px on, 6 frames later."""
+    tracker = PoseTracker(TrackerConfig(refound_velocity=mode, lost_box_buffer=1.0))
+    for f in range(10):
+        tracker.update(frame(f, [box_at(100 + 5 * f, 80)]))    # 5 px/frame
+    for f in range(10, 15):
+        tracker.update(frame(f, []))
+    tracker.update(frame(15, [box_at(175, 80)]))           # 30 px on since frame 9 (6 frames): 5 px/frame
+    before = tracker.predict_only(16).boxes_xyxy[0, 0]
+    after = tracker.predict_only(17).boxes_xyxy[0, 0]
+    return float(after - before)
+
+
+def test_a_refound_track_restarts_its_motion_as_configured():
+    import pytest
+
+    assert _velocity_after_refound("reset") == pytest.approx(0.0, abs=1e-6)
+    assert _velocity_after_refound("gap") == pytest.approx(5.0, abs=1e-3)
+    # keep: the long-lost track stood still (lost_motion_frames), the update gives part of the jump
+    assert 0.0 < abs(_velocity_after_refound("keep")) and _velocity_after_refound("keep") != pytest.approx(5.0)

@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 
 from aptrack import __version__
-from aptrack.cli.common import add_pose_config_flag, aligned, console_flags, figure, load_config, positive_int
+from aptrack.cli.common import (add_pose_config_flag, aligned, console_flags, figure, load_config,
+                                non_negative_int, positive_int)
 from aptrack.core.errors import ConfigError, writable_dir, write_json_atomic
 from aptrack.eval.compare import COMPARE_TRACKERS
 
@@ -29,6 +30,9 @@ def add_parser(sub) -> None:
     p.add_argument("--pose", default=None, metavar="WEIGHTS|none", help="pose weights override")
     p.add_argument("--detector", default=None, metavar="WEIGHTS", help="detector weights override")
     p.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
+    p.add_argument("--interpolate", type=non_negative_int, default=None, metavar="N",
+                   help="fill track gaps of up to N frames (interpolated rows are scored like any "
+                        "other); 0 turns it off (default: the preset's)")
     p.add_argument("--max-clips", type=positive_int, default=None, help="only the first N clips")
     p.add_argument("--compare", default=",".join(COMPARE_TRACKERS),
                    help="with detector boxes, also run these trackers on the same detections "
@@ -86,7 +90,7 @@ def main(args) -> int:
     from aptrack.eval.report import headline, write_report
     from aptrack.pipeline import build_pipeline
 
-    config = load_config(args.pipeline, args.pose, args.detector, args.pose_config)
+    config = load_config(args.pipeline, args.pose, args.detector, args.pose_config, args.interpolate)
     data = Path(args.data) if args.data else _default_data(args.quiet)
     ann = find_annotation_file(data, args.split, args.subset)
     images = Path(args.images) if args.images else (data if data.is_dir() else data.parent)

@@ -40,11 +40,12 @@ def figure(value) -> str:
 
 
 def load_config(pipeline: str, pose: str | None = None, detector: str | None = None,
-                pose_config: str | None = None):
+                pose_config: str | None = None, max_gap: int | None = None):
     """The pipeline preset ``pipeline`` with the pose and detector weights a user named.
 
     ``pose`` ``"none"`` turns the pose stage off; ``pose_config`` names the model
-    preset of a pose checkpoint that does not describe its own (mmpose's).
+    preset of a pose checkpoint that does not describe its own (mmpose's);
+    ``max_gap`` replaces the preset's ``interpolation.max_gap``.
     """
     from aptrack.pipeline import load_pipeline
 
@@ -56,6 +57,9 @@ def load_config(pipeline: str, pose: str | None = None, detector: str | None = N
         config = dataclasses.replace(config, pose=dataclasses.replace(config.pose, model=pose_config))
     if detector is not None:
         config = dataclasses.replace(config, detector=dataclasses.replace(config.detector, weights=detector))
+    if max_gap is not None:
+        config = dataclasses.replace(config, interpolation=dataclasses.replace(config.interpolation,
+                                                                               max_gap=max_gap))
     return config
 
 

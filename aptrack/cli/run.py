@@ -6,13 +6,24 @@ import sys
 from pathlib import Path
 
 from aptrack.cli.common import add_pose_config_flag, aligned, console_flags, load_config, non_negative_int, positive_int
+from aptrack.io.exports import DEFAULT_EXPORTS, EXPORT_FORMATS
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("run", help="detect, estimate pose and track every animal in a video",
-                       description="Detect, estimate pose and track every animal in a video; "
-                                   "write an annotated video, a JSON and a CSV.")
-    p.add_argument("video", help="input video file")
+    p = sub.add_parser("run", help="detect, estimate pose and track every animal in videos or images",
+                       description="Detect, estimate pose and track every animal in each input; "
+                                   "write an annotated video, a JSON and a CSV (or the --export formats) "
+                                   "per input, named by its stem.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="video files, folders (searched recursively for videos and image folders), "
+                        "globs (quoted), images or image folders (an image folder is one sequence)")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="auto|ADDRESS",
+                   help="one Ray task per input: on a new local cluster (no value), the cluster this "
+                        "machine belongs to (auto), or the one at ADDRESS (ray start --head)")
+    p.add_argument("--cpus-per-task", type=float, default=1.0, metavar="N",
+                   help="CPUs each Ray task asks for (default: 1)")
+    p.add_argument("--images-as", choices=["sequence", "independent"], default="sequence",
+                   help="an image folder is one sequence (tracked), or each image stands alone")
     p.add_argument("-o", "--output", default="aptrack_out",
                    help="output folder (default: aptrack_out)")
     p.add_argument("--pipeline", default="default",
@@ -26,10 +37,16 @@ def add_parser(sub) -> None:
     p.add_argument("--det-every", type=positive_int, default=1, metavar="N",
                    help="run the detector every N frames; the tracker predicts in between")
     p.add_argument("--init-boxes", default=None, metavar="FILE",
-                   help="the animals on the first frame (JSON or CSV of ids and boxes): exactly these "
+                   help="(one input) the animals on the first frame (JSON or CSV of ids and boxes): exactly these "
                         "are followed, each by its own single-object tracker, and no new ids are made")
+    p.add_argument("--interpolate", type=non_negative_int, default=None, metavar="N",
+                   help="fill the gaps of a track of up to N frames once its animal is found again, "
+                        "marked interpolated in the outputs; 0 turns it off (default: the preset's)")
     p.add_argument("--start", type=non_negative_int, default=0, help="first frame (0-based)")
     p.add_argument("--end", type=positive_int, default=None, help="stop before this frame")
+    p.add_argument("--export", default=",".join(DEFAULT_EXPORTS), metavar="LIST",
+                   help=f"output formats, comma-separated: {', '.join(EXPORT_FORMATS)} "
+                        f"(default: {','.join(DEFAULT_EXPORTS)})")
     p.add_argument("--no-video", action="store_true", help="write results only, no annotated video")
     p.add_argument("--trails", action="store_true", help="draw a short motion trail per track")
     add_pose_config_flag(p)
@@ -42,33 +59,117 @@ def summary_table(summary: dict) -> str:
             ("animals (detections kept)", f"{summary['animals']}"),
             ("max animals in a frame", f"{summary['max_animals_per_frame']}"),
             ("tracks (ids)", f"{summary['tracks']}"),
+            ("interpolated (gap rows)", f"{summary.get('interpolated', 0)}"),
             ("end-to-end", f"{summary['fps']:.1f} frames/s")]
     for stage, ms in summary["ms_per_frame"].items():
         rows.append((f"  {stage}", f"{ms:.1f} ms/frame"))
-    rows += [(f"{key} ->", summary["outputs"][key]) for key in ("video", "json", "csv")
-             if summary["outputs"].get(key)]
+    rows += [(f"{key} ->", path) for key, path in summary["outputs"].items() if path]
     return aligned(rows)
 
 
 def main(args) -> int:
+    import glob
+
+    from aptrack.core.errors import ConfigError
+    from aptrack.io.init_boxes import load_init_boxes
+
+    config = load_config(args.pipeline, args.pose, args.detector, args.pose_config, args.interpolate)
+    single = (len(args.inputs) == 1 and not glob.has_magic(args.inputs[0])
+              and not Path(args.inputs[0]).is_dir() and args.ray is None)
+    if args.init_boxes and not single:
+        raise ConfigError("--init-boxes gives the animals of one video: run it with one input")
+    init_boxes = load_init_boxes(args.init_boxes, args.start) if args.init_boxes else None
+    if single:  # errors end the run at once, with one line
+        summary = _run_one(args, config, args.inputs[0], None, init_boxes)
+        if not args.quiet:
+            print(summary_table(summary))
+        return 0
+    return _run_many(args, config)
+
+
+def _run_one(args, config, source, pipeline, init_boxes=None) -> dict:
     from tqdm import tqdm
 
-    from aptrack.io.init_boxes import load_init_boxes
     from aptrack.runner import process_video
 
-    config = load_config(args.pipeline, args.pose, args.detector, args.pose_config)
-    init_boxes = load_init_boxes(args.init_boxes, args.start) if args.init_boxes else None
-    run = process_video(args.video, config=config, output=args.output, write_video=not args.no_video,
-                        trails=args.trails, start=args.start, end=args.end, device=args.device,
-                        det_every=args.det_every, init_boxes=init_boxes)
+    run = process_video(source, pipeline=pipeline, config=config, output=args.output,
+                        write_video=not args.no_video, trails=args.trails, start=args.start, end=args.end,
+                        device=args.device, det_every=args.det_every, init_boxes=init_boxes,
+                        exports=args.export, reset_each_frame=args.images_as == "independent")
     with tqdm(total=run.expected_frames, unit="frame", disable=args.quiet, dynamic_ncols=True,
-              desc=Path(args.video).stem, file=sys.stderr) as bar:
+              desc=run.stem, file=sys.stderr) as bar:
         frames = iter(run)
         try:
             for _ in frames:
                 bar.update(1)
         finally:
             frames.close()  # on Ctrl-C too: nothing is left under a final name
+    return run.summary
+
+
+def _run_many(args, config) -> int:
+    """Every input in turn with one pipeline; a bad input is listed and the others go on."""
+    from aptrack.core.errors import AptrackError, ConfigError
+    from aptrack.io.exports import check_exports, parse_exports
+    from aptrack.io.inputs import expand_inputs
+    from aptrack.pipeline import build_pipeline
+
+    # a bad export ends the run before any model loads, rather than failing every input
+    check_exports(parse_exports(args.export), has_pose=bool(config.pose.weights))
+    inputs, bad = expand_inputs(args.inputs, args.images_as)
+    failed = [(b.text, b.reason) for b in bad]
+    if not inputs:
+        raise ConfigError("no video or image to run: " + "; ".join(f"{t}: {r}" for t, r in failed))
+    if args.ray is not None:
+        done, ray_failed = _run_on_ray(args, config, inputs)
+        failed += ray_failed
+    else:
+        pipeline, _ = build_pipeline(config, args.device, args.det_every)
+        done = []
+        for source in inputs:
+            try:
+                done.append((source.stem, _run_one(args, config, source, pipeline)))
+            except AptrackError as exc:
+                failed.append((str(source.path), str(exc)))
     if not args.quiet:
-        print(summary_table(run.summary))
-    return 0
+        print(batch_table(done, failed))
+    return 2 if failed else 0
+
+
+def _run_on_ray(args, config, inputs):
+    """Each input as one Ray task; a progress bar of finished inputs and their frames."""
+    from tqdm import tqdm
+
+    from aptrack.cluster import RunOptions, run_on_ray
+    from aptrack.core.errors import writable_dir
+    from aptrack.io.exports import parse_exports
+
+    options = RunOptions(output=str(writable_dir(Path(args.output)).resolve()), device=args.device,
+                         det_every=args.det_every, start=args.start, end=args.end,
+                         write_video=not args.no_video, trails=args.trails, exports=parse_exports(args.export),
+                         reset_each_frame=args.images_as == "independent")
+    frames = 0
+    with tqdm(total=len(inputs), unit="input", disable=args.quiet, dynamic_ncols=True, file=sys.stderr,
+              desc="ray") as bar:
+        def finished(result) -> None:
+            nonlocal frames
+            frames += result.summary["frames"] if result.summary else 0
+            bar.set_postfix(frames=frames)
+            bar.update(1)
+
+        address = None if args.ray == "local" else args.ray
+        results = run_on_ray(inputs, config, options, address, args.cpus_per_task, on_done=finished)
+    done = [(r.source.stem, r.summary) for r in results if r.summary is not None]
+    failed = [(str(r.source.path), r.error) for r in results if r.summary is None]
+    return done, failed
+
+
+def batch_table(done: list[tuple[str, dict]], failed: list[tuple[str, str]]) -> str:
+    """Per input: frames, animals, ids and frames/s; then the failed inputs with their reasons."""
+    rows = [("input", "frames  animals  ids  frames/s")]
+    for stem, s in done:
+        rows.append((stem, f"{s['frames']:>6}  {s['animals']:>7}  {s['tracks']:>3}  {s['fps']:>8.1f}"))
+    total = sum(s["frames"] for _, s in done)
+    rows.append((f"{len(done)} done, {len(failed)} failed", f"{total:>6} frames"))
+    rows += [(f"FAILED {text}", reason) for text, reason in failed]
+    return aligned(rows)

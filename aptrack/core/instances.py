@@ -24,7 +24,16 @@ def _as(array, dtype, shape_tail: tuple[int, ...], name: str) -> np.ndarray:
     return out
 
 
-_ARRAY_FIELDS = ("boxes_xyxy", "scores", "labels", "categories", "keypoints", "keypoint_scores", "track_ids")
+def _stack_embeddings(parts: list[np.ndarray]) -> np.ndarray:
+    """Rows of several (N_i, D_i) embedding arrays; parts without embeddings (D 0, or another D
+    than the first non-empty part's) get zero rows, as an embedding is optional per instance."""
+    dims = [e.shape[1] for e in parts if e.shape[1]]
+    d = dims[0] if dims else 0
+    return np.concatenate([e if e.shape[1] == d else np.zeros((len(e), d), np.float32) for e in parts])
+
+
+_ARRAY_FIELDS = ("boxes_xyxy", "scores", "labels", "categories", "keypoints", "keypoint_scores", "track_ids",
+                 "embeddings", "interpolated")
 
 
 @dataclass(frozen=True, eq=False)
@@ -50,6 +59,12 @@ class Instances:
         Track identity, :data:`UNTRACKED` (-1) before tracking.
     frame_index : int
         0-based index of the frame in its video.
+    embeddings : (N, D) float32
+        Appearance embedding per instance (unit length), for re-identification;
+        ``D`` is 0 when none was computed.
+    interpolated : (N,) bool
+        True where the instance was not observed but filled in over a gap of
+        its track (see :mod:`aptrack.track.interpolate`).
     """
 
     boxes_xyxy: np.ndarray
@@ -60,6 +75,8 @@ class Instances:
     keypoint_scores: np.ndarray | None = None
     track_ids: np.ndarray | None = None
     frame_index: int = 0
+    embeddings: np.ndarray | None = None
+    interpolated: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         boxes = _as(self.boxes_xyxy, np.float32, (4,), "boxes_xyxy")
@@ -80,9 +97,15 @@ class Instances:
                      else _as(self.keypoint_scores, np.float32, (k,), "keypoint_scores"))
         track_ids = (np.full(n, UNTRACKED, np.int64) if self.track_ids is None
                      else np.asarray(self.track_ids, dtype=np.int64).reshape(-1))
+        embeddings = (np.zeros((n, 0), np.float32) if self.embeddings is None
+                      else np.asarray(self.embeddings, dtype=np.float32))
+        if embeddings.ndim != 2:
+            raise ValueError(f"embeddings must have shape (N, D), got {embeddings.shape}")
+        interpolated = (np.zeros(n, np.bool_) if self.interpolated is None
+                        else np.asarray(self.interpolated, dtype=np.bool_).reshape(-1))
         for name, arr in (("scores", scores), ("labels", labels), ("categories", categories),
                           ("keypoints", keypoints), ("keypoint_scores", kp_scores),
-                          ("track_ids", track_ids)):
+                          ("track_ids", track_ids), ("embeddings", embeddings), ("interpolated", interpolated)):
             if len(arr) != n:
                 raise ValueError(f"{name} has {len(arr)} rows but boxes_xyxy has {n}")
         set_ = object.__setattr__
@@ -94,7 +117,9 @@ class Instances:
         set_(self, "keypoint_scores", kp_scores)
         set_(self, "track_ids", track_ids)
         set_(self, "frame_index", int(self.frame_index))
-        for arr in (boxes, scores, labels, categories, keypoints, kp_scores, track_ids):
+        set_(self, "embeddings", embeddings)
+        set_(self, "interpolated", interpolated)
+        for arr in (boxes, scores, labels, categories, keypoints, kp_scores, track_ids, embeddings, interpolated):
             arr.flags.writeable = False
 
     # -- construction -------------------------------------------------------
@@ -127,6 +152,8 @@ class Instances:
             keypoint_scores=np.concatenate([p.keypoint_scores for p in parts]),
             track_ids=np.concatenate([p.track_ids for p in parts]),
             frame_index=parts[0].frame_index if frame_index is None else frame_index,
+            embeddings=_stack_embeddings([p.embeddings for p in parts]),
+            interpolated=np.concatenate([p.interpolated for p in parts]),
         )
 
     # -- access ---------------------------------------------------------------

@@ -29,7 +29,7 @@ from aptrack.eval.keypoints import PredictionLog, evaluate_predictions, keypoint
 from aptrack.eval.tracking import ClipTrackingEval, summarize
 from aptrack.io.images import load_image
 from aptrack.pipeline import Pipeline, StageTimer
-from aptrack.runner import iter_frames
+from aptrack.runner import iter_frames, iter_steps
 
 log = logging.getLogger(__name__)
 
@@ -64,13 +64,14 @@ def run_clip(pipeline: Pipeline, clip_data: ClipDataset, clip: Clip, source: str
         def given(t: int) -> Instances:
             return _gt_instances(clip_data, clip.rows[t], t)
     out = []
-    for t, _, tracked in iter_frames(pipeline, frames, given):
+    for step in iter_steps(pipeline, frames, given):
+        tracked = step.tracked
         if source == "gt":
-            scored = pipeline.last_detections.with_(track_ids=clip_data.track_ids[clip.rows[t]])
+            scored = step.detections.with_(track_ids=clip_data.track_ids[clip.rows[step.index]])
             out.append((scored, tracked))
             continue
         if detections is not None:
-            detections.append(pipeline.last_detections)
+            detections.append(step.detections)
         out.append((tracked, tracked))
     return out
 

@@ -17,12 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from aptrack.core.boxes import xywh_to_xyxy
 from aptrack.core.errors import DatasetError
 from aptrack.core.instances import Instances
 from aptrack.data.clips import ClipDataset
 from aptrack.data.datasets import read_json
 from aptrack.eval.keypoints import PredictionLog, evaluate_predictions, keypoints_or_zeros
+from aptrack.io.results import records_to_instances
 from aptrack.eval.tracking import ClipTrackingEval, summarize
 from aptrack.track import PoseTracker
 
@@ -43,20 +43,6 @@ def read_results(path: str | Path) -> tuple[dict, list[dict]]:
         if not isinstance(rec, dict) or "bbox" not in rec or ("image_id" not in rec and "frame" not in rec):
             raise DatasetError(f"{path}: record {i} lacks 'bbox' or 'image_id'/'frame'")
     return info, records
-
-
-def records_to_instances(records: list[dict], frame_index: int, num_keypoints: int | None) -> Instances:
-    """One frame's records as :class:`Instances` (keypoints when every record has them)."""
-    if not records:
-        return Instances.empty(num_keypoints or 0, frame_index)
-    boxes = xywh_to_xyxy(np.array([r["bbox"] for r in records], np.float64).reshape(-1, 4))
-    scores = np.array([float(r.get("score", 1.0)) for r in records], np.float32)
-    cats = [str(r.get("category", r.get("category_id", "animal"))) for r in records]
-    kw = {}
-    if num_keypoints and all(len(r.get("keypoints", ())) == 3 * num_keypoints for r in records):
-        kp = np.array([r["keypoints"] for r in records], np.float64).reshape(-1, num_keypoints, 3)
-        kw = {"keypoints": kp[..., :2], "keypoint_scores": kp[..., 2]}
-    return Instances(boxes, scores, categories=cats, frame_index=frame_index, **kw)
 
 
 def group_frames(records: list[dict]):

@@ -8,7 +8,8 @@ JSON layout::
 
     {"info": {... video, models with sha256, keypoint names ...},
      "annotations": [{"image_id", "frame", "track_id", "bbox" (xywh), "score",
-                      "keypoints" ([x, y, score] x K, flat), "category"}, ...],
+                      "keypoints" ([x, y, score] x K, flat), "category",
+                      "interpolated" (true for rows filled in over a track's gap)}, ...],
      "summary": {... frames, animals, tracks, ms per stage ...}}
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aptrack.core.boxes import xyxy_to_xywh
+from aptrack.core.boxes import xywh_to_xyxy, xyxy_to_xywh
 from aptrack.core.instances import Instances
 
 DECIMALS = 2
@@ -42,49 +43,71 @@ def records(instances: Instances) -> list[dict]:
             "keypoints": [round(float(v), DECIMALS if j % 3 < 2 else 4)
                           for j, v in enumerate(kp.reshape(-1))],
             "category": str(instances.categories[i]),
+            "interpolated": bool(instances.interpolated[i]),
         })
     return out
 
 
-class ResultsWriter:
-    """Stream per-frame results to ``<stem>.json`` and ``<stem>.csv`` in ``out_dir``."""
+def records_to_instances(records: list[dict], frame_index: int, num_keypoints: int | None) -> Instances:
+    """One frame's records as :class:`Instances` (keypoints when every record has them)."""
+    if not records:
+        return Instances.empty(num_keypoints or 0, frame_index)
+    boxes = xywh_to_xyxy(np.array([r["bbox"] for r in records], np.float64).reshape(-1, 4))
+    scores = np.array([float(r.get("score", 1.0)) for r in records], np.float32)
+    cats = [str(r.get("category", r.get("category_id", "animal"))) for r in records]
+    kw = {}
+    if num_keypoints and all(len(r.get("keypoints", ())) == 3 * num_keypoints for r in records):
+        kp = np.array([r["keypoints"] for r in records], np.float64).reshape(-1, num_keypoints, 3)
+        kw = {"keypoints": kp[..., :2], "keypoint_scores": kp[..., 2]}
+    return Instances(boxes, scores, categories=cats, frame_index=frame_index, **kw)
 
-    def __init__(self, out_dir: Path, stem: str, info: dict, keypoint_names: list[str]):
-        self.json_path = out_dir / f"{stem}.json"
-        self.csv_path = out_dir / f"{stem}.csv"
+
+class ResultsWriter:
+    """Stream per-frame results to ``<stem>.json`` and ``<stem>.csv`` in ``out_dir`` (either may be left out)."""
+
+    def __init__(self, out_dir: Path, stem: str, info: dict, keypoint_names: list[str],
+                 json_file: bool = True, csv_file: bool = True):
+        self.json_path = out_dir / f"{stem}.json" if json_file else None
+        self.csv_path = out_dir / f"{stem}.csv" if csv_file else None
         self._json_tmp = out_dir / f".{stem}.incomplete.json"
         self._csv_tmp = out_dir / f".{stem}.incomplete.csv"
-        self._json = open(self._json_tmp, "w", encoding="utf-8")
-        self._csv_fh = open(self._csv_tmp, "w", encoding="utf-8", newline="")
-        self._csv = csv.writer(self._csv_fh)
-        header = ["frame", "track_id", "category", "score", "x1", "y1", "x2", "y2"]
-        for name in keypoint_names:
-            header += [f"{name}_x", f"{name}_y", f"{name}_score"]
-        self._csv.writerow(header)
-        self._json.write('{"info": ' + json.dumps(info) + ',\n "annotations": [')
+        self._json = open(self._json_tmp, "w", encoding="utf-8") if json_file else None
+        self._csv_fh = open(self._csv_tmp, "w", encoding="utf-8", newline="") if csv_file else None
+        if self._csv_fh is not None:
+            self._csv = csv.writer(self._csv_fh)
+            header = ["frame", "track_id", "category", "score", "interpolated", "x1", "y1", "x2", "y2"]
+            for name in keypoint_names:
+                header += [f"{name}_x", f"{name}_y", f"{name}_score"]
+            self._csv.writerow(header)
+        if self._json is not None:
+            self._json.write('{"info": ' + json.dumps(info) + ',\n "annotations": [')
         self._first = True
         self.count = 0
 
     def write(self, instances: Instances) -> None:
         for rec, box in zip(records(instances), instances.boxes_xyxy):
-            self._json.write(("\n  " if self._first else ",\n  ") + json.dumps(rec))
+            if self._json is not None:
+                self._json.write(("\n  " if self._first else ",\n  ") + json.dumps(rec))
             self._first = False
-            row = [rec["frame"], rec["track_id"], rec["category"], rec["score"]]
-            row += [round(float(v), DECIMALS) for v in box] + rec["keypoints"]
-            self._csv.writerow(row)
+            if self._csv_fh is not None:
+                row = [rec["frame"], rec["track_id"], rec["category"], rec["score"], int(rec["interpolated"])]
+                row += [round(float(v), DECIMALS) for v in box] + rec["keypoints"]
+                self._csv.writerow(row)
             self.count += 1
 
     def commit(self, summary: dict) -> None:
-        self._json.write('\n ],\n "summary": ' + json.dumps(summary) + "}\n")
-        self._json.close()
-        self._csv_fh.close()
-        os.replace(self._json_tmp, self.json_path)
-        os.replace(self._csv_tmp, self.csv_path)
+        if self._json is not None:
+            self._json.write('\n ],\n "summary": ' + json.dumps(summary) + "}\n")
+            self._json.close()
+            os.replace(self._json_tmp, self.json_path)
+        if self._csv_fh is not None:
+            self._csv_fh.close()
+            os.replace(self._csv_tmp, self.csv_path)
 
     def close(self) -> None:
         """Close and delete whatever was not committed."""
         for fh in (self._json, self._csv_fh):
-            if not fh.closed:
+            if fh is not None and not fh.closed:
                 fh.close()
         self._json_tmp.unlink(missing_ok=True)
         self._csv_tmp.unlink(missing_ok=True)

@@ -26,6 +26,26 @@ class TrackerConfig:
     ``lost_box_buffer + lost_buffer_growth * (n - 1)``, at most
     ``lost_box_buffer_max``, as an animal moving behind cover may come out far
     from where it went in.
+
+    Appearance (used when the detections carry ``embeddings``: the pipeline's
+    ``appearance`` section, :class:`AppearanceConfig`):
+    ``appearance_weight`` (0 for none) mixes the cosine similarity of a track's embedding
+    and a detection's into step 2's similarity, for pairs whose boxes overlap.
+    A track's embedding is the running mean (``embedding_momentum``, the old
+    value's weight) of the embeddings of its confident detections that overlap
+    no other detection by more than ``embedding_max_overlap`` IoU (a crop with
+    two animals in it describes neither). Re-identification: detections still
+    left over after the widened-box step are matched to lost tracks by
+    appearance alone, anywhere in the frame, when the similarity is at least
+    ``reid_min_similarity`` and beats the detection's next-best lost track by
+    ``reid_margin``. ``appearance_gate`` (a cosine similarity in [-1, 1]; -1
+    for none): a track and a detection whose embeddings are less similar than
+    this are never matched, however well their boxes overlap.
+
+    ``refound_velocity``: the motion of a track found again after frames
+    unseen: ``keep`` (the Kalman update's), ``reset`` (restarted at the new
+    box, standing still) or ``gap`` (restarted with the mean velocity over the
+    gap, as OC-SORT's observation-centric re-update leaves it).
     """
 
     high_score_threshold: float = 0.5
@@ -45,11 +65,19 @@ class TrackerConfig:
     lost_buffer_growth: float = 0.0
     lost_box_buffer_max: float = 1.0
     min_box_area: float = 10.0
+    appearance_weight: float = 0.3
+    embedding_momentum: float = 0.9
+    embedding_max_overlap: float = 0.1
+    reid_min_similarity: float = 0.4
+    reid_margin: float = 0.05
+    appearance_gate: float = 0.1
+    refound_velocity: str = "keep"
 
     def __post_init__(self) -> None:
         for name in ("high_score_threshold", "low_score_threshold", "new_track_threshold", "match_cost_threshold",
                      "low_match_cost_threshold", "unconfirmed_match_cost_threshold", "oks_weight",
-                     "keypoint_score_threshold", "lost_match_cost_threshold"):
+                     "keypoint_score_threshold", "lost_match_cost_threshold", "appearance_weight",
+                     "embedding_momentum", "embedding_max_overlap", "reid_min_similarity", "reid_margin"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"tracker.{name} must be in [0, 1], got {value}")
@@ -57,6 +85,37 @@ class TrackerConfig:
                      "lost_buffer_growth", "lost_box_buffer_max", "min_box_area"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"tracker.{name} must be >= 0, got {getattr(self, name)}")
+        if self.refound_velocity not in ("keep", "reset", "gap"):
+            raise ConfigError(f"tracker.refound_velocity must be keep, reset or gap, got {self.refound_velocity!r}")
+        if not -1.0 <= self.appearance_gate <= 1.0:
+            raise ConfigError(f"tracker.appearance_gate must be in [-1, 1], got {self.appearance_gate}")
+
+
+APPEARANCE_KINDS = ("none", "thumbnail")
+
+
+@dataclass(frozen=True)
+class AppearanceConfig:
+    """The appearance embedding the pipeline adds to each detection (:mod:`aptrack.track.appearance`).
+
+    ``kind``: ``none`` or ``thumbnail`` (the box's central ``inner_fraction``
+    shrunk to ``width`` x ``height`` pixels). The tracker uses them with
+    ``tracker.appearance_weight`` > 0 and re-identifies lost animals by them.
+    """
+
+    kind: str = "none"
+    width: int = 8
+    height: int = 8
+    inner_fraction: float = 0.8
+
+    def __post_init__(self) -> None:
+        if self.kind not in APPEARANCE_KINDS:
+            raise ConfigError(f"appearance.kind must be one of {', '.join(APPEARANCE_KINDS)}, got {self.kind!r}")
+        for name in ("width", "height"):
+            if not 1 <= getattr(self, name) <= 64:
+                raise ConfigError(f"appearance.{name} must be in [1, 64], got {getattr(self, name)}")
+        if not 0.0 < self.inner_fraction <= 1.0:
+            raise ConfigError(f"appearance.inner_fraction must be in (0, 1], got {self.inner_fraction}")
 
 
 @dataclass(frozen=True)

@@ -3,14 +3,17 @@
 Each frame runs these steps:
 
 1. predict every track one frame ahead (Kalman, constant velocity);
-2. match confident detections to tracked and lost tracks (IoU mixed with OKS);
+2. match confident detections to tracked and lost tracks (IoU mixed with OKS
+   and, with embeddings, appearance);
 3. match low-score detections to the tracked ones still unmatched (IoU); the
    tracked ones still unmatched become lost;
 4. match the detections left over that score at least ``new_track_threshold``
    (which may be below ``high_score_threshold``) to lost tracks by the IoU of
    widened boxes (``lost_box_buffer``, as in C-BIoU, growing with the time
    lost by ``lost_buffer_growth``), so an animal that moved while hidden gets
-   its id back instead of a new one;
+   its id back instead of a new one; then, when the detections carry
+   appearance embeddings, match the rest to lost tracks by appearance alone
+   (re-identification, anywhere in the frame);
 5. match the rest to tentative tracks; a tentative track matched ``min_hits``
    frames in a row is confirmed and gets an id;
 6. start tentative tracks from those still left over (on a video's first frame
@@ -39,6 +42,7 @@ import numpy as np
 
 from aptrack.core.boxes import (
     box_area_scalar,
+    box_iou_loops,
     box_iou_xyxy,
     widened_xyxy,
     xyah_to_xyxy_scalar,
@@ -181,6 +185,114 @@ def _observe_rows(kf, obs, ints, tracks, rows, boxes, keypoints, keypoint_scores
         ints[t, _ROW] = r
 
 
+@numba.njit(cache=True)
+def _has_embedding(emb):  # pragma: no cover - compiled
+    """(R,) bool: rows of ``emb`` that are not all zero."""
+    out = np.zeros(emb.shape[0], np.bool_)
+    for i in range(emb.shape[0]):
+        for d in range(emb.shape[1]):
+            if emb[i, d] != 0:
+                out[i] = True
+                break
+    return out
+
+
+@numba.njit(cache=True)
+def _cosine_table(emb_tracks, emb_dets):  # pragma: no cover - compiled
+    """(T, N) dot products of unit-length (or zero) embeddings, and where both rows have one."""
+    has_t, has_d = _has_embedding(emb_tracks), _has_embedding(emb_dets)
+    t_count, n_count = emb_tracks.shape[0], emb_dets.shape[0]
+    sim = np.zeros((t_count, n_count))
+    valid = np.zeros((t_count, n_count), np.bool_)
+    for i in range(t_count):
+        if not has_t[i]:
+            continue
+        for j in range(n_count):
+            if has_d[j]:
+                total = 0.0
+                for d in range(emb_tracks.shape[1]):
+                    total += emb_tracks[i, d] * emb_dets[j, d]
+                sim[i, j] = total
+                valid[i, j] = True
+    return sim, valid
+
+
+@numba.njit(cache=True)
+def _clean_rows(boxes, emb, confident, max_overlap):  # pragma: no cover - compiled
+    """(N,) bool: ``confident`` rows with an embedding whose box overlaps no other box by more than ``max_overlap``."""
+    n = boxes.shape[0]
+    has = _has_embedding(emb)
+    ok = np.zeros(n, np.bool_)
+    b = boxes.astype(np.float64)
+    iou = box_iou_loops(b, b)
+    for p in range(confident.shape[0]):
+        r = confident[p]
+        if not has[r]:
+            continue
+        worst = 0.0
+        for j in range(n):
+            if j != r and iou[r, j] > worst:
+                worst = iou[r, j]
+        ok[r] = worst <= max_overlap
+    return ok
+
+
+@numba.njit(cache=True)
+def _update_embedding_rows(emb, ints, tracks, rows, det_emb, clean, momentum):  # pragma: no cover - compiled
+    """In place: each track's embedding mixed with its detection's where ``clean[row]`` (``momentum``
+    the old one's weight), renormalised; tracks without one, and tentative ones, take the detection's."""
+    dim = emb.shape[1]
+    mixed = np.empty(dim)
+    for p in range(tracks.shape[0]):
+        t, r = tracks[p], rows[p]
+        if not clean[r]:
+            continue
+        fresh = ints[t, _STATE] == _TENTATIVE
+        if not fresh:
+            fresh = True
+            for d in range(dim):
+                if emb[t, d] != 0:
+                    fresh = False
+                    break
+        norm = 0.0
+        for d in range(dim):
+            mixed[d] = det_emb[r, d] if fresh else momentum * emb[t, d] + (1.0 - momentum) * det_emb[r, d]
+            norm += mixed[d] * mixed[d]
+        norm = np.sqrt(norm)
+        for d in range(dim):
+            emb[t, d] = mixed[d] / norm if norm > 0 else 0.0
+
+
+@numba.njit(cache=True)
+def _observe_looks(emb, ints, tracks, rows, boxes, det_emb, confident, max_overlap,
+                   momentum):  # pragma: no cover - compiled
+    """:func:`_clean_rows` of the frame's detections, then :func:`_update_embedding_rows`; returns ``clean``."""
+    clean = _clean_rows(boxes, det_emb, confident, max_overlap)
+    _update_embedding_rows(emb, ints, tracks, rows, det_emb, clean, momentum)
+    return clean
+
+
+@numba.njit(cache=True)
+def _appearance_step(emb_tracks, emb_dets, iou, mixed, gate, weight):  # pragma: no cover - compiled
+    """Step 2's appearance in one call: the (T, N) cosine table and where both sides have an
+    embedding (:func:`_cosine_table`); then, in place on ``iou`` and ``mixed``, pairs that look less
+    alike than ``gate`` get similarity 0 (returned as ``veto``); and ``mixed`` with ``weight`` of the
+    appearance mixed in for pairs whose boxes overlap (appearance tells apart, IoU gates)."""
+    app, valid = _cosine_table(emb_tracks, emb_dets)
+    veto = np.zeros(iou.shape, np.bool_)
+    first = mixed.copy()
+    for i in range(iou.shape[0]):
+        for j in range(iou.shape[1]):
+            if not valid[i, j]:
+                continue
+            if app[i, j] < gate:
+                veto[i, j] = True
+                iou[i, j] = mixed[i, j] = first[i, j] = 0.0
+            elif weight > 0 and iou[i, j] > 0:
+                first[i, j] = (1.0 - weight) * mixed[i, j] + weight * min(max(app[i, j], 0.0), 1.0)
+    return app, valid, veto, first
+
+
 class PoseTracker:
     """Assign persistent track ids to the animals of consecutive frames.
 
@@ -220,6 +332,7 @@ class PoseTracker:
         self._obs = np.zeros((0, obs_width(num_keypoints)))
         self._int = np.zeros((0, _INT_COLUMNS), np.int64)
         self._pred = np.zeros((0, 4))
+        self._emb = np.zeros((0, 0), np.float32)  # appearance embedding per track (zeros: none yet)
         self._source: list[Instances] = []
 
     @property
@@ -255,12 +368,14 @@ class PoseTracker:
         self._obs = np.concatenate([self._obs, obs])
         self._int = np.concatenate([self._int, ints])
         self._pred = np.concatenate([self._pred, obs[:, :OBS_BOX]])
+        self._emb = np.concatenate([self._emb, np.zeros((n, self._emb.shape[1]), np.float32)])
         self._source.extend([dets] * n)
         return np.arange(start, start + n)
 
     def _keep(self, keep: np.ndarray) -> None:
         self._kf, self._obs, self._int, self._pred = (self._kf[keep], self._obs[keep], self._int[keep],
                                                       self._pred[keep])
+        self._emb = self._emb[keep]
         self._source = [s for s, k in zip(self._source, keep.tolist()) if k]
 
     def _observe(self, tracks: np.ndarray, dets: Instances, rows: np.ndarray, frame_index: int) -> None:
@@ -271,6 +386,61 @@ class PoseTracker:
                       dets.keypoint_scores, frame_index, self.updates, self.motion.noise)
         for t in tracks.tolist():
             self._source[t] = dets
+
+    def _reidentify(self, app: np.ndarray, valid: np.ndarray, lost: np.ndarray, rows: np.ndarray,
+                    confirmed: np.ndarray):
+        """Lost tracks against detection ``rows`` by appearance alone; a pair needs
+        ``reid_min_similarity`` and to beat the detection's similarity with every other confirmed
+        track by ``reid_margin``. Returns (tracks, rows, unmatched rows)."""
+        cfg = self.config
+        if not len(lost) or not len(rows):
+            return _EMPTY, _EMPTY, rows
+        sim = np.where(valid, app, -1.0)
+        t, r, _, _ = _match(np.clip(sim, 0.0, 1.0), lost, rows, 1.0 - cfg.reid_min_similarity)
+        if len(t):
+            others = sim[confirmed][:, r]  # (C, P)
+            others = np.where(confirmed[:, None] == t[None, :], -1.0, others)
+            best_other = others.max(axis=0) if len(confirmed) > 1 else np.full(len(t), -1.0)
+            keep = sim[t, r] - best_other >= cfg.reid_margin
+            t, r = t[keep], r[keep]
+        return t, r, np.setdiff1d(rows, r, assume_unique=True)
+
+    def _inherit_lost_ids(self, tracks: np.ndarray) -> None:
+        """Tentative ``tracks`` about to get a new id that look like a lost track take its id
+        instead (the lost track is dropped), by :meth:`_reidentify`'s rules: an animal that came
+        back from cover slowly, partly hidden at first, is known once its look is clear."""
+        state = self._int[:, _STATE]
+        lost = np.nonzero(state == _LOST)[0]
+        if not len(tracks) or not len(lost):
+            return
+        confirmed = np.nonzero((state == _TRACKED) | (state == _LOST))[0]
+        emb = self._emb.astype(np.float64)
+        has = np.any(self._emb != 0, axis=1)
+        sim = emb[confirmed] @ emb[tracks].T  # (C, n): confirmed tracks against the new ones
+        sim = np.where(has[confirmed][:, None] & has[tracks][None, :], sim, -1.0)
+        rows = np.arange(len(confirmed))
+        is_lost = state[confirmed] == _LOST
+        pairs, _, _ = assign_subsets(np.clip(sim, 0.0, 1.0), rows[is_lost], np.arange(len(tracks)),
+                                     1.0 - self.config.reid_min_similarity)
+        for c, j in pairs.tolist():
+            others = np.delete(sim[:, j], c)
+            if len(others) and sim[c, j] - others.max() < self.config.reid_margin:
+                continue
+            old = confirmed[c]
+            self._int[tracks[j], _ID] = self._int[old, _ID]
+            self._int[old, _STATE] = _REMOVED
+
+    def _restart_motion(self, tracks: np.ndarray, before_xyxy: np.ndarray, gap: np.ndarray) -> None:
+        """Motion of ``tracks`` found again after ``gap`` frames unseen (their last boxes before),
+        restarted at the new observation: with no velocity (``refound_velocity: reset``), or
+        with the mean velocity over the gap (``gap``: the virtual trajectory of OC-SORT's
+        observation-centric re-update, whose last step sets the velocity)."""
+        if not len(tracks):
+            return
+        now = xyxy_to_xyah(self._obs[tracks, :OBS_BOX])
+        self._kf[tracks] = self.motion.initiate_packed(now)
+        if self.config.refound_velocity == "gap":
+            self._kf[tracks, VEL:PP] = (now - xyxy_to_xyah(before_xyxy)) / gap[:, None]
 
     def _confirm(self, tracks: np.ndarray) -> None:
         self._int[tracks, _STATE] = _TRACKED
@@ -293,7 +463,8 @@ class PoseTracker:
             dets.keypoints, dets.keypoint_scores, self.sigmas if use_pose else None,
             cfg.keypoint_score_threshold, cfg.oks_weight, cfg.min_common_keypoints)
 
-    def _match_lost(self, tracks: np.ndarray, dets: Instances, rows: np.ndarray, frame_index: int):
+    def _match_lost(self, tracks: np.ndarray, dets: Instances, rows: np.ndarray, frame_index: int,
+                    veto: np.ndarray | None = None):
         """Lost ``tracks`` against detection ``rows`` by the IoU of widened boxes, each
         track's box widened more the longer it has been lost."""
         if not len(tracks) or not len(rows):
@@ -310,6 +481,8 @@ class PoseTracker:
             for t in tracks.tolist():
                 sim[t] = box_iou_xyxy(widened_xyxy(self._pred[t:t + 1], grown[t]),
                                       widened_xyxy(dets.boxes_xyxy, grown[t]))[0]
+        if veto is not None:
+            sim = np.where(veto, 0.0, sim)
         return _match(sim, tracks, rows, cfg.lost_match_cost_threshold)
 
     # -- main loop -----------------------------------------------------------
@@ -336,6 +509,9 @@ class PoseTracker:
             # poses appear (or change layout): tracks keep their boxes, their old poses are unknown
             unknown = np.zeros((len(self._obs), obs_width(dets.num_keypoints) - OBS_BOX))
             self._obs = np.concatenate([self._obs[:, :OBS_BOX], unknown], axis=1)
+        use_app = len(dets) > 0 and dets.embeddings.shape[1] > 0
+        if use_app and dets.embeddings.shape[1] != self._emb.shape[1]:  # embeddings appear (or change size)
+            self._emb = np.zeros((len(self._int), dets.embeddings.shape[1]), np.float32)
         scores = dets.scores
         # thresholds as float32, like the scores (as NumPy compares a float32 array with a Python float)
         high, low = _split_by_score(dets.boxes_xyxy, scores, cfg.min_box_area, np.float32(cfg.high_score_threshold),
@@ -349,7 +525,11 @@ class PoseTracker:
         tentative = np.nonzero(state == _TENTATIVE)[0]
 
         # 2. confident detections against tracked and lost tracks
-        t2, r2, um_tracks, um_high = _match(mixed, confirmed, high, cfg.match_cost_threshold)
+        first_sim, veto = mixed, None
+        if use_app:
+            app, app_valid, veto, first_sim = _appearance_step(self._emb, dets.embeddings, iou, mixed,
+                                                               cfg.appearance_gate, cfg.appearance_weight)
+        t2, r2, um_tracks, um_high = _match(first_sim, confirmed, high, cfg.match_cost_threshold)
         state[t2] = _TRACKED
 
         # 3. low-score detections against tracked (not lost) tracks still unmatched
@@ -362,14 +542,31 @@ class PoseTracker:
         t4, r4 = _EMPTY, _EMPTY
         if cfg.lost_box_buffer > 0:
             lost = np.nonzero(state == _LOST)[0]
-            t4, r4, _, candidates = self._match_lost(lost, dets, candidates, f)
+            t4, r4, _, candidates = self._match_lost(lost, dets, candidates, f, veto)
             state[t4] = _TRACKED
+        if use_app:
+            lost = np.nonzero(state == _LOST)[0]
+            t4b, r4b, candidates = self._reidentify(app, app_valid, lost, candidates, confirmed)
+            state[t4b] = _TRACKED
+            t4, r4 = np.concatenate([t4, t4b]), np.concatenate([r4, r4b])
 
         # 5. the rest against tentative tracks
         t5, r5, um_tentative, um_new = _match(mixed, tentative, candidates,
                                               cfg.unconfirmed_match_cost_threshold)
-        self._observe(np.concatenate([t2, t3, t4, t5]), dets, np.concatenate([r2, r3, r4, r5]), f)
+        matched, matched_rows = np.concatenate([t2, t3, t4, t5]), np.concatenate([r2, r3, r4, r5])
+        if cfg.refound_velocity != "keep":  # missed on at least one detector frame before this one
+            refound = self._int[matched, _LAST_UPDATE] < self.updates - 1
+            refound_tracks, gap = matched[refound], f - self._int[matched[refound], _LAST_FRAME]
+            before = self._obs[refound_tracks, :OBS_BOX].copy()
+        self._observe(matched, dets, matched_rows, f)
+        if cfg.refound_velocity != "keep":
+            self._restart_motion(refound_tracks, before, gap)
+        if use_app:  # the looks of the matched tracks, from this frame's clean crops
+            clean = _observe_looks(self._emb, self._int, matched, matched_rows, dets.boxes_xyxy, dets.embeddings,
+                                   high, cfg.embedding_max_overlap, cfg.embedding_momentum)
         confirmed_now = t5[self._int[t5, _HITS] >= cfg.min_hits]
+        if use_app:
+            self._inherit_lost_ids(confirmed_now)
         self._confirm(confirmed_now)
         state[um_tentative] = _REMOVED
         output = [t2, t3, t4, confirmed_now]
@@ -378,6 +575,9 @@ class PoseTracker:
         new_rows = um_new[scores[um_new] >= cfg.new_track_threshold]
         if len(new_rows):
             new = self._append(dets, new_rows, f)
+            if use_app:
+                _update_embedding_rows(self._emb, self._int, new, new_rows, dets.embeddings, clean,
+                                       cfg.embedding_momentum)
             if cfg.min_hits <= 1 or first_frame:
                 self._confirm(new)
                 output.append(new)
@@ -414,15 +614,18 @@ def compile_kernels(num_keypoints: int = 17) -> None:
 
     They otherwise compile on the first frames a tracker sees, a few seconds
     once per installation; ``make setup`` calls this. It tracks two made-up
-    animals that cross over a few frames, which takes every compiled path with
-    the array layouts the tracker passes.
+    animals that cross over a few frames, with and without appearance
+    embeddings, which takes every compiled path with the array layouts the
+    tracker passes.
     """
     k = num_keypoints
-    tracker = PoseTracker(TrackerConfig(min_hits=1), sigmas=np.full(k, 0.05))
     offsets = np.linspace(0.0, 40.0, k)[:, None] * np.array([1.0, 0.5])
-    for f in range(6):
-        x = np.array([10.0 + 20 * f, 110.0 - 20 * f])
-        boxes = np.stack([x, np.full(2, 10.0), x + 50, np.full(2, 60.0)], axis=1)
-        tracker.update(Instances(boxes_xyxy=boxes, scores=[0.9, 0.4], keypoints=boxes[:, None, :2] + offsets,
-                                 keypoint_scores=np.full((2, k), 0.8), frame_index=f))
-    tracker.update(Instances.empty(k, frame_index=6))
+    looks = np.eye(2, 192, dtype=np.float32)  # the appearance path: float32 unit embeddings, as the embedder's
+    for embeddings in (None, looks):
+        tracker = PoseTracker(TrackerConfig(min_hits=1), sigmas=np.full(k, 0.05))
+        for f in range(6):
+            x = np.array([10.0 + 20 * f, 110.0 - 20 * f])
+            boxes = np.stack([x, np.full(2, 10.0), x + 50, np.full(2, 60.0)], axis=1)
+            tracker.update(Instances(boxes_xyxy=boxes, scores=[0.9, 0.4], keypoints=boxes[:, None, :2] + offsets,
+                                     keypoint_scores=np.full((2, k), 0.8), frame_index=f, embeddings=embeddings))
+        tracker.update(Instances.empty(k, frame_index=6))

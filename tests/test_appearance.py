@@ -1,0 +1,151 @@
+"""Appearance embeddings: thumbnails that know an animal from its mirror image, and re-identification."""
+
+import numpy as np
+import pytest
+
+from aptrack.core.errors import ConfigError
+from aptrack.core.instances import Instances
+from aptrack.track import PoseTracker
+from aptrack.track.appearance import AppearanceEmbedder, thumbnail_embeddings
+from aptrack.track.config import AppearanceConfig, TrackerConfig
+
+
+def _animal(h=40, w=60):
+    """An asymmetric 'animal': a bright head block on the left of a grey body, on black."""
+    img = np.zeros((h, w, 3), np.uint8)
+    img[10:30, 5:55] = 120
+    img[5:20, 5:20] = (250, 200, 30)
+    return img
+
+
+def test_thumbnail_is_unit_length_and_the_same_for_a_rescaled_animal():
+    frame = np.zeros((200, 300, 3), np.uint8)
+    frame[20:60, 20:80] = _animal()
+    import cv2
+    frame[100:180, 150:270] = cv2.resize(_animal(), (120, 80), interpolation=cv2.INTER_NEAREST)
+    e = thumbnail_embeddings(frame, [[20, 20, 80, 60], [150, 100, 270, 180]])
+    assert e.shape == (2, 8 * 8 * 3) and e.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(e, axis=1), 1.0, atol=1e-5)
+    assert e[0] @ e[1] > 0.95
+
+
+def test_thumbnail_tells_an_animal_from_its_mirror_image():
+    frame = np.zeros((100, 200, 3), np.uint8)
+    frame[20:60, 20:80] = _animal()
+    frame[20:60, 120:180] = _animal()[:, ::-1]
+    e = thumbnail_embeddings(frame, [[20, 20, 80, 60], [120, 20, 180, 60]])
+    assert e[0] @ e[1] < 0.6
+
+
+def test_boxes_outside_the_frame_or_of_one_colour_have_no_embedding():
+    frame = np.full((50, 50, 3), 7, np.uint8)
+    e = thumbnail_embeddings(frame, [[60, 60, 90, 90], [5, 5, 40, 40], [10, 10, 10, 30]])
+    assert not e.any()
+
+
+def test_embedder_returns_a_new_instances_with_embeddings_and_leaves_the_input_alone():
+    frame = np.zeros((100, 200, 3), np.uint8)
+    frame[20:60, 20:80] = _animal()
+    dets = Instances(boxes_xyxy=[[20, 20, 80, 60]], scores=[0.9])
+    out = AppearanceEmbedder(AppearanceConfig(kind="thumbnail", width=4, height=4))(frame, dets)
+    assert out.embeddings.shape == (1, 48) and dets.embeddings.shape == (1, 0)
+    assert AppearanceEmbedder(AppearanceConfig())(frame, dets) is dets  # kind none
+
+
+def test_appearance_settings_out_of_range_are_config_errors():
+    with pytest.raises(ConfigError, match="appearance.kind"):
+        AppearanceConfig(kind="osnet")
+    with pytest.raises(ConfigError, match="inner_fraction"):
+        AppearanceConfig(inner_fraction=0)
+    with pytest.raises(ConfigError, match="reid_min_similarity"):
+        TrackerConfig(reid_min_similarity=2)
+
+
+def _looks(*axes, d=8):
+    out = np.zeros((len(axes), d), np.float32)
+    out[np.arange(len(axes)), axes] = 1.0
+    return out
+
+
+def _frame(f, boxes, looks):
+    return Instances(boxes_xyxy=np.asarray(boxes, float).reshape(-1, 4), scores=np.full(len(boxes), 0.9),
+                     embeddings=looks if len(boxes) else np.zeros((0, 8), np.float32), frame_index=f)
+
+
+def test_an_animal_back_far_from_where_it_hid_is_known_by_its_look():
+    def run(with_looks):
+        tracker = PoseTracker(TrackerConfig(appearance_weight=0.3))
+        ids = []
+        for f in range(30):
+            boxes = [[10, 10, 50, 40], [300, 10, 340, 40]]
+            looks = _looks(0, 1)
+            if 10 <= f < 20:  # the second animal hides, then comes back 150 px lower
+                boxes, looks = boxes[:1], looks[:1]
+            elif f >= 20:
+                boxes[1] = [300, 160, 340, 190]
+            dets = _frame(f, boxes, looks if with_looks else np.zeros((len(boxes), 0), np.float32))
+            out = tracker.update(dets)
+            ids.append(out.track_ids.tolist())
+        return ids
+
+    assert all(i == [1, 2] for i in run(True)[20:])
+    assert run(False)[-1] == [1, 3]  # by boxes alone it is a new animal
+
+
+def test_a_detection_that_looks_more_like_a_tracked_animal_does_not_take_a_lost_id():
+    tracker = PoseTracker(TrackerConfig())
+    for f in range(5):
+        tracker.update(_frame(f, [[10, 10, 50, 40], [300, 10, 340, 40]], _looks(0, 1)))
+    # the second animal vanishes; a far box that looks like the first (a duplicate) shows up
+    look = np.stack([_looks(0)[0], 0.8 * _looks(0)[0] + 0.6 * _looks(1)[0]])  # 0.8 vs first, 0.6 vs second
+    out = tracker.update(_frame(5, [[10, 10, 50, 40], [200, 150, 240, 180]], look))
+    assert out.track_ids.tolist() == [1]  # not given id 2: the margin over the first animal is negative
+
+
+def test_appearance_decides_between_two_overlapping_animals():
+    def first_id_of_right_box(weight):
+        # the two first boxes overlap by IoU 0.14: let such crops describe their tracks
+        # (gate off: the weighting alone decides)
+        tracker = PoseTracker(TrackerConfig(appearance_weight=weight, min_hits=1, embedding_max_overlap=0.2,
+                                            appearance_gate=-1.0))
+        for f in range(3):
+            tracker.update(_frame(f, [[0, 0, 40, 40], [30, 0, 70, 40]], _looks(0, 1)))
+        # both jump; the box on the right now overlaps the first track more, but looks like the second
+        out = tracker.update(_frame(3, [[12, 0, 52, 40], [-20, 0, 20, 40]], _looks(1, 0)))
+        return int(out.track_ids[np.argmax(out.boxes_xyxy[:, 0])])
+
+    assert first_id_of_right_box(0.0) == 1
+    assert first_id_of_right_box(0.5) == 2
+
+
+def test_instances_keep_embeddings_through_take_and_concatenate():
+    a = Instances(boxes_xyxy=[[0, 0, 1, 1]], scores=[1], embeddings=[[1, 0]])
+    b = Instances(boxes_xyxy=[[0, 0, 2, 2]], scores=[1])
+    both = Instances.concatenate([a, b])
+    assert both.embeddings.tolist() == [[1, 0], [0, 0]]
+    assert both.take([1]).embeddings.shape == (1, 2)
+    assert not both.interpolated.any()
+
+
+def test_a_detection_that_looks_unlike_a_track_never_takes_its_id_however_well_the_boxes_overlap():
+    tracker = PoseTracker(TrackerConfig(appearance_gate=0.1, min_hits=1))
+    for f in range(3):
+        tracker.update(_frame(f, [[10, 10, 50, 40]], _looks(0)))
+    out = tracker.update(_frame(3, [[11, 10, 51, 40]], _looks(1)))  # same place, another animal
+    assert out.track_ids.tolist() == [2]
+    out = PoseTracker(TrackerConfig(appearance_gate=-1.0, min_hits=1))
+    for f in range(3):
+        out.update(_frame(f, [[10, 10, 50, 40]], _looks(0)))
+    assert out.update(_frame(3, [[11, 10, 51, 40]], _looks(1))).track_ids.tolist() == [1]  # gate off
+
+
+def test_a_new_track_that_comes_to_look_like_a_lost_animal_gets_its_id_when_confirmed():
+    tracker = PoseTracker(TrackerConfig(min_hits=3, reid_min_similarity=0.8))
+    for f in range(5):
+        tracker.update(_frame(f, [[10, 10, 50, 40]], _looks(0)))
+    blurred = np.full((1, 8), 0.35, np.float32)  # coming out from cover: looks like nothing yet
+    blurred /= np.linalg.norm(blurred)
+    ids = []
+    for f, look in zip(range(5, 9), [blurred, blurred, _looks(0), _looks(0)]):
+        ids.append(tracker.update(_frame(f, [[200, 150, 240, 180]], look)).track_ids.tolist())
+    assert ids == [[], [], [1], [1]] and tracker.num_ids == 1
