@@ -26,6 +26,7 @@ from aptrack.pose.config import PoseConfig
 from aptrack.track import PoseTracker
 from aptrack.track.config import AppearanceConfig, PropagationConfig, TrackerConfig
 from aptrack.track.interpolate import InterpolationConfig
+from aptrack.track.smooth import SmoothingConfig
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class PipelineConfig:
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
     interpolation: InterpolationConfig = field(default_factory=InterpolationConfig)
+    smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     propagation: PropagationConfig = field(default_factory=PropagationConfig)
     draw: DrawConfig = field(default_factory=DrawConfig)
 

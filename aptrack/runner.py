@@ -28,6 +28,7 @@ from aptrack.io.exports import DEFAULT_EXPORTS, check_exports, make_writers, par
 from aptrack.io.inputs import IMAGE_EXTENSIONS, ImageSequenceReader, RunInput, images_in
 from aptrack.pipeline import Pipeline, PipelineConfig, StageTimer, build_pipeline, load_pipeline
 from aptrack.track.interpolate import fill_gaps
+from aptrack.track.smooth import KeypointSmoother
 
 
 class FrameStep(NamedTuple):
@@ -181,9 +182,9 @@ class VideoRun:
         trails = TrailHistory(config.draw.trail_length) if self.trails else None
 
         def emit(item) -> None:
-            frame, tracked = item
+            frame, tracked, raw = item
             with out_timer("write"):
-                results.write(tracked)
+                results.write(tracked, raw_keypoints=None if raw is tracked else raw.keypoints)
                 for writer in writers:
                     writer.write(tracked)
             if video_out is not None:
@@ -209,14 +210,16 @@ class VideoRun:
             stream = _each_alone(pipeline, frames_in) if self.reset_each_frame else frames_in
             if results is not None:
                 output_worker = BackgroundWorker(emit)
-            for _, frame, tracked in iter_frames(pipeline, stream, known=self.init_boxes):
+            smoother = KeypointSmoother(config.smoothing, self.reader.fps)
+            for _, frame, raw in iter_frames(pipeline, stream, known=self.init_boxes):
+                tracked = smoother(raw)  # the same object when smoothing is off
                 frames += 1
                 animals += len(tracked)
                 interpolated += int(tracked.interpolated.sum())
                 max_animals = max(max_animals, len(tracked))
                 track_ids.update(int(t) for t in tracked.track_ids)
                 if output_worker is not None:
-                    output_worker.submit((frame, tracked))
+                    output_worker.submit((frame, tracked, raw))
                 yield tracked
             if output_worker is not None:
                 output_worker.join()

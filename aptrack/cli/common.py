@@ -40,12 +40,14 @@ def figure(value) -> str:
 
 
 def load_config(pipeline: str, pose: str | None = None, detector: str | None = None,
-                pose_config: str | None = None, max_gap: int | None = None):
+                pose_config: str | None = None, max_gap: int | None = None, smooth: str | None = None,
+                smooth_min_cutoff: float | None = None, smooth_beta: float | None = None):
     """The pipeline preset ``pipeline`` with the pose and detector weights a user named.
 
     ``pose`` ``"none"`` turns the pose stage off; ``pose_config`` names the model
     preset of a pose checkpoint that does not describe its own (mmpose's);
-    ``max_gap`` replaces the preset's ``interpolation.max_gap``.
+    ``max_gap`` replaces the preset's ``interpolation.max_gap``; ``smooth``,
+    ``smooth_min_cutoff`` and ``smooth_beta`` its ``smoothing`` kind and parameters.
     """
     from aptrack.pipeline import load_pipeline
 
@@ -60,6 +62,10 @@ def load_config(pipeline: str, pose: str | None = None, detector: str | None = N
     if max_gap is not None:
         config = dataclasses.replace(config, interpolation=dataclasses.replace(config.interpolation,
                                                                                max_gap=max_gap))
+    changes = {k: v for k, v in (("kind", smooth), ("min_cutoff", smooth_min_cutoff), ("beta", smooth_beta))
+               if v is not None}
+    if changes:
+        config = dataclasses.replace(config, smoothing=dataclasses.replace(config.smoothing, **changes))
     return config
 
 

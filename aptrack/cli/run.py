@@ -42,6 +42,13 @@ def add_parser(sub) -> None:
     p.add_argument("--interpolate", type=non_negative_int, default=None, metavar="N",
                    help="fill the gaps of a track of up to N frames once its animal is found again, "
                         "marked interpolated in the outputs; 0 turns it off (default: the preset's)")
+    p.add_argument("--smooth", choices=["one-euro", "none"], default=None,
+                   help="One-Euro filter on each track's keypoints in the outputs (the JSON keeps the raw "
+                        "ones as keypoints_raw); default: the preset's (none)")
+    p.add_argument("--smooth-min-cutoff", type=float, default=None, metavar="HZ",
+                   help="One-Euro cutoff of a still keypoint, lower is smoother (default 1.0)")
+    p.add_argument("--smooth-beta", type=float, default=None, metavar="S_PER_PX",
+                   help="how fast the cutoff rises with speed, higher lags less (default 0.05)")
     p.add_argument("--start", type=non_negative_int, default=0, help="first frame (0-based)")
     p.add_argument("--end", type=positive_int, default=None, help="stop before this frame")
     p.add_argument("--export", default=",".join(DEFAULT_EXPORTS), metavar="LIST",
@@ -73,7 +80,8 @@ def main(args) -> int:
     from aptrack.core.errors import ConfigError
     from aptrack.io.init_boxes import load_init_boxes
 
-    config = load_config(args.pipeline, args.pose, args.detector, args.pose_config, args.interpolate)
+    config = load_config(args.pipeline, args.pose, args.detector, args.pose_config, args.interpolate,
+                         args.smooth, args.smooth_min_cutoff, args.smooth_beta)
     single = (len(args.inputs) == 1 and not glob.has_magic(args.inputs[0])
               and not Path(args.inputs[0]).is_dir() and args.ray is None)
     if args.init_boxes and not single:

@@ -9,7 +9,8 @@ JSON layout::
     {"info": {... video, models with sha256, keypoint names ...},
      "annotations": [{"image_id", "frame", "track_id", "bbox" (xywh), "score",
                       "keypoints" ([x, y, score] x K, flat), "category",
-                      "interpolated" (true for rows filled in over a track's gap)}, ...],
+                      "interpolated" (true for rows filled in over a track's gap),
+                      "keypoints_raw" (with smoothing: x, y before it)}, ...],
      "summary": {... frames, animals, tracks, ms per stage ...}}
 """
 
@@ -28,8 +29,9 @@ from aptrack.core.instances import Instances
 DECIMALS = 2
 
 
-def records(instances: Instances) -> list[dict]:
-    """One COCO-results-style dict per animal of a frame."""
+def records(instances: Instances, raw_keypoints: np.ndarray | None = None) -> list[dict]:
+    """One COCO-results-style dict per animal of a frame; with ``raw_keypoints`` (N, K, 2), the
+    keypoints before smoothing go in as ``keypoints_raw`` (x, y pairs, flat)."""
     xywh = xyxy_to_xywh(instances.boxes_xyxy)
     out = []
     for i in range(len(instances)):
@@ -45,6 +47,8 @@ def records(instances: Instances) -> list[dict]:
             "category": str(instances.categories[i]),
             "interpolated": bool(instances.interpolated[i]),
         })
+        if raw_keypoints is not None:
+            out[-1]["keypoints_raw"] = [round(float(v), DECIMALS) for v in np.asarray(raw_keypoints[i]).reshape(-1)]
     return out
 
 
@@ -84,8 +88,9 @@ class ResultsWriter:
         self._first = True
         self.count = 0
 
-    def write(self, instances: Instances) -> None:
-        for rec, box in zip(records(instances), instances.boxes_xyxy):
+    def write(self, instances: Instances, raw_keypoints: np.ndarray | None = None) -> None:
+        """One frame's animals; ``raw_keypoints``: their keypoints before smoothing (JSON only)."""
+        for rec, box in zip(records(instances, raw_keypoints), instances.boxes_xyxy):
             if self._json is not None:
                 self._json.write(("\n  " if self._first else ",\n  ") + json.dumps(rec))
             self._first = False
