@@ -49,7 +49,7 @@ def test_embedder_returns_a_new_instances_with_embeddings_and_leaves_the_input_a
     dets = Instances(boxes_xyxy=[[20, 20, 80, 60]], scores=[0.9])
     out = AppearanceEmbedder(AppearanceConfig(kind="thumbnail", width=4, height=4))(frame, dets)
     assert out.embeddings.shape == (1, 48) and dets.embeddings.shape == (1, 0)
-    assert AppearanceEmbedder(AppearanceConfig())(frame, dets) is dets  # kind none
+    assert AppearanceEmbedder(AppearanceConfig(kind="none"))(frame, dets) is dets
 
 
 def test_appearance_settings_out_of_range_are_config_errors():

@@ -71,7 +71,7 @@ class AppearanceEmbedder:
         returns the instances unchanged.
     """
 
-    def __init__(self, config: AppearanceConfig = AppearanceConfig(kind="thumbnail")):
+    def __init__(self, config: AppearanceConfig = AppearanceConfig()):
         self.config = config
 
     @property

@@ -37,8 +37,9 @@ class TrackerConfig:
     two animals in it describes neither). Re-identification: detections still
     left over after the widened-box step are matched to lost tracks by
     appearance alone, anywhere in the frame, when the similarity is at least
-    ``reid_min_similarity`` and beats the detection's next-best lost track by
-    ``reid_margin``. ``appearance_gate`` (a cosine similarity in [-1, 1]; -1
+    ``reid_min_similarity`` and beats the detection's similarity with every
+    other confirmed track by ``reid_margin``; a new track about to get an id
+    takes a lost track's id by the same rules. ``appearance_gate`` (a cosine similarity in [-1, 1]; -1
     for none): a track and a detection whose embeddings are less similar than
     this are never matched, however well their boxes overlap.
 
@@ -99,11 +100,12 @@ class AppearanceConfig:
     """The appearance embedding the pipeline adds to each detection (:mod:`aptrack.track.appearance`).
 
     ``kind``: ``none`` or ``thumbnail`` (the box's central ``inner_fraction``
-    shrunk to ``width`` x ``height`` pixels). The tracker uses them with
-    ``tracker.appearance_weight`` > 0 and re-identifies lost animals by them.
+    shrunk to ``width`` x ``height`` pixels). With embeddings on the
+    detections the tracker gates pairs and re-identifies lost animals by them,
+    and mixes ``tracker.appearance_weight`` of them into its first matching.
     """
 
-    kind: str = "none"
+    kind: str = "thumbnail"
     width: int = 8
     height: int = 8
     inner_fraction: float = 0.8
