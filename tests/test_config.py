@@ -10,7 +10,7 @@ def test_default_preset_loads_into_frozen_dataclasses():
     cfg = load_pipeline("default")
     assert isinstance(cfg, PipelineConfig)
     assert cfg.detector.classes == tuple(range(14, 24))
-    assert cfg.tracker.track_buffer == 30
+    assert cfg.tracker.track_buffer == 60 and cfg.tracker.min_hits_while_lost == 6
     with pytest.raises(Exception):
         cfg.tracker.track_buffer = 3  # frozen
     assert "default" in available_pipelines()
@@ -48,14 +48,13 @@ def test_ap10k_layout_facts():
         assert layout.keypoints[a].replace("left", "right") == layout.keypoints[b]
 
 
-def test_every_pipeline_preset_loads_and_lab_differs_from_default_only_in_its_tracking():
+def test_every_pipeline_preset_loads_and_lab_differs_from_default_only_in_min_hits():
     import dataclasses
 
     default = load_pipeline("default")
     for name in available_pipelines():
         assert load_pipeline(name).name == name
     lab = load_pipeline("lab")
-    assert (lab.tracker.min_hits, lab.tracker.track_buffer) == (6, 60)
-    same = dataclasses.replace(lab, name="default",
-                               tracker=dataclasses.replace(lab.tracker, min_hits=3, track_buffer=30))
+    assert (lab.tracker.min_hits, lab.tracker.min_hits_while_lost, lab.tracker.track_buffer) == (6, 6, 60)
+    same = dataclasses.replace(lab, name="default", tracker=dataclasses.replace(lab.tracker, min_hits=3))
     assert same == default

@@ -131,7 +131,7 @@ def _reappear_shifted(config):
 def test_lost_animal_that_moved_while_hidden_gets_its_id_back_with_widened_boxes():
     ids = _reappear_shifted(TrackerConfig(lost_box_buffer=0.3, lost_match_cost_threshold=0.7))
     assert ids[13:] == [[1]] * 7
-    without = _reappear_shifted(TrackerConfig(lost_box_buffer=0.0))
+    without = _reappear_shifted(TrackerConfig(lost_box_buffer=0.0, min_hits_while_lost=0))
     assert without[13] == [] and without[15:] == [[2]] * 5
 
 
@@ -231,3 +231,16 @@ def test_a_refound_track_restarts_its_motion_as_configured():
     assert _velocity_after_refound("gap") == pytest.approx(5.0, abs=1e-3)
     # keep: the long-lost track stood still (lost_motion_frames), the update gives part of the jump
     assert 0.0 < abs(_velocity_after_refound("keep")) and _velocity_after_refound("keep") != pytest.approx(5.0)
+
+
+def test_a_new_animal_waits_longer_for_an_id_while_another_is_lost():
+    def first_output_frame(config):
+        tracker = PoseTracker(config)
+        for f in range(5):
+            tracker.update(frame(f, [box_at(50, 50)]))            # one animal, tracked
+        for f in range(5, 20):                                     # it hides; another shows up far away
+            out = tracker.update(frame(f, [box_at(300, 200)]))
+            if len(out):
+                return f
+    assert first_output_frame(TrackerConfig(min_hits=3, min_hits_while_lost=0)) == 7
+    assert first_output_frame(TrackerConfig(min_hits=3, min_hits_while_lost=6)) == 10

@@ -43,6 +43,10 @@ class TrackerConfig:
     for none): a track and a detection whose embeddings are less similar than
     this are never matched, however well their boxes overlap.
 
+    ``min_hits_while_lost``: while some track is lost, a new track needs this
+    many matched frames (when more than ``min_hits``) before it gets an id: it
+    may be the lost animal, coming out from cover and not yet looking like itself.
+
     ``refound_velocity``: the motion of a track found again after frames
     unseen: ``keep`` (the Kalman update's), ``reset`` (restarted at the new
     box, standing still) or ``gap`` (restarted with the mean velocity over the
@@ -55,7 +59,7 @@ class TrackerConfig:
     match_cost_threshold: float = 0.8
     low_match_cost_threshold: float = 0.5
     unconfirmed_match_cost_threshold: float = 0.7
-    track_buffer: int = 30
+    track_buffer: int = 60
     min_hits: int = 3
     oks_weight: float = 0.1
     keypoint_score_threshold: float = 0.3
@@ -73,6 +77,7 @@ class TrackerConfig:
     reid_margin: float = 0.05
     appearance_gate: float = 0.1
     refound_velocity: str = "keep"
+    min_hits_while_lost: int = 6
 
     def __post_init__(self) -> None:
         for name in ("high_score_threshold", "low_score_threshold", "new_track_threshold", "match_cost_threshold",
@@ -82,7 +87,7 @@ class TrackerConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"tracker.{name} must be in [0, 1], got {value}")
-        for name in ("track_buffer", "min_hits", "min_common_keypoints", "lost_motion_frames", "lost_box_buffer",
+        for name in ("track_buffer", "min_hits", "min_hits_while_lost", "min_common_keypoints", "lost_motion_frames", "lost_box_buffer",
                      "lost_buffer_growth", "lost_box_buffer_max", "min_box_area"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"tracker.{name} must be >= 0, got {getattr(self, name)}")

@@ -409,9 +409,11 @@ class PoseTracker:
         """Tentative ``tracks`` about to get a new id that look like a lost track take its id
         instead (the lost track is dropped), by :meth:`_reidentify`'s rules: an animal that came
         back from cover slowly, partly hidden at first, is known once its look is clear."""
+        if not len(tracks):
+            return
         state = self._int[:, _STATE]
         lost = np.nonzero(state == _LOST)[0]
-        if not len(tracks) or not len(lost):
+        if not len(lost):
             return
         confirmed = np.nonzero((state == _TRACKED) | (state == _LOST))[0]
         emb = self._emb.astype(np.float64)
@@ -544,7 +546,7 @@ class PoseTracker:
             lost = np.nonzero(state == _LOST)[0]
             t4, r4, _, candidates = self._match_lost(lost, dets, candidates, f, veto)
             state[t4] = _TRACKED
-        if use_app:
+        if use_app and len(candidates):
             lost = np.nonzero(state == _LOST)[0]
             t4b, r4b, candidates = self._reidentify(app, app_valid, lost, candidates, confirmed)
             state[t4b] = _TRACKED
@@ -564,7 +566,10 @@ class PoseTracker:
         if use_app:  # the looks of the matched tracks, from this frame's clean crops
             clean = _observe_looks(self._emb, self._int, matched, matched_rows, dets.boxes_xyxy, dets.embeddings,
                                    high, cfg.embedding_max_overlap, cfg.embedding_momentum)
-        confirmed_now = t5[self._int[t5, _HITS] >= cfg.min_hits]
+        need = cfg.min_hits
+        if len(t5) and cfg.min_hits_while_lost > need and np.any(state == _LOST):
+            need = cfg.min_hits_while_lost  # a new animal may be a lost one coming out from cover
+        confirmed_now = t5[self._int[t5, _HITS] >= need]
         if use_app:
             self._inherit_lost_ids(confirmed_now)
         self._confirm(confirmed_now)
