@@ -25,7 +25,7 @@ from typing import Callable
 
 from aptrack.core.errors import AptrackError, ConfigError
 from aptrack.io.inputs import RunInput
-from aptrack.pipeline import PipelineConfig
+from aptrack.pipeline import PipelineConfig, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -75,15 +75,10 @@ def run_input(source: RunInput, config: PipelineConfig, options: RunOptions) -> 
 def task_resources(device: str, cpus_per_task: float = 1.0) -> dict:
     """Ray resource requests of one task: CPUs, and one GPU when the device is CUDA."""
     resources = {"num_cpus": cpus_per_task}
-    if device.startswith("cuda") or device == "auto" and _cuda_visible():
+    # "auto" as the pipeline resolves it; "cuda" asks for a GPU even when this machine has none
+    if device.startswith("cuda") or device == "auto" and resolve_device("auto") == "cuda":
         resources["num_gpus"] = 1
     return resources
-
-
-def _cuda_visible() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def run_on_ray(inputs: list[RunInput], config: PipelineConfig, options: RunOptions, address: str | None = None,

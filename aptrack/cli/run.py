@@ -123,13 +123,14 @@ def _run_many(args, config) -> int:
     from aptrack.pipeline import build_pipeline
 
     # a bad export ends the run before any model loads, rather than failing every input
-    check_exports(parse_exports(args.export), has_pose=bool(config.pose.weights))
+    exports = parse_exports(args.export)
+    check_exports(exports, has_pose=bool(config.pose.weights))
     inputs, bad = expand_inputs(args.inputs, args.images_as)
     failed = [(b.text, b.reason) for b in bad]
     if not inputs:
         raise ConfigError("no video or image to run: " + "; ".join(f"{t}: {r}" for t, r in failed))
     if args.ray is not None:
-        done, ray_failed = _run_on_ray(args, config, inputs)
+        done, ray_failed = _run_on_ray(args, config, inputs, exports)
         failed += ray_failed
     else:
         pipeline, _ = build_pipeline(config, args.device, args.det_every)
@@ -144,17 +145,16 @@ def _run_many(args, config) -> int:
     return 2 if failed else 0
 
 
-def _run_on_ray(args, config, inputs):
+def _run_on_ray(args, config, inputs, exports):
     """Each input as one Ray task; a progress bar of finished inputs and their frames."""
     from tqdm import tqdm
 
     from aptrack.cluster import RunOptions, run_on_ray
     from aptrack.core.errors import writable_dir
-    from aptrack.io.exports import parse_exports
 
     options = RunOptions(output=str(writable_dir(Path(args.output)).resolve()), device=args.device,
                          det_every=args.det_every, start=args.start, end=args.end,
-                         write_video=not args.no_video, trails=args.trails, exports=parse_exports(args.export),
+                         write_video=not args.no_video, trails=args.trails, exports=exports,
                          reset_each_frame=args.images_as == "independent")
     frames = 0
     with tqdm(total=len(inputs), unit="input", disable=args.quiet, dynamic_ncols=True, file=sys.stderr,

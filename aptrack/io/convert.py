@@ -31,7 +31,7 @@ import numpy as np
 
 from aptrack.core.errors import ConfigError, DatasetError
 from aptrack.core.instances import Instances
-from aptrack.io.exports import WRITERS, check_exports
+from aptrack.io.exports import WRITERS
 from aptrack.io.results import ResultsWriter, records_to_instances
 
 log = logging.getLogger(__name__)
@@ -211,7 +211,6 @@ def write_results(path: str | Path, info: dict, frames: list[Instances]) -> list
     if fmt == "json":
         writer = ResultsWriter(out_dir, path.stem, info, info["keypoint_names"], csv_file=False)
     else:
-        check_exports((fmt,), has_pose=bool(info["keypoint_names"]))
         if fmt == "dlc":
             base = path.name[:-len("_dlc.csv")] + "_dlc" if path.name.lower().endswith("_dlc.csv") else path.stem
             names = [f"{base}.h5", f"{base}.csv"]

@@ -69,17 +69,17 @@ class _Atomic:
 
     def __init__(self, out_dir: Path, names: list[str]):
         self.paths = [out_dir / n for n in names]
-        self._tmp = [out_dir / f".{n}.incomplete{Path(n).suffix}" for n in names]
+        self.tmp = [out_dir / f".{n}.incomplete{Path(n).suffix}" for n in names]
         self.committed = False
 
     def rename(self) -> None:
-        for tmp, final in zip(self._tmp, self.paths):
+        for tmp, final in zip(self.tmp, self.paths):
             os.replace(tmp, final)
         self.committed = True
 
     def discard(self) -> None:
         if not self.committed:
-            for tmp in self._tmp:
+            for tmp in self.tmp:
                 tmp.unlink(missing_ok=True)
 
 
@@ -89,7 +89,7 @@ class MotWriter:
     def __init__(self, out_dir: Path, stem: str, info: dict, names: list[str] | None = None):
         self._files = _Atomic(out_dir, names or [f"{stem}_mot.txt"])
         self.paths = self._files.paths
-        self._fh = open(self._files._tmp[0], "w", encoding="utf-8")
+        self._fh = open(self._files.tmp[0], "w", encoding="utf-8")
 
     def write(self, instances: Instances) -> None:
         from aptrack.core.boxes import xyxy_to_xywh  # here: the CLI imports this module for its names
@@ -170,8 +170,40 @@ def check_exports(exports: tuple[str, ...], has_pose: bool) -> None:
                                   f"(make setup does) [{exc}]") from exc
 
 
-def _pose_info(info: dict, fmt: str) -> tuple[list[str], list]:
-    return list(info.get("keypoint_names") or []), [tuple(p) for p in info.get("skeleton") or []]
+class _PoseWriter:
+    """What the writers of keypoint formats share: the layout from the run's ``info``
+    (``keypoint_names``, ``skeleton``), every frame's poses kept in a :class:`_PoseTable`,
+    and temporary files renamed on :meth:`commit`. A subclass names its ``FORMAT``, its
+    default file names and how it saves the table's arrays (:meth:`_save`)."""
+
+    FORMAT = ""
+
+    def __init__(self, out_dir: Path, stem: str, info: dict, names: list[str] | None = None):
+        check_exports((self.FORMAT,), bool(info.get("keypoint_names")))
+        self.info, self.stem = info, stem
+        self.keypoint_names = list(info.get("keypoint_names") or [])
+        self.edges = [tuple(p) for p in info.get("skeleton") or []]
+        self._table = _PoseTable(len(self.keypoint_names))
+        self._files = _Atomic(out_dir, names or self.default_names(stem))
+        self.paths = self._files.paths
+
+    @staticmethod
+    def default_names(stem: str) -> list[str]:
+        raise NotImplementedError
+
+    def write(self, instances: Instances) -> None:
+        self._table.add(instances)
+
+    def commit(self) -> None:
+        self._save(*self._table.arrays())
+        self._files.rename()
+
+    def _save(self, frames, pos, ids, rows) -> None:
+        """Write :meth:`_PoseTable.arrays` into ``self._files.tmp``."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._files.discard()
 
 
 def dlc_dataframe(frames, pos, ids, rows, keypoint_names: list[str], scorer: str):
@@ -192,56 +224,40 @@ def dlc_dataframe(frames, pos, ids, rows, keypoint_names: list[str], scorer: str
     return pd.DataFrame(data.reshape(len(frames), -1), index=pd.Index(frames), columns=columns)
 
 
-class DlcWriter:
+class DlcWriter(_PoseWriter):
     """``<stem>_dlc.h5`` and ``<stem>_dlc.csv``, DeepLabCut's multi-animal predictions."""
 
-    def __init__(self, out_dir: Path, stem: str, info: dict, names: list[str] | None = None):
-        check_exports(("dlc",), bool(info.get("keypoint_names")))
-        self.keypoint_names, _ = _pose_info(info, "dlc")
-        model = (info.get("models") or {}).get("pose") or {}
-        self.scorer = f"aptrack_{model.get('model', 'pose')}"
-        self._table = _PoseTable(len(self.keypoint_names))
-        self._files = _Atomic(out_dir, names or [f"{stem}_dlc.h5", f"{stem}_dlc.csv"])
-        self.paths = self._files.paths
+    FORMAT = "dlc"
 
-    def write(self, instances: Instances) -> None:
-        self._table.add(instances)
+    @staticmethod
+    def default_names(stem: str) -> list[str]:
+        return [f"{stem}_dlc.h5", f"{stem}_dlc.csv"]
 
-    def commit(self) -> None:
-        df = dlc_dataframe(*self._table.arrays(), self.keypoint_names, self.scorer)
-        h5, csv = self._files._tmp
+    def _save(self, frames, pos, ids, rows) -> None:
+        model = (self.info.get("models") or {}).get("pose") or {}
+        df = dlc_dataframe(frames, pos, ids, rows, self.keypoint_names, f"aptrack_{model.get('model', 'pose')}")
+        h5, csv = self._files.tmp
         df.to_hdf(h5, key="df_with_missing", format="table", mode="w")
         df.to_csv(csv)
-        self._files.rename()
-
-    def close(self) -> None:
-        self._files.discard()
 
 
-class SlpWriter:
+class SlpWriter(_PoseWriter):
     """``<stem>.slp``, a SLEAP labels file of predicted instances (sleap-io)."""
 
-    def __init__(self, out_dir: Path, stem: str, info: dict, names: list[str] | None = None):
-        check_exports(("slp",), bool(info.get("keypoint_names")))
-        self.keypoint_names, self.edges = _pose_info(info, "slp")
-        self.video = info.get("video", "")
-        self.shape = (info.get("height"), info.get("width"))
-        self._table = _PoseTable(len(self.keypoint_names))
-        self._files = _Atomic(out_dir, names or [f"{stem}.slp"])
-        self.paths = self._files.paths
+    FORMAT = "slp"
 
-    def write(self, instances: Instances) -> None:
-        self._table.add(instances)
+    @staticmethod
+    def default_names(stem: str) -> list[str]:
+        return [f"{stem}.slp"]
 
-    def commit(self) -> None:
+    def _save(self, frames, pos, ids, rows) -> None:
         import sleap_io as sio
 
-        frames, pos, ids, rows = self._table.arrays()
         k = len(self.keypoint_names)
         names = self.keypoint_names
         skeleton = sio.Skeleton(nodes=list(names), edges=[(names[a], names[b]) for a, b in self.edges],
                                 name="aptrack")
-        video = sio.Video(filename=str(self.video), open_backend=False)
+        video = sio.Video(filename=str(self.info.get("video", "")), open_backend=False)
         tracks = {int(t): sio.Track(name=f"track_{int(t)}") for t in np.unique(ids)}
         starts = np.searchsorted(pos, np.arange(len(frames)))
         ends = np.searchsorted(pos, np.arange(len(frames)), side="right")
@@ -257,29 +273,19 @@ class SlpWriter:
         labels = sio.Labels(labeled_frames=labeled, videos=[video], skeletons=[skeleton],
                             tracks=list(tracks.values()))
         labels.provenance["software"] = "aptrack"
-        sio.save_slp(labels, str(self._files._tmp[0]), verbose=False)
-        self._files.rename()
-
-    def close(self) -> None:
-        self._files.discard()
+        sio.save_slp(labels, str(self._files.tmp[0]), verbose=False)
 
 
-class NwbWriter:
+class NwbWriter(_PoseWriter):
     """``<stem>.nwb``: poses as ndx-pose's PoseEstimation per track, in a ``behavior`` module."""
 
-    def __init__(self, out_dir: Path, stem: str, info: dict, names: list[str] | None = None):
-        check_exports(("nwb",), bool(info.get("keypoint_names")))
-        self.keypoint_names, self.edges = _pose_info(info, "nwb")
-        self.info = info
-        self.stem = stem
-        self._table = _PoseTable(len(self.keypoint_names))
-        self._files = _Atomic(out_dir, names or [f"{stem}.nwb"])
-        self.paths = self._files.paths
+    FORMAT = "nwb"
 
-    def write(self, instances: Instances) -> None:
-        self._table.add(instances)
+    @staticmethod
+    def default_names(stem: str) -> list[str]:
+        return [f"{stem}.nwb"]
 
-    def commit(self) -> None:
+    def _save(self, frames, pos, ids, rows) -> None:
         import datetime as dt
 
         from ndx_pose import PoseEstimation, PoseEstimationSeries, Skeleton, Skeletons
@@ -287,7 +293,6 @@ class NwbWriter:
         from pynwb.image import ImageSeries
 
         info = self.info
-        frames, pos, ids, rows = self._table.arrays()
         k = len(self.keypoint_names)
         fps = float(info.get("fps") or 30.0)
         created = dt.datetime.fromisoformat(info["created"]) if info.get("created") else dt.datetime.now(dt.timezone.utc)
@@ -317,14 +322,11 @@ class NwbWriter:
                       for q, name in enumerate(self.keypoint_names)]
             behavior.add(PoseEstimation(
                 name=f"track_{int(track)}", pose_estimation_series=series,
-                description=f"track {int(track)} by aptrack", source_video=video, scorer=str(model), source_software="aptrack",
-                source_software_version=str(info.get("aptrack_version", "")), skeleton=skeleton))
-        with NWBHDF5IO(str(self._files._tmp[0]), mode="w") as io:
+                description=f"track {int(track)} by aptrack", source_video=video, scorer=str(model),
+                source_software="aptrack", source_software_version=str(info.get("aptrack_version", "")),
+                skeleton=skeleton))
+        with NWBHDF5IO(str(self._files.tmp[0]), mode="w") as io:
             io.write(nwb)
-        self._files.rename()
-
-    def close(self) -> None:
-        self._files.discard()
 
 
 WRITERS = {"mot": MotWriter, "dlc": DlcWriter, "slp": SlpWriter, "nwb": NwbWriter}

@@ -387,28 +387,32 @@ class PoseTracker:
         for t in tracks.tolist():
             self._source[t] = dets
 
+    def _match_looks(self, sim: np.ndarray, lost: np.ndarray, cols: np.ndarray, confirmed: np.ndarray):
+        """Lost tracks against columns ``cols`` of ``sim`` ((T, M) cosine similarities with the
+        tracks as rows, -1 where a side has no embedding) by look alone: a pair needs
+        ``reid_min_similarity`` and to beat the column's similarity with every other ``confirmed``
+        track by ``reid_margin``. Returns the (tracks, columns) of the pairs kept."""
+        cfg = self.config
+        t, c, _, _ = _match(np.clip(sim, 0.0, 1.0), lost, cols, 1.0 - cfg.reid_min_similarity)
+        if len(t):
+            others = np.where(confirmed[:, None] == t[None, :], -1.0, sim[confirmed][:, c])  # (C, P)
+            keep = sim[t, c] - others.max(axis=0, initial=-1.0) >= cfg.reid_margin
+            t, c = t[keep], c[keep]
+        return t, c
+
     def _reidentify(self, app: np.ndarray, valid: np.ndarray, lost: np.ndarray, rows: np.ndarray,
                     confirmed: np.ndarray):
-        """Lost tracks against detection ``rows`` by appearance alone; a pair needs
-        ``reid_min_similarity`` and to beat the detection's similarity with every other confirmed
-        track by ``reid_margin``. Returns (tracks, rows, unmatched rows)."""
-        cfg = self.config
+        """Lost tracks against detection ``rows`` by appearance alone (:meth:`_match_looks`).
+        Returns (tracks, rows, unmatched rows)."""
         if not len(lost) or not len(rows):
             return _EMPTY, _EMPTY, rows
-        sim = np.where(valid, app, -1.0)
-        t, r, _, _ = _match(np.clip(sim, 0.0, 1.0), lost, rows, 1.0 - cfg.reid_min_similarity)
-        if len(t):
-            others = sim[confirmed][:, r]  # (C, P)
-            others = np.where(confirmed[:, None] == t[None, :], -1.0, others)
-            best_other = others.max(axis=0) if len(confirmed) > 1 else np.full(len(t), -1.0)
-            keep = sim[t, r] - best_other >= cfg.reid_margin
-            t, r = t[keep], r[keep]
+        t, r = self._match_looks(np.where(valid, app, -1.0), lost, rows, confirmed)
         return t, r, np.setdiff1d(rows, r, assume_unique=True)
 
     def _inherit_lost_ids(self, tracks: np.ndarray) -> None:
         """Tentative ``tracks`` about to get a new id that look like a lost track take its id
-        instead (the lost track is dropped), by :meth:`_reidentify`'s rules: an animal that came
-        back from cover slowly, partly hidden at first, is known once its look is clear."""
+        instead (the lost track is dropped), by :meth:`_match_looks`: an animal that came back
+        from cover slowly, partly hidden at first, is known once its look is clear."""
         if not len(tracks):
             return
         state = self._int[:, _STATE]
@@ -416,21 +420,12 @@ class PoseTracker:
         if not len(lost):
             return
         confirmed = np.nonzero((state == _TRACKED) | (state == _LOST))[0]
+        has = _has_embedding(self._emb)
         emb = self._emb.astype(np.float64)
-        has = np.any(self._emb != 0, axis=1)
-        sim = emb[confirmed] @ emb[tracks].T  # (C, n): confirmed tracks against the new ones
-        sim = np.where(has[confirmed][:, None] & has[tracks][None, :], sim, -1.0)
-        rows = np.arange(len(confirmed))
-        is_lost = state[confirmed] == _LOST
-        pairs, _, _ = assign_subsets(np.clip(sim, 0.0, 1.0), rows[is_lost], np.arange(len(tracks)),
-                                     1.0 - self.config.reid_min_similarity)
-        for c, j in pairs.tolist():
-            others = np.delete(sim[:, j], c)
-            if len(others) and sim[c, j] - others.max() < self.config.reid_margin:
-                continue
-            old = confirmed[c]
-            self._int[tracks[j], _ID] = self._int[old, _ID]
-            self._int[old, _STATE] = _REMOVED
+        sim = np.where(has[:, None] & has[tracks][None, :], emb @ emb[tracks].T, -1.0)  # every track vs the new
+        old, new = self._match_looks(sim, lost, np.arange(len(tracks)), confirmed)
+        self._int[tracks[new], _ID] = self._int[old, _ID]
+        self._int[old, _STATE] = _REMOVED
 
     def _restart_motion(self, tracks: np.ndarray, before_xyxy: np.ndarray, gap: np.ndarray) -> None:
         """Motion of ``tracks`` found again after ``gap`` frames unseen (their last boxes before),
