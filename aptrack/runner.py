@@ -32,13 +32,17 @@ from aptrack.track.smooth import KeypointSmoother
 
 
 class FrameStep(NamedTuple):
-    """One frame through the pipeline: its index, the image, the tracked animals and the
-    detections (with poses) the tracker was given (None on frames without the detector)."""
+    """One frame through the pipeline: its index, the image, the tracked animals, the
+    detections (with poses) the tracker was given (None on frames without the detector)
+    and, when known animals are carried (``known``), all of them, hidden ones included,
+    scored by how well each is seen (:attr:`aptrack.track.propagate.IdentityPropagator.carried`;
+    None otherwise)."""
 
     index: int
     frame: np.ndarray
     tracked: Instances
     detections: Instances | None
+    carried: Instances | None = None
 
 
 def iter_steps(pipeline: Pipeline, frames: Iterable[tuple[int, np.ndarray]],
@@ -59,10 +63,11 @@ def iter_steps(pipeline: Pipeline, frames: Iterable[tuple[int, np.ndarray]],
                 known = None
             else:
                 tracked = pipeline(frame, index, None if boxes is None else boxes(index))
-            yield (index, frame, pipeline.last_detections), tracked
+            carried = pipeline.propagator.carried if pipeline.propagator is not None else None
+            yield (index, frame, pipeline.last_detections, carried), tracked
 
-    for (index, frame, detections), tracked in fill_gaps(steps(), pipeline.interpolation.max_gap):
-        yield FrameStep(index, frame, tracked, detections)
+    for (index, frame, detections, carried), tracked in fill_gaps(steps(), pipeline.interpolation.max_gap):
+        yield FrameStep(index, frame, tracked, detections, carried)
 
 
 def iter_frames(pipeline: Pipeline, frames: Iterable[tuple[int, np.ndarray]],

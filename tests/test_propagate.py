@@ -262,3 +262,59 @@ def test_an_animal_takes_a_detection_through_whichever_of_its_guessed_boxes_over
     det = np.array([[2, 0, 42, 40]], float)
     assert match_known(sot_guess, det, 0.4).tolist() == [-1]
     assert match_known([motion_guess, sot_guess], det, 0.4).tolist() == [0]
+
+
+def textured(frame, box, seed):
+    """``frame`` (a copy) with a random texture of its own ``seed`` painted into ``box``."""
+    out = frame.copy()
+    x1, y1, x2, y2 = box
+    out[y1:y2, x1:x2] = np.random.default_rng(seed).integers(0, 255, (y2 - y1, x2 - x1, 3), dtype=np.uint8)
+    return out
+
+
+def test_an_animal_whose_sot_followed_another_takes_back_a_leftover_detection_that_looks_like_it():
+    from aptrack.track.appearance import AppearanceEmbedder
+
+    a_box, b_box, b_moved = [10, 10, 50, 50], [100, 10, 140, 50], [150, 10, 190, 50]
+    first = textured(textured(FRAME, a_box, 1), b_box, 2)
+    later = textured(textured(FRAME, a_box, 1), b_moved, 2)
+    # both SOTs sit on animal A in frame 1: B's followed it while B jumped away
+    scripts = [[(a_box, 0.9)], [(a_box, 0.9)]]
+    animals = Instances([a_box, b_box], [1, 1], track_ids=[1, 2])
+    dets = Instances([a_box, b_moved], [0.9, 0.9])
+    boxes_of_b = {}
+    for embedder in (None, AppearanceEmbedder()):
+        prop, _ = propagator_with(scripts)
+        prop.embedder = embedder
+        prop.start(first, animals, box_pose)
+        prop.step(later, 1, box_pose, dets)
+        carried = prop.carried
+        boxes_of_b[embedder is not None] = carried.boxes_xyxy[carried.track_ids == 2][0].astype(float)
+    iou = lambda box: box_iou_xyxy(box[None], np.array([b_moved], float))[0, 0]  # noqa: E731
+    assert iou(boxes_of_b[True]) > 0.8   # re-acquired by look
+    assert iou(boxes_of_b[False]) < 0.2  # without looks it stays lost
+
+
+def test_a_leftover_detection_that_looks_like_no_known_animal_is_not_taken():
+    from aptrack.track.appearance import AppearanceEmbedder
+
+    a_box, b_box, stranger = [10, 10, 50, 50], [100, 10, 140, 50], [150, 10, 190, 50]
+    first = textured(textured(FRAME, a_box, 1), b_box, 2)
+    later = textured(textured(FRAME, a_box, 1), stranger, 3)  # B hidden, another animal elsewhere
+    prop, _ = propagator_with([[(a_box, 0.9)], [(b_box, 0.05)]])
+    prop.embedder = AppearanceEmbedder()
+    prop.start(first, Instances([a_box, b_box], [1, 1], track_ids=[1, 2]), box_pose)
+    out = prop.step(later, 1, box_pose, Instances([a_box, stranger], [0.9, 0.9]))
+    assert out.track_ids.tolist() == [1]  # B is not reported on the stranger
+    b = prop.carried.boxes_xyxy[prop.carried.track_ids == 2][0].astype(float)
+    assert box_iou_xyxy(b[None], np.array([stranger], float))[0, 0] < 0.2
+
+
+def test_hidden_animals_stay_carried_with_the_low_score_that_kept_them_unreported():
+    script = [([10, 10, 50, 50], 0.9), ([10, 10, 50, 50], 0.05)]
+    prop, _ = propagator_with([script])
+    prop.start(FRAME, Instances([[10, 10, 50, 50]], [1], track_ids=[5]), box_pose)
+    assert prop.step(FRAME, 1, box_pose, Instances.empty()).track_ids.tolist() == [5]
+    assert prop.step(FRAME, 2, box_pose, Instances.empty()).track_ids.tolist() == []
+    assert prop.carried.track_ids.tolist() == [5]
+    assert prop.carried.scores[0] < PropagationConfig().visible_min_score

@@ -29,7 +29,7 @@ from aptrack.eval.keypoints import PredictionLog, evaluate_predictions, keypoint
 from aptrack.eval.tracking import ClipTrackingEval, summarize
 from aptrack.io.images import load_image
 from aptrack.pipeline import Pipeline, StageTimer
-from aptrack.runner import iter_frames, iter_steps
+from aptrack.runner import iter_steps
 
 log = logging.getLogger(__name__)
 
@@ -48,17 +48,21 @@ def run_clip(pipeline: Pipeline, clip_data: ClipDataset, clip: Clip, source: str
 
     The two are the same except with ``gt`` boxes, where every ground-truth
     box's pose is scored (the single-frame upper bound) while the tracker may
-    still hold back a new animal's id for ``min_hits`` frames.
+    still hold back a new animal's id for ``min_hits`` frames, and with
+    ``gt-first-frame``, where every carried animal's pose is scored, ranked by
+    how well it is seen (as APTv2's tracking track predicts one per tracked
+    animal and frame), while only those seen at least
+    ``propagation.visible_min_score`` are tracked.
     The tracker is reset first. With detector boxes, each frame's detections
     (with poses) are also appended to ``detections`` when a list is given.
-    Every source runs through :func:`aptrack.runner.iter_frames`, the frame
+    Every source runs through :func:`aptrack.runner.iter_steps`, the frame
     loop of ``aptrack run``; ``gt-first-frame`` as ``aptrack run --init-boxes``.
     """
     pipeline.reset()
     frames = ((t, load_image(path)) for t, path in enumerate(clip.files))
     if source == "gt-first-frame":
         first = _gt_instances(clip_data, clip.rows[0], 0).with_(track_ids=clip_data.track_ids[clip.rows[0]])
-        return [(tracked, tracked) for _, _, tracked in iter_frames(pipeline, frames, known=first)]
+        return [(step.carried, step.tracked) for step in iter_steps(pipeline, frames, known=first)]
     given = None
     if source == "gt":
         def given(t: int) -> Instances:

@@ -147,7 +147,12 @@ class PropagationConfig:
     is reported in a frame when the noisy-or of its SOT score and its matched
     detection's score (``1 - (1 - sot) (1 - det)``, its output score) is at
     least this; keypoint scores do not say it, as a top-down model finds a
-    pose on whatever animal covers the hidden one.
+    pose on whatever animal covers the hidden one. ``reacquire_min_similarity``,
+    ``reacquire_margin`` and ``reacquire_max_distance`` (box diagonals from the
+    predicted centre): step 3b, an animal without a detection takes a leftover
+    one that looks like its first-frame self (cosine of appearance embeddings,
+    with the pipeline's ``appearance`` section on) by at least the similarity,
+    better than any other animal by the margin, within the distance.
     """
 
     sot_weights: str | None = "vittrack"
@@ -163,15 +168,19 @@ class PropagationConfig:
     pose_box_growth: float = 1.2
     pose_box_growth_range: tuple[float, float] = (1.0, 2.0)
     reinit_iou: float = 0.3
-    visible_min_score: float = 0.3
+    visible_min_score: float = 0.45
+    reacquire_min_similarity: float = 0.7
+    reacquire_margin: float = 0.2
+    reacquire_max_distance: float = 2.0
 
     def __post_init__(self) -> None:
         for name in ("sot_min_score", "detection_min_iou", "keypoint_score_threshold", "reinit_iou",
-                     "visible_min_score"):
+                     "visible_min_score", "reacquire_min_similarity"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"propagation.{name} must be in [0, 1], got {value}")
-        for name in ("motion_weight", "sot_weight", "detection_weight", "pose_weight"):
+        for name in ("motion_weight", "sot_weight", "detection_weight", "pose_weight", "reacquire_margin",
+                     "reacquire_max_distance"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"propagation.{name} must be >= 0, got {getattr(self, name)}")
         lo, hi = self.pose_box_growth_range

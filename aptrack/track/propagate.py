@@ -10,8 +10,15 @@ identity is created or lost for good. Every frame runs these steps:
    motion alone would drift;
 3. with detections (optional), match them to the animals by IoU, each
    animal by the better of its step 1 and step 2 boxes (so a drifting SOT
-   does not take its animal's detection away); detections left over are
-   ignored: no new tracks;
+   does not take its animal's detection away);
+   3b. with an appearance embedder, re-acquire by look: an animal left
+   without a detection takes a leftover detection that looks like its
+   first-frame self (cosine of their embeddings at least
+   ``reacquire_min_similarity``, better than any other animal's by
+   ``reacquire_margin``) and lies within ``reacquire_max_distance`` box
+   diagonals of its predicted centre; such an animal's box and motion restart
+   from that detection (its SOT had followed something else). Detections
+   left over after this are ignored: no new tracks;
 4. fuse the boxes of steps 1-3 into one prior box per animal, each source
    weighted by its setting and its confidence;
 5. estimate the pose in the prior boxes (one batch for the frame);
@@ -26,7 +33,8 @@ identity is created or lost for good. Every frame runs these steps:
    their scores, which becomes the output score); keypoint scores do not
    tell a hidden animal, as a top-down model finds a pose on whatever covers
    it. Hidden animals keep being predicted (with the motion and the SOT)
-   and come back under their own id.
+   and come back under their own id. All carried animals, hidden ones
+   included, stay available with their scores as :attr:`IdentityPropagator.carried`.
 """
 
 from __future__ import annotations
@@ -103,13 +111,17 @@ class IdentityPropagator:
         motion, the detections and the pose only.
     config : PropagationConfig
     motion : KalmanBoxMotion, optional
+    embedder : callable (frame, Instances) -> Instances, optional
+        Adds ``embeddings`` (unit rows) to boxes, e.g.
+        :class:`aptrack.track.appearance.AppearanceEmbedder`: step 3b's looks.
     """
 
     def __init__(self, sot_factory=None, config: PropagationConfig = PropagationConfig(),
-                 motion: KalmanBoxMotion | None = None):
+                 motion: KalmanBoxMotion | None = None, embedder=None):
         self.sot_factory = sot_factory
         self.config = config
         self.motion = motion or KalmanBoxMotion()
+        self.embedder = embedder if embedder is None or getattr(embedder, "enabled", True) else None
         self.reset()
 
     def reset(self) -> None:
@@ -118,11 +130,22 @@ class IdentityPropagator:
         self._states: list[tuple[np.ndarray, np.ndarray]] = []
         self._sots: list = []
         self._growth = np.zeros((0, 2))
+        self._looks: np.ndarray | None = None
         self._last: Instances | None = None
 
     @property
     def started(self) -> bool:
         return self._last is not None
+
+    @property
+    def carried(self) -> Instances | None:
+        """Every animal of the last frame, hidden ones too, scored by how well it is seen (step 8).
+
+        :meth:`step` returns only those seen at least ``visible_min_score``;
+        this is the ranked list that keypoint AP scores (APTv2's tracking
+        track predicts a pose for every carried animal in every frame).
+        """
+        return self._last
 
     def start(self, frame: np.ndarray, animals: Instances, pose: PoseFn | None = None) -> Instances:
         """Take the animals of ``frame`` (boxes with track ids) as the identities to carry.
@@ -159,8 +182,40 @@ class IdentityPropagator:
                 if kb is not None:
                     growth[i] = np.clip((b[2:] - b[:2]) / np.maximum(kb[2:] - kb[:2], 1.0), lo, hi)
         self._growth = growth
+        self._looks = None
+        if self.embedder is not None and len(animals):
+            self._looks = self.embedder(frame, animals).embeddings
         self._last = animals
         return animals
+
+    def _reacquire(self, frame: np.ndarray, predicted: np.ndarray, detections: Instances,
+                   det_rows: np.ndarray) -> np.ndarray:
+        """Step 3b: give animals without a detection (``det_rows`` -1, filled in place) a leftover
+        detection by look; returns which animals (N,) bool were re-acquired."""
+        cfg = self.config
+        refound = np.zeros(len(det_rows), bool)
+        lone = np.flatnonzero(det_rows < 0)
+        free = np.setdiff1d(np.arange(len(detections)), det_rows[det_rows >= 0])
+        if self._looks is None or not len(lone) or not len(free):
+            return refound
+        emb = detections.embeddings
+        if emb is None or emb.shape[1] != self._looks.shape[1]:
+            emb = self.embedder(frame, detections.take(free)).embeddings
+        else:
+            emb = emb[free]
+        sim = self._looks.astype(np.float64) @ emb.astype(np.float64).T  # (N, F): every animal's look
+        centres = 0.5 * (predicted[:, :2] + predicted[:, 2:])
+        diag = np.hypot(*(predicted[:, 2:] - predicted[:, :2]).T)
+        det_xyxy = detections.boxes_xyxy[free].astype(np.float64)
+        far = np.hypot(*(0.5 * (det_xyxy[:, :2] + det_xyxy[:, 2:])[None] - centres[:, None]).transpose(2, 0, 1))
+        cost = np.where(far[lone] <= cfg.reacquire_max_distance * diag[lone, None], 1.0 - sim[lone], 2.0)
+        matches, _, _ = linear_assignment(cost, 1.0 - cfg.reacquire_min_similarity)
+        for a, f in matches:
+            i = lone[a]
+            others = np.delete(sim[:, f], i)
+            if sim[i, f] - others.max(initial=-1.0) >= cfg.reacquire_margin:
+                det_rows[i], refound[i] = free[f], True
+        return refound
 
     def step(self, frame: np.ndarray, frame_index: int, pose: PoseFn | None = None,
              detections: Instances | None = None, timer=None) -> Instances:
@@ -205,10 +260,17 @@ class IdentityPropagator:
             if detections is not None and len(detections):
                 guesses = [predicted, np.where(use_sot[:, None], sot_boxes, predicted)]
                 det_rows = match_known(guesses, detections.boxes_xyxy.astype(np.float64), cfg.detection_min_iou)
+                refound = self._reacquire(frame, predicted, detections, det_rows)
+            else:
+                refound = np.zeros(n, bool)
 
-            # 4. one prior box per animal
+            # 4. one prior box per animal (a re-acquired one's is its detection)
             prior = np.empty((n, 4))
             for i in range(n):
+                if refound[i]:
+                    prior[i] = detections.boxes_xyxy[det_rows[i]]
+                    self._states[i] = self.motion.initiate(xyxy_to_xyah(prior[i][None])[0])
+                    continue
                 boxes, weights = [predicted[i]], [cfg.motion_weight]
                 if use_sot[i]:
                     boxes.append(sot_boxes[i])
