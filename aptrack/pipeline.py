@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from aptrack.core import resources
-from aptrack.core.config import build_config, read_yaml
-from aptrack.core.errors import AptrackError, WeightsError
+from aptrack.core.config import build_config, merged, read_yaml
+from aptrack.core.errors import AptrackError, ConfigError, WeightsError
 from aptrack.core.instances import Instances
 from aptrack.core.layout import KeypointLayout
 from aptrack.detect.config import DetectorConfig
@@ -33,9 +33,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PipelineConfig:
-    """A pipeline preset: every setting of every stage (see each section's docstring)."""
+    """A pipeline preset: every setting of every stage (see each section's docstring).
+
+    ``base``: the preset this one's file was laid over (:func:`load_pipeline`).
+    """
 
     name: str = "default"
+    base: str | None = None
     layout: str = "ap10k"
     detector: DetectorConfig = field(default_factory=DetectorConfig)
     pose: PoseConfig = field(default_factory=PoseConfig)
@@ -51,10 +55,46 @@ def available_pipelines() -> list[str]:
     return resources.names("pipelines")
 
 
+BASE_PRESET = "default"
+"""The preset a pipeline file without a ``base`` key is laid over."""
+
+
 def load_pipeline(name_or_path: str | Path = "default") -> PipelineConfig:
-    """Load a pipeline preset by name (``pipelines/NAME.yaml``) or by file path."""
+    """Load a pipeline preset by name (``pipelines/NAME.yaml``) or by file path.
+
+    A file is laid over the preset its ``base`` key names (default
+    :data:`BASE_PRESET`), section by section and key by key, so a file that
+    changes one threshold changes nothing else. The preset's own file may
+    have a ``base`` too; a loop of bases is an error.
+    """
     path = resources.find("pipelines", name_or_path)
-    return build_config(PipelineConfig, read_yaml(path), str(path))
+    data, base = _pipeline_data(path, ())
+    if base is not None:
+        log.info("pipeline %s is laid over preset %s", path, base)
+    return build_config(PipelineConfig, data, str(path))
+
+
+def _pipeline_data(path: Path, seen: tuple[Path, ...]) -> tuple[dict, str | None]:
+    """The merged mapping of the pipeline file ``path`` and the name of the preset under it."""
+    data = read_yaml(path)
+    data = {} if data is None else data
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping, got {type(data).__name__}")
+    default_path = resources.find("pipelines", BASE_PRESET)
+    base = data.get("base")
+    if base is None and path.resolve() == default_path.resolve():
+        return data, None
+    base = BASE_PRESET if base is None else base
+    if not isinstance(base, str):
+        raise ConfigError(f"{path}: base must be a preset name or a file, got {base!r}")
+    base_path = resources.find("pipelines", base)
+    if base_path.suffix and not base_path.is_absolute():
+        base_path = path.parent / base_path  # a file named beside this one
+    if base_path.resolve() in [p.resolve() for p in (*seen, path)]:
+        raise ConfigError(f"{path}: base '{base}' loops back to a file already read")
+    under, _ = _pipeline_data(base_path, (*seen, path))
+    under = {k: v for k, v in under.items() if k != "name"}
+    return {"name": path.stem, **merged(under, data), "base": base}, base
 
 
 def resolve_device(device: str) -> str:
@@ -223,8 +263,13 @@ def build_detector(config: DetectorConfig, device: str = "cpu"):
 def build_pose(config: PoseConfig, device: str = "cpu"):
     """The top-down pose estimator a :class:`PoseConfig` names (weights must be set).
 
+    With ``config.backend`` ``onnxruntime`` (or ``auto`` on the CPU) the
+    network is exported to ONNX once (cached under the weights cache, by the
+    checkpoint's sha256) and run by ONNX Runtime; an ``.onnx`` file
+    (``aptrack export``) always is.
+
     Returns (estimator, info) where info holds the model name, file, sha256,
-    source, layout and input size.
+    source, layout, input size and backend.
     """
     from aptrack.core import hub
     from aptrack.models import get_preset, list_presets, load_checkpoint, preset_for_weights
@@ -235,15 +280,31 @@ def build_pose(config: PoseConfig, device: str = "cpu"):
         raise WeightsError(f"model {config.weights} has no published weights: run a checkpoint of yours "
                            f"with --pose FILE --pose-config {config.weights}")
     pose_weights = hub.resolve(config.weights)
-    named = (config.model or (config.weights if config.weights in list_presets() else None)
-             or preset_for_weights(pose_weights.sha256))
-    if named and not config.model and config.weights not in list_presets():
-        log.info("pose weights %s are the published weights of %s", pose_weights.path, named)
-    model, preset, _ = load_checkpoint(pose_weights.path, device, name=pose_weights.name,
-                                       preset=get_preset(named) if named else None)
-    estimator = TopDownPoseEstimator(model, preset, config, device)
+    backend = config.backend if config.backend != "auto" else "onnxruntime" if device == "cpu" else "torch"
+    if pose_weights.path.suffix.lower() == ".onnx":
+        from aptrack.models.onnxrt import OnnxPoseNetwork
+
+        model = OnnxPoseNetwork(pose_weights.path, device)
+        preset, backend = model.preset, "onnxruntime"
+    else:
+        named = (config.model or (config.weights if config.weights in list_presets() else None)
+                 or preset_for_weights(pose_weights.sha256))
+        if named and not config.model and config.weights not in list_presets():
+            log.info("pose weights %s are the published weights of %s", pose_weights.path, named)
+        model, preset, _ = load_checkpoint(pose_weights.path, "cpu" if backend == "onnxruntime" else device,
+                                           name=pose_weights.name, preset=get_preset(named) if named else None)
+        if backend == "onnxruntime":
+            from aptrack.models.onnxrt import OnnxPoseNetwork, cached_export, fits_onnx
+
+            if config.backend == "auto" and not fits_onnx(model):
+                log.info("%s is too large for one ONNX file: running it in torch", preset.name)
+                backend = "torch"
+        if backend == "onnxruntime":
+            onnx_file = cached_export(model, preset, pose_weights.sha256, hub.cache_dir() / "onnx")
+            model = OnnxPoseNetwork(onnx_file, device)
+    estimator = TopDownPoseEstimator(model, preset, config, "cpu" if backend == "onnxruntime" else device)
     return estimator, {**pose_weights.describe(), "model": preset.name, "layout": preset.layout.name,
-                       "input_size": list(preset.input_size)}
+                       "input_size": list(preset.input_size), "backend": backend}
 
 
 def build_pipeline(config: PipelineConfig, device: str = "cpu", det_every: int = 1):

@@ -150,6 +150,7 @@ class VideoRun:
             "video": str(self.video.resolve()), "images": len(self.source.images) or None,
             "width": r.width, "height": r.height, "fps": r.fps,
             "start": r.start, "end": r.end, "aptrack_version": __version__, "pipeline": self.config.name,
+            "pipeline_base": self.config.base,
             "det_every": pipeline.det_every, "models": models,
             "init_boxes": None if init_boxes is None else len(init_boxes),
             "keypoint_names": list(layout.keypoints) if layout else [],

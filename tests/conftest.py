@@ -4,9 +4,18 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, settings
 
 os.environ.setdefault("YOLO_OFFLINE", "1")
 os.environ.setdefault("YOLO_AUTOINSTALL", "False")
+
+# Property tests (tests/test_properties.py, tests/test_fuzz_loaders.py): a short, seeded run in
+# make test; benchmarks/properties.sh runs the long one.
+settings.register_profile("ci", max_examples=40, deadline=None, derandomize=True,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile("long", max_examples=2000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 PROJECT = Path(__file__).resolve().parent.parent
 SHARED_ASSETS = Path(os.environ.get("APTRACK_MIRROR") or PROJECT.parent / "shared" / "assets")

@@ -254,6 +254,43 @@ def test_track_with_a_broken_file_is_a_clear_error(tmp_path, capsys):
     assert not (tmp_path / "o.json").exists()
 
 
+def _records(*boxes, **extra):
+    return [{"image_id": t, "bbox": list(b), "score": 0.9, **extra} for t, b in enumerate(boxes)]
+
+
+@pytest.mark.parametrize("bad, needle", [
+    ({"bbox": [float("nan"), 1, -5, 2]}, "bbox [nan, 1.0, -5.0, 2.0] is not finite"),
+    ({"bbox": [10, 10, -5, 2]}, "has a width or height <= 0"),
+    ({"bbox": [1e9, 0, 5, 5]}, "lies outside"),
+    ({"bbox": [10, 10, 5]}, "is not 4 numbers"),
+    ({"bbox": ["a", 1, 2, 3]}, "is not 4 numbers"),
+    ({"score": 1.5}, "score 1.5 is not in [0, 1]"),
+    ({"score": -0.1}, "is not in [0, 1]"),
+    ({"keypoints": [1.0, 2.0]}, "not x, y, v triples"),
+    ({"keypoints": [1.0, float("inf"), 0.5]}, "keypoints are not finite"),
+    ({"keypoints": [1.0, 2.0, 7.0]}, "keypoint scores are not in [0, 2]"),
+])
+def test_track_refuses_an_invalid_record_naming_it_and_drop_invalid_leaves_it_out(bad, needle, tmp_path, capsys):
+    import re
+
+    records = _records(*([10 + t, 10, 20, 20] for t in range(8)))
+    records[1] = {**records[1], **bad}
+    dets = tmp_path / "dets.json"
+    dets.write_text(json.dumps(records))  # NaN and Infinity as Python's json writes them
+    out = tmp_path / "o.json"
+    code = main(["track", "--detections", str(dets), "-o", str(out)])
+    err = capsys.readouterr().err
+    assert_one_line_error(code, err, "record 1 (image_id 1)")
+    assert re.search(re.escape(needle), err) and "--drop-invalid" in err
+    assert not out.exists()
+    assert main(["track", "--detections", str(dets), "-o", str(out), "--drop-invalid"]) == 0
+    assert "(1 invalid left out)" in capsys.readouterr().out
+    result = json.loads(out.read_text())
+    assert result["summary"]["records_dropped"] == 1 and result["summary"]["records_in"] == 8
+    frames = sorted(r["image_id"] for r in result["annotations"])
+    assert len(frames) >= 4 and 1 not in frames and len({r["track_id"] for r in result["annotations"]}) == 1
+
+
 def test_bench_empty_split_is_a_clear_error(synthetic, mirror, tmp_path, capsys):
     out, _ = synthetic
     data = json.loads((out / "test_annotations_easy.json").read_text())

@@ -1,9 +1,11 @@
+import dataclasses
+import re
+
 import pytest
 
 from aptrack.core.errors import ConfigError
 from aptrack.core.layout import load_layout
 from aptrack.pipeline import PipelineConfig, available_pipelines, load_pipeline
-from aptrack.track.config import TrackerConfig
 
 
 def test_default_preset_loads_into_frozen_dataclasses():
@@ -29,12 +31,54 @@ def test_unknown_keys_and_presets_are_errors(tmp_path):
         load_pipeline(broken)
 
 
-def test_partial_preset_keeps_defaults(tmp_path):
-    p = tmp_path / "p.yaml"
+def test_a_file_that_changes_one_threshold_keeps_every_other_setting_of_the_default_preset(tmp_path):
+    p = tmp_path / "mine.yaml"
     p.write_text("tracker:\n  track_buffer: 5\n")
-    cfg = load_pipeline(p)
-    assert cfg.tracker.track_buffer == 5
-    assert cfg.tracker.min_hits == TrackerConfig().min_hits
+    cfg, default = load_pipeline(p), load_pipeline("default")
+    assert cfg.tracker.track_buffer == 5 and default.tracker.track_buffer != 5
+    assert cfg.tracker == dataclasses.replace(default.tracker, track_buffer=5)
+    assert cfg.pose == default.pose and cfg.pose.weights is not None  # the pose model is kept
+    for section in ("detector", "appearance", "propagation", "smoothing", "draw"):
+        assert getattr(cfg, section) == getattr(default, section)
+    assert (cfg.name, cfg.base, default.base) == ("mine", "default", None)
+
+
+def test_a_file_is_laid_over_the_preset_its_base_names(tmp_path):
+    p = tmp_path / "mine.yaml"
+    p.write_text("name: mine\nbase: lab\npose: {flip_test: false}\n")
+    cfg, lab = load_pipeline(p), load_pipeline("lab")
+    assert cfg.pose == dataclasses.replace(lab.pose, flip_test=False)
+    assert cfg.tracker == lab.tracker and cfg.base == "lab"
+    (tmp_path / "over.yaml").write_text("base: mine.yaml\ntracker: {min_hits: 9}\n")  # a file beside it
+    over = load_pipeline(tmp_path / "over.yaml")
+    assert over.tracker.min_hits == 9 and over.pose.flip_test is False and over.base == "mine.yaml"
+
+
+def test_a_loop_of_bases_or_a_bad_base_is_one_config_error(tmp_path):
+    (tmp_path / "a.yaml").write_text("base: b.yaml\n")
+    (tmp_path / "b.yaml").write_text("base: a.yaml\n")
+    with pytest.raises(ConfigError, match="loops back"):
+        load_pipeline(tmp_path / "a.yaml")
+    (tmp_path / "c.yaml").write_text("base: [lab]\n")
+    with pytest.raises(ConfigError, match="base must be a preset name"):
+        load_pipeline(tmp_path / "c.yaml")
+    (tmp_path / "d.yaml").write_text("base: nosuch\n")
+    with pytest.raises(ConfigError, match="unknown pipeline preset 'nosuch'"):
+        load_pipeline(tmp_path / "d.yaml")
+
+
+def test_settings_out_of_range_name_the_key_and_value(tmp_path):
+    p = tmp_path / "bad.yaml"
+    for text, needle in (("pose: {backend: tpu}", "pose.backend must be one of auto, torch, onnxruntime"),
+                         ("pose: {min_box_score: 2}", "pose.min_box_score must be in [0, 1], got 2"),
+                         ("pose: {batch_size: 0}", "pose.batch_size must be >= 1"),
+                         ("detector: {score_threshold: -0.5}", "detector.score_threshold must be in [0, 1], got -0.5"),
+                         ("detector: {image_size: 500}", "detector.image_size must be a multiple of 32"),
+                         ("tracker: {high_score_threshold: -3}", "tracker.high_score_threshold"),
+                         ("draw: {line_thickness: 0}", "draw.line_thickness must be >= 1, got 0")):
+        p.write_text(text + "\n")
+        with pytest.raises(ConfigError, match=re.escape(needle)):
+            load_pipeline(p)
 
 
 def test_ap10k_layout_facts():
@@ -56,5 +100,5 @@ def test_every_pipeline_preset_loads_and_lab_differs_from_default_only_in_min_hi
         assert load_pipeline(name).name == name
     lab = load_pipeline("lab")
     assert (lab.tracker.min_hits, lab.tracker.min_hits_while_lost, lab.tracker.track_buffer) == (6, 6, 60)
-    same = dataclasses.replace(lab, name="default", tracker=dataclasses.replace(lab.tracker, min_hits=3))
-    assert same == default
+    same = dataclasses.replace(lab, name="default", base=None, tracker=dataclasses.replace(lab.tracker, min_hits=3))
+    assert same == default and lab.base == "default"

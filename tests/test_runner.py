@@ -76,12 +76,14 @@ def test_process_video_without_output_writes_nothing(tmp_path):
 def test_an_installed_package_reads_its_own_copy_of_the_resources(tmp_path, monkeypatch):
     packaged = tmp_path / "resources"
     (packaged / "pipelines").mkdir(parents=True)
+    (packaged / "pipelines" / "default.yaml").write_text("name: default\ntracker: {min_hits: 7}\n")
     (packaged / "pipelines" / "lab.yaml").write_text("name: lab\ntracker: {track_buffer: 90}\n")
     monkeypatch.setattr(resources, "PACKAGE_DATA", packaged)
-    assert resources.root() == packaged and resources.names("pipelines") == ["lab"]
-    assert load_pipeline("lab").tracker.track_buffer == 90
-    with pytest.raises(ConfigError, match="unknown pipeline preset 'default'; available: lab"):
-        load_pipeline("default")
+    assert resources.root() == packaged and resources.names("pipelines") == ["default", "lab"]
+    lab = load_pipeline("lab")
+    assert (lab.tracker.track_buffer, lab.tracker.min_hits, lab.base) == (90, 7, "default")
+    with pytest.raises(ConfigError, match="unknown pipeline preset 'nosuch'; available: default, lab"):
+        load_pipeline("nosuch")
     monkeypatch.setattr(resources, "CHECKOUT", tmp_path / "nowhere")
     monkeypatch.setattr(resources, "PACKAGE_DATA", tmp_path / "missing")
     with pytest.raises(ConfigError, match="data files are missing"):

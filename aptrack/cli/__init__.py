@@ -1,4 +1,4 @@
-"""Command line: ``aptrack run | models | train | eval | synth | bench | track | convert | relabel | plot``.
+"""Command line: ``aptrack run | models | train | eval | export | synth | bench | track | convert | relabel | plot``.
 
 The CLI owns the console: a progress bar while it runs, a summary table at the
 end, and one ``aptrack: error: ...`` line (exit status 2) for anything the user
@@ -14,10 +14,10 @@ import os
 import sys
 
 from aptrack import __version__
-from aptrack.cli import bench, convert, eval, models, plot, relabel, run, synth, track, train
+from aptrack.cli import bench, convert, eval, export, models, plot, relabel, run, synth, track, train
 from aptrack.core.errors import AptrackError
 
-SUBCOMMANDS = (run, models, train, eval, synth, track, bench, convert, relabel, plot)
+SUBCOMMANDS = (run, models, train, eval, export, synth, track, bench, convert, relabel, plot)
 
 
 def build_parser() -> argparse.ArgumentParser:

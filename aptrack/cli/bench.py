@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from aptrack import __version__
-from aptrack.cli.common import (add_pose_config_flag, aligned, console_flags, figure, load_config,
+from aptrack.cli.common import (add_backend_flag, add_pose_config_flag, aligned, console_flags, figure, load_config,
                                 non_negative_int, positive_int)
 from aptrack.core.errors import ConfigError, writable_dir, write_json_atomic
 from aptrack.eval.compare import COMPARE_TRACKERS
@@ -41,6 +41,7 @@ def add_parser(sub) -> None:
     p.add_argument("-o", "--output", default="bench_out", help="report folder (default: bench_out)")
     p.add_argument("--format", choices=["table", "json"], default="table")
     add_pose_config_flag(p)
+    add_backend_flag(p)
     console_flags(p, quiet_help="no progress bar")
     p.set_defaults(handler=main)
 
@@ -90,7 +91,8 @@ def main(args) -> int:
     from aptrack.eval.report import headline, write_report
     from aptrack.pipeline import build_pipeline
 
-    config = load_config(args.pipeline, args.pose, args.detector, args.pose_config, args.interpolate)
+    config = load_config(args.pipeline, args.pose, args.detector, args.pose_config, args.interpolate,
+                         backend=args.backend)
     data = Path(args.data) if args.data else _default_data(args.quiet)
     ann = find_annotation_file(data, args.split, args.subset)
     images = Path(args.images) if args.images else (data if data.is_dir() else data.parent)

@@ -41,13 +41,15 @@ def figure(value) -> str:
 
 def load_config(pipeline: str, pose: str | None = None, detector: str | None = None,
                 pose_config: str | None = None, max_gap: int | None = None, smooth: str | None = None,
-                smooth_min_cutoff: float | None = None, smooth_beta: float | None = None):
+                smooth_min_cutoff: float | None = None, smooth_beta: float | None = None,
+                backend: str | None = None):
     """The pipeline preset ``pipeline`` with the pose and detector weights a user named.
 
     ``pose`` ``"none"`` turns the pose stage off; ``pose_config`` names the model
     preset of a pose checkpoint that does not describe its own (mmpose's);
     ``max_gap`` replaces the preset's ``interpolation.max_gap``; ``smooth``,
-    ``smooth_min_cutoff`` and ``smooth_beta`` its ``smoothing`` kind and parameters.
+    ``smooth_min_cutoff`` and ``smooth_beta`` its ``smoothing`` kind and parameters;
+    ``backend`` its ``pose.backend``.
     """
     from aptrack.pipeline import load_pipeline
 
@@ -57,6 +59,8 @@ def load_config(pipeline: str, pose: str | None = None, detector: str | None = N
         config = dataclasses.replace(config, pose=dataclasses.replace(config.pose, weights=pose_weights))
     if pose_config is not None:
         config = dataclasses.replace(config, pose=dataclasses.replace(config.pose, model=pose_config))
+    if backend is not None:
+        config = dataclasses.replace(config, pose=dataclasses.replace(config.pose, backend=backend))
     if detector is not None:
         config = dataclasses.replace(config, detector=dataclasses.replace(config.detector, weights=detector))
     if max_gap is not None:
@@ -67,6 +71,13 @@ def load_config(pipeline: str, pose: str | None = None, detector: str | None = N
     if changes:
         config = dataclasses.replace(config, smoothing=dataclasses.replace(config.smoothing, **changes))
     return config
+
+
+def add_backend_flag(parser) -> None:
+    parser.add_argument("--backend", choices=["auto", "torch", "onnxruntime"], default=None,
+                        help="what runs the pose network: torch, or ONNX Runtime (the model is exported to "
+                             "ONNX once and cached; an .onnx from aptrack export always runs there); "
+                             "default: the preset's (auto: ONNX Runtime on the CPU, torch on a GPU)")
 
 
 def add_pose_config_flag(parser) -> None:

@@ -6,7 +6,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-from aptrack.cli.common import add_pose_config_flag, aligned, console_flags, figure, load_config, positive_int
+from aptrack.cli.common import add_backend_flag, add_pose_config_flag, aligned, console_flags, figure, load_config, positive_int
 from aptrack.core.errors import ConfigError, OutputError, writable_dir, write_json_atomic
 
 
@@ -21,6 +21,9 @@ def add_parser(sub) -> None:
     p.add_argument("--gt", help="score a results file instead: video keypoint json (APTv2 style) ...")
     p.add_argument("--pred", help="... and the results json (aptrack run / aptrack track output, "
                                   "or a list of COCO results with track_id)")
+    p.add_argument("--drop-invalid", action="store_true",
+                   help="with --pred: leave out invalid records (non-finite or empty boxes, scores outside "
+                        "[0, 1]) instead of stopping at the first")
     p.add_argument("--boxes", choices=["gt", "detector"], default="gt",
                    help="crop ground-truth boxes, or the detector's (class-agnostic AP)")
     p.add_argument("--weights", default=None,
@@ -37,6 +40,7 @@ def add_parser(sub) -> None:
     p.add_argument("--save", default=None, metavar="DIR",
                    help="also write the scored ground truth and predictions (COCO json) here")
     add_pose_config_flag(p)
+    add_backend_flag(p)
     console_flags(p, quiet_help="no progress bar")
     p.set_defaults(handler=main)
 
@@ -63,7 +67,7 @@ def score_results(args) -> int:
     config = load_config(args.pipeline, None, None)
     layout = load_layout(config.layout)
     gt = load_clips(args.gt, None, layout)
-    _, records = read_results(args.pred)
+    _, records, _ = read_results(args.pred, args.drop_invalid)
     result = evaluate_results(gt, records)
     kp, tr = result["keypoints"], result["tracking"]["overall"]
     head = {"AP": kp["AP"], "AP50": kp["AP50"], "AP75": kp["AP75"], "AR": kp["AR"],
@@ -96,7 +100,7 @@ def main(args) -> int:
     from aptrack.eval.keypoints import evaluate_predictions, predict_dataset
     from aptrack.pipeline import build_detector, build_pose, resolve_device
 
-    config = load_config(args.pipeline, args.weights, None, args.pose_config)
+    config = load_config(args.pipeline, args.weights, None, args.pose_config, backend=args.backend)
     if args.no_flip:
         config = dataclasses.replace(config, pose=dataclasses.replace(config.pose, flip_test=False))
     if config.pose.weights is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from aptrack.cli.common import add_pose_config_flag, aligned, console_flags, load_config, non_negative_int, positive_int
+from aptrack.cli.common import add_backend_flag, add_pose_config_flag, aligned, console_flags, load_config, non_negative_int, positive_int
 from aptrack.io.exports import DEFAULT_EXPORTS, EXPORT_FORMATS
 
 
@@ -57,6 +57,7 @@ def add_parser(sub) -> None:
     p.add_argument("--no-video", action="store_true", help="write results only, no annotated video")
     p.add_argument("--trails", action="store_true", help="draw a short motion trail per track")
     add_pose_config_flag(p)
+    add_backend_flag(p)
     console_flags(p, quiet_help="no progress bar or summary")
     p.set_defaults(handler=main)
 
@@ -81,7 +82,7 @@ def main(args) -> int:
     from aptrack.io.init_boxes import load_init_boxes
 
     config = load_config(args.pipeline, args.pose, args.detector, args.pose_config, args.interpolate,
-                         args.smooth, args.smooth_min_cutoff, args.smooth_beta)
+                         args.smooth, args.smooth_min_cutoff, args.smooth_beta, args.backend)
     single = (len(args.inputs) == 1 and not glob.has_magic(args.inputs[0])
               and not Path(args.inputs[0]).is_dir() and args.ray is None)
     if args.init_boxes and not single:

@@ -27,6 +27,19 @@ def read_yaml(path: Path) -> Any:
         raise ConfigError(f"{path}: not valid YAML ({exc.__class__.__name__})") from None
 
 
+def merged(base: Any, override: Any) -> Any:
+    """``override`` laid over ``base``: mappings merge key by key (recursively), anything else replaces.
+
+    Neither input is changed.
+    """
+    if isinstance(base, dict) and isinstance(override, dict):
+        out = dict(base)
+        for key, value in override.items():
+            out[key] = merged(base[key], value) if key in base else value
+        return out
+    return override
+
+
 def _section(field: dataclasses.Field):
     """The dataclass type of a nested section field, else None."""
     factory = field.default_factory

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -41,6 +42,25 @@ class WeightsError(AptrackError):
 
 class DatasetError(AptrackError):
     """A keypoint dataset is missing, malformed, or leaves nothing to use."""
+
+
+MALFORMED = (KeyError, TypeError, ValueError, AttributeError, IndexError)
+"""What reading a structure that is not the expected one raises (a missing key, a string for a list...)."""
+
+
+@contextmanager
+def malformed_data(path, what: str = "annotation file"):
+    """Inside this block, a file's content of the wrong shape is one :class:`DatasetError` line.
+
+    For loaders that walk a parsed file: a missing key, a value of the wrong
+    type or an unparsable number (:data:`MALFORMED`) becomes ``PATH: malformed
+    WHAT (the exception)`` instead of a traceback.
+    """
+    try:
+        yield
+    except MALFORMED as exc:
+        detail = str(exc)[:120]
+        raise DatasetError(f"{path}: malformed {what} ({type(exc).__name__}: {detail})") from None
 
 
 def write_atomic(path: Path, write) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aptrack.core.errors import DatasetError
+from aptrack.core.errors import DatasetError, malformed_data
 from aptrack.core.layout import KeypointLayout
 from aptrack.data.datasets import KeypointDataset, load_keypoint_dataset, read_annotation_json
 
@@ -112,6 +112,11 @@ def load_clips(annotations: str | Path, images_dir: str | Path | None, layout: K
     """
     path = Path(annotations)
     data = read_annotation_json(path)
+    with malformed_data(path, "video keypoint file"):
+        return _load_clips(path, data, images_dir, layout)
+
+
+def _load_clips(path: Path, data: dict, images_dir, layout: KeypointLayout) -> ClipDataset:
     if isinstance(data["images"], dict):
         raise DatasetError(f"{path}: Animal-Pose style files have no videos; use aptrack eval on it")
     images = {int(im["id"]): im for im in data["images"]}

@@ -34,7 +34,7 @@ import numpy as np
 from aptrack.core import resources
 from aptrack.core.boxes import xywh_to_xyxy
 from aptrack.core.config import read_yaml
-from aptrack.core.errors import ConfigError, DatasetError
+from aptrack.core.errors import ConfigError, DatasetError, malformed_data
 from aptrack.core.layout import KeypointLayout
 
 log = logging.getLogger(__name__)
@@ -276,6 +276,12 @@ def load_keypoint_dataset(annotations: str | Path, images_dir: str | Path | None
     """
     path = Path(annotations)
     data = read_annotation_json(path) if data is None else data
+    with malformed_data(path, "keypoint file"):
+        return _load_keypoint_dataset(path, data, images_dir, layout, mapping, min_box_size)
+
+
+def _load_keypoint_dataset(path: Path, data: dict, images_dir, layout: KeypointLayout,
+                           mapping: KeypointMapping | None, min_box_size: float) -> KeypointDataset:
     check_images = images_dir is not None
     images_dir = Path(images_dir) if check_images else Path(".")
     if check_images and not images_dir.is_dir():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aptrack.core.errors import ConfigError
+
 COCO_ANIMAL_CLASSES = tuple(range(14, 24))
 """COCO class ids 14-23: bird, cat, dog, horse, sheep, cow, elephant, bear, zebra, giraffe."""
 
@@ -24,3 +26,15 @@ class DetectorConfig:
     nms_iou_threshold: float = 0.6
     image_size: int = 640
     max_detections: int = 100
+
+    def __post_init__(self) -> None:
+        for name in ("score_threshold", "nms_iou_threshold"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"detector.{name} must be in [0, 1], got {value}")
+        if self.image_size < 32 or self.image_size % 32:
+            raise ConfigError(f"detector.image_size must be a multiple of 32 from 32 up, got {self.image_size}")
+        if self.max_detections < 1:
+            raise ConfigError(f"detector.max_detections must be >= 1, got {self.max_detections}")
+        if self.classes is not None and any(int(c) < 0 for c in self.classes):
+            raise ConfigError(f"detector.classes must be class ids >= 0, got {list(self.classes)}")

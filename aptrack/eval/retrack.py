@@ -29,8 +29,59 @@ from aptrack.track import PoseTracker
 log = logging.getLogger(__name__)
 
 
-def read_results(path: str | Path) -> tuple[dict, list[dict]]:
-    """``(info, records)`` from an ``aptrack run`` json or a plain list of COCO results."""
+MAX_COORDINATE = 1e5
+"""Pixels: the largest |x| or |y| of a box corner or keypoint taken as sane (a 100,000-pixel frame)."""
+
+
+def invalid_reason(rec: dict) -> str | None:
+    """Why a result record cannot be tracked, or None when it can.
+
+    A record needs a ``bbox`` of 4 finite numbers (``x, y, w, h``) with ``w``
+    and ``h`` > 0 and corners within :data:`MAX_COORDINATE`; a ``score`` (when
+    given) finite in [0, 1]; ``keypoints`` (when given) as ``x, y, v``
+    triples, finite, within :data:`MAX_COORDINATE`, with ``v`` in [0, 2] (a
+    score in [0, 1], or a COCO visibility flag).
+    """
+    def numbers(value):
+        try:
+            arr = np.asarray(value, np.float64)
+        except (TypeError, ValueError):
+            return None
+        return arr if arr.ndim == 1 else None
+
+    box = numbers(rec.get("bbox"))
+    if box is None or len(box) != 4:
+        return f"bbox {rec.get('bbox')!r} is not 4 numbers"
+    if not np.isfinite(box).all():
+        return f"bbox {box.tolist()} is not finite"
+    if box[2] <= 0 or box[3] <= 0:
+        return f"bbox {box.tolist()} (x, y, w, h) has a width or height <= 0"
+    if np.abs(box[:2]).max() > MAX_COORDINATE or np.abs(box[:2] + box[2:]).max() > MAX_COORDINATE:
+        return f"bbox {box.tolist()} lies outside +-{MAX_COORDINATE:g} pixels"
+    if "score" in rec:
+        score = numbers([rec["score"]]) if not isinstance(rec["score"], (list, dict)) else None
+        if score is None or not np.isfinite(score).all() or not 0.0 <= score[0] <= 1.0:
+            return f"score {rec['score']!r} is not in [0, 1]"
+    if "keypoints" in rec:
+        kp = numbers(rec["keypoints"])
+        if kp is None or len(kp) % 3:
+            return "keypoints are not x, y, v triples of numbers"
+        kp = kp.reshape(-1, 3)
+        if not np.isfinite(kp).all():
+            return "keypoints are not finite"
+        if len(kp) and np.abs(kp[:, :2]).max() > MAX_COORDINATE:
+            return f"keypoints lie outside +-{MAX_COORDINATE:g} pixels"
+        if len(kp) and (kp[:, 2].min() < 0 or kp[:, 2].max() > 2):
+            return "keypoint scores are not in [0, 2]"
+    return None
+
+
+def read_results(path: str | Path, drop_invalid: bool = False) -> tuple[dict, list[dict], int]:
+    """``(info, records, dropped)`` from an ``aptrack run`` json or a plain list of COCO results.
+
+    Every record is checked (:func:`invalid_reason`). A bad one is an error
+    naming it, or, with ``drop_invalid``, left out and counted in ``dropped``.
+    """
     path = Path(path)
     data = read_json(path, "results file")
     if isinstance(data, list):
@@ -39,10 +90,21 @@ def read_results(path: str | Path) -> tuple[dict, list[dict]]:
         info, records = data.get("info", {}), data["annotations"]
     else:
         raise DatasetError(f"{path}: expected a list of results or an object with 'annotations'")
+    kept = []
     for i, rec in enumerate(records):
         if not isinstance(rec, dict) or "bbox" not in rec or ("image_id" not in rec and "frame" not in rec):
             raise DatasetError(f"{path}: record {i} lacks 'bbox' or 'image_id'/'frame'")
-    return info, records
+        reason = invalid_reason(rec)
+        if reason is None:
+            kept.append(rec)
+        elif not drop_invalid:
+            frame = rec.get("image_id", rec.get("frame"))
+            raise DatasetError(f"{path}: record {i} (image_id {frame!r}): {reason}; "
+                               f"pass --drop-invalid to leave such records out")
+    dropped = len(records) - len(kept)
+    if dropped:
+        log.info("%s: left out %d invalid record(s) of %d", path, dropped, len(records))
+    return info, kept, dropped
 
 
 def group_frames(records: list[dict]):

@@ -25,11 +25,12 @@ from __future__ import annotations
 import json
 import logging
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from aptrack.core.errors import ConfigError, DatasetError
+from aptrack.core.errors import ConfigError, DatasetError, malformed_data
 from aptrack.core.instances import Instances
 from aptrack.io.exports import WRITERS
 from aptrack.io.results import ResultsWriter, records_to_instances
@@ -168,14 +169,25 @@ def read_slp(path: Path) -> tuple[dict, list[Instances]]:
     return info, frames
 
 
+MAX_MOT_FRAME = 10_000_000
+"""The largest frame number read from a MOTChallenge file (over a day at 100 frames/s)."""
+
+
 def read_mot(path: Path) -> tuple[dict, list[Instances]]:
     """Frames of a MOTChallenge text file (``frame, id, x, y, w, h, score, ...``, frames 1-based)."""
     try:
-        rows = np.loadtxt(path, delimiter=",", ndmin=2)
+        with warnings.catch_warnings():  # an empty file is no frames, not a warning
+            warnings.simplefilter("ignore", UserWarning)
+            rows = np.loadtxt(path, delimiter=",", ndmin=2)
     except (OSError, ValueError) as exc:
-        raise DatasetError(f"{path}: not a MOTChallenge file ({exc})") from exc
+        raise DatasetError(f"{path}: not a MOTChallenge file ({exc})") from None
     if rows.size and rows.shape[1] < 7:
         raise DatasetError(f"{path}: MOTChallenge lines have at least 7 fields, got {rows.shape[1]}")
+    if rows.size and not np.isfinite(rows[:, :7]).all():
+        raise DatasetError(f"{path}: MOTChallenge frame, id, box and score must be finite numbers")
+    if rows.size and (rows[:, 0].min() < 1 or rows[:, 0].max() > MAX_MOT_FRAME):
+        raise DatasetError(f"{path}: MOTChallenge frames are numbered from 1 (up to {MAX_MOT_FRAME:,}), "
+                           f"got {rows[:, 0].min():g}..{rows[:, 0].max():g}")
     frames = []
     if rows.size:
         for f in range(int(rows[:, 0].min()), int(rows[:, 0].max()) + 1):
@@ -194,7 +206,8 @@ def read_results(path: str | Path) -> tuple[dict, list[Instances], str]:
     if not path.is_file():
         raise DatasetError(f"results file not found: {path}")
     fmt = format_of(path)
-    info, frames = READERS[fmt](path)
+    with malformed_data(path, f"{fmt} results file"):
+        info, frames = READERS[fmt](path)
     return info, frames, fmt
 
 

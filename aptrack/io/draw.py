@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from aptrack.core.errors import ConfigError
 from aptrack.core.instances import Instances
 from aptrack.core.layout import KeypointLayout
 
@@ -21,6 +22,14 @@ class DrawConfig:
     trail_length: int = 30
     line_thickness: int = 2
     keypoint_radius: int = 3
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.keypoint_score_threshold <= 1.0:
+            raise ConfigError(f"draw.keypoint_score_threshold must be in [0, 1], got {self.keypoint_score_threshold}")
+        for name in ("trail_length", "line_thickness", "keypoint_radius"):
+            if getattr(self, name) < (0 if name == "trail_length" else 1):
+                raise ConfigError(f"draw.{name} must be >= {0 if name == 'trail_length' else 1}, "
+                                  f"got {getattr(self, name)}")
 
 
 GOLDEN_RATIO_CONJUGATE = 0.618033988749895
