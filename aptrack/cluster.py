@@ -108,8 +108,11 @@ def run_on_ray(inputs: list[RunInput], config: PipelineConfig, options: RunOptio
     started_here = not ray.is_initialized()
     if started_here:
         try:
+            # A new local cluster binds to this machine only (no dashboard either); to serve
+            # other machines, start a head node yourself (ray start --head) and pass --ray ADDRESS.
+            local = {"_node_ip_address": "127.0.0.1"} if address is None else {}
             ray.init(address=address, logging_level=logging.WARNING, include_dashboard=False,
-                     log_to_driver=False)
+                     log_to_driver=False, **local)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise ConfigError(f"cannot reach the Ray cluster at {address or 'a new local cluster'}: {exc}") from exc
     try:

@@ -17,7 +17,7 @@ import numpy as np
 
 from aptrack.core import resources
 from aptrack.core.config import build_config, merged, read_yaml
-from aptrack.core.errors import AptrackError, ConfigError, WeightsError
+from aptrack.core.errors import AptrackError, ConfigError, OutputError, WeightsError
 from aptrack.core.instances import Instances
 from aptrack.core.layout import KeypointLayout
 from aptrack.detect.config import DetectorConfig
@@ -300,8 +300,17 @@ def build_pose(config: PoseConfig, device: str = "cpu"):
                 log.info("%s is too large for one ONNX file: running it in torch", preset.name)
                 backend = "torch"
         if backend == "onnxruntime":
-            onnx_file = cached_export(model, preset, pose_weights.sha256, hub.cache_dir() / "onnx")
-            model = OnnxPoseNetwork(onnx_file, device)
+            try:
+                onnx_file = cached_export(model, preset, pose_weights.sha256, hub.cache_dir() / "onnx")
+                model = OnnxPoseNetwork(onnx_file, device)
+            except (OutputError, RuntimeError) as exc:  # an unwritable cache, an op the exporter lacks
+                if config.backend != "auto":
+                    if isinstance(exc, OutputError):
+                        raise
+                    raise WeightsError(f"cannot export {preset.name} to ONNX ({str(exc).splitlines()[0][:160]}): "
+                                       f"run it with --backend torch") from None
+                log.warning("running %s in torch: no ONNX Runtime copy (%s)", preset.name, exc)
+                backend = "torch"
     estimator = TopDownPoseEstimator(model, preset, config, "cpu" if backend == "onnxruntime" else device)
     return estimator, {**pose_weights.describe(), "model": preset.name, "layout": preset.layout.name,
                        "input_size": list(preset.input_size), "backend": backend}

@@ -1,6 +1,7 @@
 """The CLI end to end: the real dog clip, and every bad-input case."""
 
 import json
+import signal
 import subprocess
 import sys
 
@@ -185,3 +186,63 @@ def test_process_exit_status_and_no_traceback(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [f"aptrack: error: video not found: {tmp_path / 'missing.avi'}"]
+
+
+@pytest.mark.parametrize("sig, code, word", [(signal.SIGTERM, 143, "terminated"), (signal.SIGINT, 130, "interrupted")])
+def test_sigterm_stops_a_run_like_ctrl_c_with_nothing_under_a_final_name(dog_clip, mirror, tmp_path, sig, code, word):
+    import os
+    import time
+
+    out = tmp_path / "out"
+    log = tmp_path / "run.log"
+    proc = subprocess.Popen([sys.executable, "-m", "aptrack", "run", str(dog_clip), "-o", str(out), "-q",
+                             "--log", str(log)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "APTRACK_MIRROR": str(mirror)})
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not list(out.glob(".*incomplete*")):  # frames are being written
+        time.sleep(0.2)
+    proc.send_signal(sig)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == code, stderr
+    assert stderr.strip().splitlines()[-1].startswith(f"aptrack: {word}") and "Traceback" not in stderr
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == []
+    assert not list(out.iterdir())  # the temporary files were removed too
+    text = log.read_text()
+    assert "aptrack run" in text and word in text
+
+
+def test_log_file_keeps_info_lines_and_the_error_while_the_console_shows_one_line(tmp_path, capsys):
+    log = tmp_path / "a.log"
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"annotations": [{"score": 1}]}')
+    code = main(["track", "--detections", str(bad), "-o", str(tmp_path / "o.json"), "--log", str(log)])
+    assert_one_line_error(code, capsys.readouterr().err, "lacks 'bbox'")
+    lines = log.read_text().splitlines()
+    assert any("ERROR" in ln and "lacks 'bbox'" in ln for ln in lines)
+    assert lines[0].split(" INFO ")[1].startswith("aptrack.cli: aptrack ")
+    code = main(["track", "--detections", str(bad), "-o", str(tmp_path / "o.json"),
+                 "--log", str(tmp_path / "no" / "a.log")])
+    assert_one_line_error(code, capsys.readouterr().err, "cannot write the log file")
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_temporary_file(tmp_path, capsys, monkeypatch):
+    import errno
+    import json as json_module
+    from pathlib import Path
+
+    dets = tmp_path / "dets.json"
+    dets.write_text(json_module.dumps([{"image_id": t, "bbox": [10, 10, 20, 20], "score": 0.9} for t in range(5)]))
+    real_write_text = Path.write_text
+
+    def full_disk(self, *args, **kwargs):
+        if ".incomplete" in self.name:
+            real_write_text(self, "partial")  # some bytes land before the disk fills
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_write_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    out = tmp_path / "out"
+    out.mkdir()
+    code = main(["track", "--detections", str(dets), "-o", str(out / "t.json")])
+    assert_one_line_error(code, capsys.readouterr().err, "cannot write", "No space left on device")
+    assert list(out.iterdir()) == []

@@ -1,6 +1,7 @@
 """What aptrack run takes: files, folders, globs and image folders, each a named output set."""
 
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -81,3 +82,15 @@ def test_run_over_a_folder_goes_on_past_a_bad_video_and_lists_it(tmp_path, capsy
     assert json.loads((out / "day2_rec.json").read_text())["summary"]["frames"] == 4
     assert json.loads((out / "stills.json").read_text())["info"]["images"] == 2
     assert "3 done, 1 failed" in printed and "FAILED" in printed and "broken.avi" in printed
+
+
+def test_output_names_from_odd_input_names_stay_plain_files_inside_the_output_folder(tmp_path):
+    from aptrack.io.inputs import safe_stem
+
+    paths = [Path("../../etc/x.avi"), Path("..avi"), Path(".hidden.mp4"), Path("we ird\nname;rm -rf.mp4"),
+             Path("/abs/chien été.mkv")]
+    stems = unique_stems(paths)
+    assert stems == ["x", "input", "hidden", "we_ird_name_rm_-rf", "chien_été"]
+    for stem in stems:
+        assert "/" not in stem and not stem.startswith(".") and (tmp_path / stem).parent == tmp_path
+    assert safe_stem("..") == "input" and safe_stem("a/../b") == "a_.._b"

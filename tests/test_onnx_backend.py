@@ -9,7 +9,7 @@ from test_cli import assert_one_line_error
 from test_mmpose_parity import FIXTURE, FIXTURES, KEYPOINT_TOL, _load, _preset
 
 from aptrack.cli import main
-from aptrack.core.errors import WeightsError
+from aptrack.core.errors import AptrackError, WeightsError
 from aptrack.core.instances import Instances
 from aptrack.models.checkpoint import load_checkpoint
 from aptrack.models.onnxrt import FORMAT, PRESET_KEY, OnnxPoseNetwork, export_onnx, read_onnx_preset
@@ -106,3 +106,33 @@ def test_exporting_an_onnx_file_or_to_a_missing_folder_is_one_clear_line(mirror,
                           "is an ONNX file already")
     code = main(["export", "--pose", "aptrack-pose-mnv2-256-ft4", "-o", str(tmp_path / "no" / "m.onnx")])
     assert_one_line_error(code, capsys.readouterr().err, "does not exist")
+
+
+def test_int8_export_quantises_the_matrix_products_and_leaves_convolutions_fp32(tmp_path):
+    import onnx
+
+    kinds = {}
+    for family in ("res", "vitpose"):
+        description, reference, image = _load(family)
+        model, preset, _ = load_checkpoint(FIXTURE / description["checkpoints"]["1.x"], preset=_preset(description))
+        path = export_onnx(model, preset, tmp_path / f"{family}-int8.onnx", precision="int8")
+        kinds[family] = {n.op_type for n in onnx.load(str(path)).graph.node}
+        if family == "res":  # nothing to quantise: the keypoints are fp32's
+            boxes = Instances(reference["boxes"].astype(np.float32), np.ones(len(reference["boxes"]), np.float32))
+            network = OnnxPoseNetwork(path)
+            out = TopDownPoseEstimator(network, network.preset, PoseConfig())(image, boxes)
+            assert np.abs(out.keypoints - reference["keypoints"]).max() <= KEYPOINT_TOL
+    assert "ConvInteger" not in kinds["res"] and "Conv" in kinds["res"]
+    assert "MatMulInteger" in kinds["vitpose"] or "DynamicQuantizeMatMul" in kinds["vitpose"]
+
+
+def test_auto_backend_falls_back_to_torch_when_the_onnx_cache_cannot_be_written(mirror, tmp_path, monkeypatch):
+    from aptrack.pipeline import build_pose
+
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("APTRACK_CACHE", str(blocker))
+    estimator, info = build_pose(PoseConfig(weights="aptrack-pose-mnv2-256-ft4", backend="auto"), "cpu")
+    assert info["backend"] == "torch" and isinstance(estimator.model, torch.nn.Module)
+    with pytest.raises(AptrackError, match="cannot write"):
+        build_pose(PoseConfig(weights="aptrack-pose-mnv2-256-ft4", backend="onnxruntime"), "cpu")

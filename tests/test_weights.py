@@ -42,6 +42,17 @@ def test_corrupt_file_is_named_with_expected_sha(dirs):
     assert "corrupt" in msg and reg["m"].sha256 in msg and str(mirror / "m.pt") in msg
 
 
+def test_a_corrupt_cached_copy_is_moved_aside_never_loaded_and_the_mirror_copy_used(dirs):
+    cache, mirror, _ = dirs
+    cache.mkdir(parents=True)
+    (cache / "m.pt").write_bytes(b"tampered")
+    (mirror / "m.pt").write_bytes(b"original")
+    reg = {"m": entry("m", "m.pt", b"original")}
+    got = hub.resolve("m", reg)
+    assert got.source == "mirror" and got.path.read_bytes() == b"original"
+    assert not (cache / "m.pt").exists() and (cache / "m.pt.corrupt").read_bytes() == b"tampered"
+
+
 def test_download_checks_sha_and_renames_into_cache(dirs):
     cache, _, tmp = dirs
     src = tmp / "served.pt"

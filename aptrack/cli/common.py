@@ -23,6 +23,8 @@ def non_negative_int(text: str) -> int:
 def console_flags(parser: argparse.ArgumentParser, quiet_help: str) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help=quiet_help)
     parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    parser.add_argument("--log", default=None, metavar="FILE",
+                        help="also append a plain-text log (INFO level, with times) to FILE, for unattended runs")
 
 
 def aligned(rows) -> str:

@@ -18,7 +18,8 @@ def add_parser(sub) -> None:
     precision.add_argument("--fp16", action="store_true",
                            help="half-precision weights and activations (for GPUs; float32 input and outputs)")
     precision.add_argument("--int8", action="store_true",
-                           help="ONNX Runtime's dynamic int8 quantisation of the weights (CPU)")
+                           help="ONNX Runtime's dynamic int8 quantisation of the matrix products (the "
+                                "transformer families; convolutions stay fp32): check its AP with aptrack eval")
     p.add_argument("-o", "--output", default=None, metavar="FILE",
                    help="output file (default: MODEL.onnx, MODEL-fp16.onnx or MODEL-int8.onnx here)")
     add_pose_config_flag(p)

@@ -171,8 +171,18 @@ def local_copy(entry: WeightsEntry) -> ResolvedWeights | None:
     if mirror is not None:
         candidates.append((mirror / entry.file, "mirror"))
     for path, source in candidates:
-        if path.is_file():
-            return _verified(entry, path, source)
+        if not path.is_file():
+            continue
+        if source == "cache":  # aptrack's own folder: a bad copy is moved aside and found again elsewhere
+            try:
+                return _verified(entry, path, source)
+            except WeightsError:
+                aside = path.with_name(f"{path.name}.corrupt")
+                os.replace(path, aside)
+                log.warning("weights '%s' in the cache failed their sha256 check: moved aside to %s, "
+                            "never loaded", entry.name, aside)
+                continue
+        return _verified(entry, path, source)
     return None
 
 

@@ -118,19 +118,27 @@ def expand_inputs(texts: list[str], images_as: str = "sequence") -> tuple[list[R
     return [RunInput(p, s, imgs) for (p, imgs), s in zip(unique, stems)], bad
 
 
+def safe_stem(name: str) -> str:
+    """``name`` as a plain file name in the output folder: letters, digits, ``_``, ``-`` and ``.``
+    only (runs of anything else become ``_``), no leading dot, never empty or ``..``; so an
+    output named after an input cannot escape ``-o`` or hide."""
+    cleaned = re.sub(r"[^\w.\-]+", "_", name).lstrip(".")
+    return cleaned or "input"
+
+
 def unique_stems(paths: list[Path]) -> list[str]:
     """Output names for ``paths``: the stem, with the fewest parent folder names in front
     (``day1_cam_rec``) that tell apart the paths whose stems collide; where no number of
     folders does, a counter (``rec``, ``rec-2``)."""
     parents = [p.resolve().parent.parts[1:] for p in paths]
-    names = [p.stem if p.suffix else p.name for p in paths]
+    names = [safe_stem(p.stem if p.suffix else p.name) for p in paths]
     out = list(names)
     for name in set(names):
         group = [i for i, n in enumerate(names) if n == name]
         if len(group) == 1:
             continue
         for depth in range(1, max(len(parents[i]) for i in group) + 1):
-            candidates = ["_".join([*parents[i][max(0, len(parents[i]) - depth):], name]) for i in group]
+            candidates = [safe_stem("_".join([*parents[i][max(0, len(parents[i]) - depth):], name])) for i in group]
             if len(set(candidates)) == len(group):
                 for i, c in zip(group, candidates):
                     out[i] = c

@@ -64,7 +64,8 @@ def _torch_load(path: str | Path):
     """A torch file's content, tensors and plain data only (``weights_only``)."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as exc:
+    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, IndexError,
+            KeyError) as exc:  # the weights-only unpickler raises the last two on some garbage
         raise WeightsError(f"cannot read pose weights {path}: not a torch checkpoint "
                            f"({exc.__class__.__name__})") from None
 

@@ -362,8 +362,9 @@ class Trainer:
 
     def load_state(self, path: Path) -> None:
         try:
-            state = torch.load(path, map_location=self.device, weights_only=False)
-        except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError) as exc:
+            state = torch.load(path, map_location=self.device, weights_only=True)  # tensors and plain data only
+        except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, IndexError,
+            KeyError) as exc:  # the weights-only unpickler raises the last two on some garbage
             raise ConfigError(f"cannot resume from {path}: not a readable training state "
                               f"({exc.__class__.__name__})") from None
         if not isinstance(state, dict) or state.get("format") != TRAIN_STATE_FORMAT:
