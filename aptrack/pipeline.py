@@ -20,7 +20,7 @@ from aptrack.core.config import build_config, merged, read_yaml
 from aptrack.core.errors import AptrackError, ConfigError, OutputError, WeightsError
 from aptrack.core.instances import Instances
 from aptrack.core.layout import KeypointLayout
-from aptrack.detect.config import DetectorConfig
+from aptrack.detect.config import CadenceConfig, DetectorConfig
 from aptrack.io.draw import DrawConfig
 from aptrack.pose.config import PoseConfig
 from aptrack.track import PoseTracker
@@ -42,6 +42,7 @@ class PipelineConfig:
     base: str | None = None
     layout: str = "ap10k"
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    cadence: CadenceConfig = field(default_factory=CadenceConfig)
     pose: PoseConfig = field(default_factory=PoseConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
     appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
@@ -138,9 +139,10 @@ class Pipeline:
     pose : callable ``(frame, Instances) -> Instances``, optional
     layout : KeypointLayout, optional
         The pose model's layout (None without pose).
-    det_every : int
+    det_every : int or "auto"
         Run the detector on every n-th frame; in between, the tracker's
         predicted boxes stand in (and the pose estimator runs on them).
+        ``"auto"``: when ``cadence`` says (:class:`CadenceConfig`).
     propagation : PropagationConfig
         How :meth:`track_known` carries known animals.
     sot_factory : callable, optional
@@ -158,9 +160,10 @@ class Pipeline:
     def __init__(self, detector, tracker: PoseTracker, pose=None,
                  layout: KeypointLayout | None = None, det_every: int = 1,
                  propagation: PropagationConfig = PropagationConfig(), sot_factory=None, embedder=None,
-                 interpolation: InterpolationConfig = InterpolationConfig()):
-        if det_every < 1:
-            raise AptrackError(f"--det-every must be at least 1, got {det_every}")
+                 interpolation: InterpolationConfig = InterpolationConfig(),
+                 cadence: CadenceConfig = CadenceConfig()):
+        if det_every != "auto" and (not isinstance(det_every, int) or det_every < 1):
+            raise AptrackError(f"--det-every must be a whole number from 1, or auto; got {det_every!r}")
         self.detector = detector
         self.tracker = tracker
         self.pose = pose
@@ -171,10 +174,14 @@ class Pipeline:
         self.sot_factory = sot_factory
         self.embedder = embedder
         self.interpolation = interpolation
+        self.cadence = cadence
         self.models: dict = {}
         """What :func:`build_pipeline` loaded (file, sha256, source per model), for the outputs' info."""
         self.propagator = None
         self._frames = 0
+        self._since_detection = 0
+        self._detected_count = 0
+        self._unsure = False
         self.last_detections: Instances | None = None
         """The boxes (with poses) the tracker was given on the latest detector frame."""
 
@@ -184,6 +191,9 @@ class Pipeline:
         if self.propagator is not None:
             self.propagator.reset()
         self._frames = 0
+        self._since_detection = 0
+        self._detected_count = 0
+        self._unsure = False
         self.last_detections = None
 
     def track_known(self, frame: np.ndarray, animals: Instances) -> Instances:
@@ -222,8 +232,32 @@ class Pipeline:
         ``boxes`` replaces the detector on this frame (ground-truth or
         user-given boxes): they go through pose estimation and tracking.
         """
-        detect = self._frames % self.det_every == 0 or boxes is not None
+        detect = self._detect_now() or boxes is not None
         self._frames += 1
+        self._since_detection = 0 if detect else self._since_detection + 1
+        out = self._step(frame, frame_index, boxes, detect)
+        if self.det_every == "auto":
+            self._judge(out, detect)
+        return out
+
+    def _detect_now(self) -> bool:
+        """Whether this frame runs the detector (every ``det_every`` frames, or by the cadence)."""
+        if self.det_every != "auto":
+            return self._frames % self.det_every == 0
+        return (self._frames == 0 or self._unsure
+                or self._since_detection + 1 >= self.cadence.max_interval)
+
+    def _judge(self, out: Instances, detected: bool) -> None:
+        """After a frame under ``--det-every auto``: is the next one to run the detector?"""
+        if detected:
+            self._detected_count, self._unsure = len(out), False
+            return
+        unsure = len(out) < self._detected_count
+        if not unsure and len(out) and out.num_keypoints:
+            unsure = float(out.keypoint_scores.mean(axis=1).min()) < self.cadence.min_keypoint_score
+        self._unsure = unsure
+
+    def _step(self, frame: np.ndarray, frame_index: int, boxes: Instances | None, detect: bool) -> Instances:
         if self.propagator is not None and self.propagator.started:
             found = boxes
             if found is None and detect and self.propagation.use_detector:
@@ -316,7 +350,7 @@ def build_pose(config: PoseConfig, device: str = "cpu"):
                        "input_size": list(preset.input_size), "backend": backend}
 
 
-def build_pipeline(config: PipelineConfig, device: str = "cpu", det_every: int = 1):
+def build_pipeline(config: PipelineConfig, device: str = "cpu", det_every: int | str = 1):
     """Load the models named by ``config`` and compose a :class:`Pipeline`.
 
     Returns
@@ -341,6 +375,6 @@ def build_pipeline(config: PipelineConfig, device: str = "cpu", det_every: int =
 
         embedder = AppearanceEmbedder(config.appearance)
     pipeline = Pipeline(detector, tracker, pose, layout, det_every, config.propagation, embedder=embedder,
-                        interpolation=config.interpolation)
+                        interpolation=config.interpolation, cadence=config.cadence)
     pipeline.models = models
     return pipeline, models

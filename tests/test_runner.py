@@ -7,7 +7,7 @@ import pytest
 from conftest import write_video
 
 from aptrack.core import resources
-from aptrack.core.errors import ConfigError
+from aptrack.core.errors import AptrackError, ConfigError
 from aptrack.core.instances import Instances
 from aptrack.pipeline import Pipeline, load_pipeline
 from aptrack.runner import iter_frames, process_video
@@ -114,3 +114,39 @@ def test_a_run_with_gap_filling_writes_the_missed_frames_marked_interpolated(tmp
     assert [a["interpolated"] for a in saved["annotations"]] == [False] * 3 + [True] * 2 + [False] * 3
     rows = (tmp_path / "out" / "square.csv").read_text().splitlines()
     assert rows[0].split(",")[4] == "interpolated" and [r.split(",")[4] for r in rows[4:6]] == ["1", "1"]
+
+
+class CountingDetector(SquareDetector):
+    def __init__(self):
+        self.frames = []
+
+    def __call__(self, frame, frame_index):
+        self.frames.append(frame_index)
+        return super().__call__(frame, frame_index)
+
+
+def scored_pose(low_on):
+    """A pose stand-in: 3 keypoints at the box centre, scoring 0.9, or 0.1 on frames ``low_on``."""
+    def pose(frame, animals):
+        centre = 0.5 * (animals.boxes_xyxy[:, :2] + animals.boxes_xyxy[:, 2:])
+        kp = np.repeat(centre[:, None], 3, axis=1)
+        score = 0.1 if animals.frame_index in low_on else 0.9
+        return animals.with_(keypoints=kp, keypoint_scores=np.full(kp.shape[:2], score))
+    return pose
+
+
+def test_det_every_auto_runs_the_detector_every_max_interval_frames_and_after_an_unsure_one():
+    from aptrack.detect.config import CadenceConfig
+
+    frames = [(i, np.zeros((48, 64, 3), np.uint8)) for i in range(12)]
+    for i, f in frames:
+        f[10:20, 5 + i:15 + i] = 255
+    for low_on, expected in (((), [0, 5, 10]), ((2,), [0, 3, 8])):
+        detector = CountingDetector()
+        pipe = Pipeline(detector, PoseTracker(TrackerConfig(min_hits=1)), pose=scored_pose(low_on),
+                        det_every="auto", cadence=CadenceConfig(max_interval=5, min_keypoint_score=0.5))
+        out = [t for _, _, t in iter_frames(pipe, frames)]
+        assert detector.frames == expected
+        assert all(t.track_ids.tolist() == [1] for t in out)  # one id throughout
+    with pytest.raises(AptrackError, match="whole number from 1, or auto"):
+        Pipeline(CountingDetector(), PoseTracker(), det_every="sometimes")

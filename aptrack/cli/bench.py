@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from aptrack import __version__
-from aptrack.cli.common import (add_backend_flag, add_pose_config_flag, aligned, console_flags, figure, load_config,
-                                non_negative_int, positive_int)
+from aptrack.cli.common import (add_backend_flag, add_pose_config_flag, aligned, console_flags, det_every_value, figure,
+                                load_config, non_negative_int, positive_int)
 from aptrack.core.errors import ConfigError, writable_dir, write_json_atomic
 from aptrack.eval.compare import COMPARE_TRACKERS
 
@@ -33,6 +33,8 @@ def add_parser(sub) -> None:
     p.add_argument("--interpolate", type=non_negative_int, default=None, metavar="N",
                    help="fill track gaps of up to N frames (interpolated rows are scored like any "
                         "other); 0 turns it off (default: the preset's)")
+    p.add_argument("--det-every", type=det_every_value, default=1, metavar="N|auto",
+                   help="detector cadence, as aptrack run's (default: every frame)")
     p.add_argument("--max-clips", type=positive_int, default=None, help="only the first N clips")
     p.add_argument("--compare", default=",".join(COMPARE_TRACKERS),
                    help="with detector boxes, also run these trackers on the same detections "
@@ -97,7 +99,7 @@ def main(args) -> int:
     ann = find_annotation_file(data, args.split, args.subset)
     images = Path(args.images) if args.images else (data if data.is_dir() else data.parent)
     out_dir = writable_dir(Path(args.output))
-    pipeline, models = build_pipeline(config, args.device)
+    pipeline, models = build_pipeline(config, args.device, args.det_every)
     layout = pipeline.layout or load_layout(config.layout)
     clips = load_clips(ann, images, layout)
     if args.max_clips:

@@ -13,6 +13,13 @@ def positive_int(text: str) -> int:
     return value
 
 
+def det_every_value(text: str) -> int | str:
+    """``--det-every``: a whole number from 1, or ``auto``."""
+    if text.strip().lower() == "auto":
+        return "auto"
+    return positive_int(text)
+
+
 def non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from aptrack.cli.common import add_backend_flag, add_pose_config_flag, aligned, console_flags, load_config, non_negative_int, positive_int
+from aptrack.cli.common import (add_backend_flag, add_pose_config_flag, aligned, console_flags, det_every_value,
+                                load_config, non_negative_int, positive_int)
 from aptrack.io.exports import DEFAULT_EXPORTS, EXPORT_FORMATS
 
 
@@ -34,8 +35,10 @@ def add_parser(sub) -> None:
                    help="pose weights (registry name or file), or 'none' for detection + tracking")
     p.add_argument("--detector", default=None, metavar="WEIGHTS",
                    help="detector weights (registry name or Ultralytics file), overriding the preset")
-    p.add_argument("--det-every", type=positive_int, default=1, metavar="N",
-                   help="run the detector every N frames; the tracker predicts in between")
+    p.add_argument("--det-every", type=det_every_value, default=1, metavar="N|auto",
+                   help="run the detector every N frames, the tracker predicting in between; auto: when the "
+                        "tracked animals look unsure (one fewer, or a weak pose) or every cadence.max_interval "
+                        "frames (default 5)")
     p.add_argument("--init-boxes", default=None, metavar="FILE",
                    help="(one input) the animals on the first frame (JSON or CSV of ids and boxes): exactly these "
                         "are followed, each by its own single-object tracker, and no new ids are made")

@@ -38,3 +38,24 @@ class DetectorConfig:
             raise ConfigError(f"detector.max_detections must be >= 1, got {self.max_detections}")
         if self.classes is not None and any(int(c) < 0 for c in self.classes):
             raise ConfigError(f"detector.classes must be class ids >= 0, got {list(self.classes)}")
+
+
+@dataclass(frozen=True)
+class CadenceConfig:
+    """When ``--det-every auto`` runs the detector (the ``cadence`` section of a pipeline).
+
+    The detector runs on the first frame, then again when ``max_interval``
+    frames have passed since it last ran, or on the frame after one where the
+    tracker's predicted animals look unsure: fewer animals than the detector
+    last gave, or an animal whose pose (estimated in its predicted box) has a
+    mean keypoint score below ``min_keypoint_score``.
+    """
+
+    max_interval: int = 5
+    min_keypoint_score: float = 0.5
+
+    def __post_init__(self) -> None:
+        if self.max_interval < 1:
+            raise ConfigError(f"cadence.max_interval must be >= 1, got {self.max_interval}")
+        if not 0.0 <= self.min_keypoint_score <= 1.0:
+            raise ConfigError(f"cadence.min_keypoint_score must be in [0, 1], got {self.min_keypoint_score}")
