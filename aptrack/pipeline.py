@@ -306,7 +306,7 @@ def build_pose(config: PoseConfig, device: str = "cpu"):
     source, layout, input size and backend.
     """
     from aptrack.core import hub
-    from aptrack.models import get_preset, list_presets, load_checkpoint, preset_for_weights
+    from aptrack.models import get_preset, list_presets, load_checkpoint, preset_name_for
     from aptrack.pose.estimator import TopDownPoseEstimator
 
     device = resolve_device(device)
@@ -321,8 +321,7 @@ def build_pose(config: PoseConfig, device: str = "cpu"):
         model = OnnxPoseNetwork(pose_weights.path, device)
         preset, backend = model.preset, "onnxruntime"
     else:
-        named = (config.model or (config.weights if config.weights in list_presets() else None)
-                 or preset_for_weights(pose_weights.sha256))
+        named = preset_name_for(config.weights, pose_weights.sha256, config.model)
         if named and not config.model and config.weights not in list_presets():
             log.info("pose weights %s are the published weights of %s", pose_weights.path, named)
         model, preset, _ = load_checkpoint(pose_weights.path, "cpu" if backend == "onnxruntime" else device,

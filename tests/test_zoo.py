@@ -172,7 +172,7 @@ def test_a_published_checkpoint_is_recognised_by_its_sha256():
 
 
 def test_pose_file_without_pose_config_takes_the_preset_its_digest_names(tmp_path, monkeypatch):
-    import aptrack.models
+    import aptrack.models.factory
     from aptrack.pipeline import build_pose
 
     torch.manual_seed(0)
@@ -180,7 +180,7 @@ def test_pose_file_without_pose_config_takes_the_preset_its_digest_names(tmp_pat
     weights = mmpose_0x_file(build_network(preset), tmp_path / "tiny_mmpose.pth")
     preset_file = write_preset(preset, tmp_path / "tiny-resnet.yaml")
     seen = []
-    monkeypatch.setattr(aptrack.models, "preset_for_weights",
+    monkeypatch.setattr(aptrack.models.factory, "preset_for_weights",  # what preset_name_for looks up
                         lambda digest: seen.append(digest) or str(preset_file))
     estimator, info = build_pose(PoseConfig(weights=str(weights)))
     from aptrack.core.hub import sha256_of

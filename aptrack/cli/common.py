@@ -83,7 +83,9 @@ def load_config(pipeline: str, pose: str | None = None, detector: str | None = N
 
 
 def add_backend_flag(parser) -> None:
-    parser.add_argument("--backend", choices=["auto", "torch", "onnxruntime"], default=None,
+    from aptrack.pose.config import BACKENDS
+
+    parser.add_argument("--backend", choices=BACKENDS, default=None,
                         help="what runs the pose network: torch, or ONNX Runtime (the model is exported to "
                              "ONNX once and cached; an .onnx from aptrack export always runs there); "
                              "default: the preset's (auto: ONNX Runtime on the CPU, torch on a GPU)")

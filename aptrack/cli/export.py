@@ -30,15 +30,14 @@ def add_parser(sub) -> None:
 def main(args) -> int:
     from aptrack.core import hub
     from aptrack.core.errors import OutputError, WeightsError
-    from aptrack.models import get_preset, list_presets, load_checkpoint, preset_for_weights
+    from aptrack.models import get_preset, load_checkpoint, preset_name_for
     from aptrack.models.onnxrt import export_onnx
 
     precision = "fp16" if args.fp16 else "int8" if args.int8 else "fp32"
     weights = hub.resolve(args.pose)
     if weights.path.suffix.lower() == ".onnx":
         raise WeightsError(f"{weights.path} is an ONNX file already: export a torch checkpoint or a model name")
-    named = args.pose_config or (args.pose if args.pose in list_presets() else None) \
-        or preset_for_weights(weights.sha256)
+    named = preset_name_for(args.pose, weights.sha256, args.pose_config)
     model, preset, _ = load_checkpoint(weights.path, "cpu", name=weights.name,
                                        preset=get_preset(named) if named else None)
     suffix = "" if precision == "fp32" else f"-{precision}"

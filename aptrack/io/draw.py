@@ -26,10 +26,9 @@ class DrawConfig:
     def __post_init__(self) -> None:
         if not 0.0 <= self.keypoint_score_threshold <= 1.0:
             raise ConfigError(f"draw.keypoint_score_threshold must be in [0, 1], got {self.keypoint_score_threshold}")
-        for name in ("trail_length", "line_thickness", "keypoint_radius"):
-            if getattr(self, name) < (0 if name == "trail_length" else 1):
-                raise ConfigError(f"draw.{name} must be >= {0 if name == 'trail_length' else 1}, "
-                                  f"got {getattr(self, name)}")
+        for name, least in (("trail_length", 0), ("line_thickness", 1), ("keypoint_radius", 1)):
+            if getattr(self, name) < least:
+                raise ConfigError(f"draw.{name} must be >= {least}, got {getattr(self, name)}")
 
 
 GOLDEN_RATIO_CONJUGATE = 0.618033988749895

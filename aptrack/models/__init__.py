@@ -7,7 +7,7 @@
 """
 
 from aptrack.models.checkpoint import build_checkpoint, load_checkpoint
-from aptrack.models.factory import create_model, model_card_rows, preset_for_weights
+from aptrack.models.factory import create_model, model_card_rows, preset_for_weights, preset_name_for
 from aptrack.models.presets import Preset, get_preset, list_presets
 from aptrack.models.registry import FAMILIES, build_network, count_flops, count_parameters
 
@@ -15,4 +15,4 @@ list_models = list_presets
 
 __all__ = ["FAMILIES", "Preset", "build_checkpoint", "build_network", "count_flops", "count_parameters", "create_model",
            "get_preset", "list_models", "list_presets", "load_checkpoint", "model_card_rows",
-           "preset_for_weights"]
+           "preset_for_weights", "preset_name_for"]

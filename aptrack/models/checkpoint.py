@@ -60,12 +60,17 @@ def preset_from_v1(ckpt: dict, name: str) -> Preset:
                          "sigma": float(codec["sigma"]), "blur_kernel": int(codec.get("blur_kernel", 11))})
 
 
+UNREADABLE_TORCH_FILE = (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError,
+                         IndexError, KeyError)
+"""What ``torch.load(weights_only=True)`` raises on a file that is not a torch file (the
+weights-only unpickler raises the last two on some garbage)."""
+
+
 def _torch_load(path: str | Path):
     """A torch file's content, tensors and plain data only (``weights_only``)."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, IndexError,
-            KeyError) as exc:  # the weights-only unpickler raises the last two on some garbage
+    except UNREADABLE_TORCH_FILE as exc:
         raise WeightsError(f"cannot read pose weights {path}: not a torch checkpoint "
                            f"({exc.__class__.__name__})") from None
 

@@ -61,6 +61,17 @@ def _network_size(preset_json: str) -> tuple[int, float]:
     return count_parameters(model), count_flops(model, preset.input_size)["gmacs"]
 
 
+def preset_name_for(ref: str, sha256: str, model: str | None = None) -> str | None:
+    """The preset to load pose weights ``ref`` (resolved, digest ``sha256``) with, or None.
+
+    ``model`` (``--pose-config``) when given; else ``ref`` itself when it is a
+    zoo name; else the model whose published weights these are
+    (:func:`preset_for_weights`). None leaves it to the file (an aptrack
+    checkpoint describes its own).
+    """
+    return model or (ref if ref in list_presets() else None) or preset_for_weights(sha256)
+
+
 def preset_for_weights(sha256: str) -> str | None:
     """The model whose published weights have this sha256, or None.
 

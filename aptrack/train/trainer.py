@@ -19,9 +19,7 @@ import copy
 import dataclasses
 import logging
 import math
-import pickle
 import time
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -37,6 +35,7 @@ from aptrack.data.augment import AugmentConfig, TopDownTrainTransform
 from aptrack.data.datasets import KeypointDataset
 from aptrack.io.images import load_image
 from aptrack.models import Preset, build_checkpoint, create_model, load_checkpoint
+from aptrack.models.checkpoint import UNREADABLE_TORCH_FILE
 from aptrack.models.simplebaseline import SimpleBaseline, load_imagenet_backbone
 from aptrack.pose.codecs import HeatmapCodec, codec_params
 from aptrack.pose.config import PoseConfig
@@ -363,8 +362,7 @@ class Trainer:
     def load_state(self, path: Path) -> None:
         try:
             state = torch.load(path, map_location=self.device, weights_only=True)  # tensors and plain data only
-        except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, ValueError, IndexError,
-            KeyError) as exc:  # the weights-only unpickler raises the last two on some garbage
+        except UNREADABLE_TORCH_FILE as exc:
             raise ConfigError(f"cannot resume from {path}: not a readable training state "
                               f"({exc.__class__.__name__})") from None
         if not isinstance(state, dict) or state.get("format") != TRAIN_STATE_FORMAT:
