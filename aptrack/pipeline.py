@@ -20,7 +20,7 @@ from aptrack.core.config import build_config, merged, read_yaml
 from aptrack.core.errors import AptrackError, ConfigError, OutputError, WeightsError
 from aptrack.core.instances import Instances
 from aptrack.core.layout import KeypointLayout
-from aptrack.detect.config import CadenceConfig, DetectorConfig
+from aptrack.detect.config import BackgroundConfig, CadenceConfig, DetectorConfig
 from aptrack.io.draw import DrawConfig
 from aptrack.pose.config import PoseConfig
 from aptrack.track import PoseTracker
@@ -42,6 +42,7 @@ class PipelineConfig:
     base: str | None = None
     layout: str = "ap10k"
     detector: DetectorConfig = field(default_factory=DetectorConfig)
+    background: BackgroundConfig = field(default_factory=BackgroundConfig)
     cadence: CadenceConfig = field(default_factory=CadenceConfig)
     pose: PoseConfig = field(default_factory=PoseConfig)
     tracker: TrackerConfig = field(default_factory=TrackerConfig)
@@ -196,6 +197,21 @@ class Pipeline:
         self._unsure = False
         self.last_detections = None
 
+    def start_video(self, sample) -> None:
+        """Before a video's first frame: a detector that learns from the video itself (the
+        background detector's ``fit``) gets ``sample(n)``, ``n`` frames spread over it."""
+        fit = getattr(self.detector, "fit", None)
+        if fit is not None:
+            with self.timer("detect"):
+                fit(sample(self.detector.config.sample_frames))
+
+    def _detect(self, frame: np.ndarray, frame_index: int) -> Instances:
+        """The detector on one frame, given the tracker's predicted centres when it uses them."""
+        with self.timer("detect"):
+            if getattr(self.detector, "uses_predictions", False):
+                return self.detector(frame, frame_index, self.tracker.expected_centres())
+            return self.detector(frame, frame_index)
+
     def track_known(self, frame: np.ndarray, animals: Instances) -> Instances:
         """Carry these animals (boxes with track ids) through the frames that follow.
 
@@ -261,14 +277,12 @@ class Pipeline:
         if self.propagator is not None and self.propagator.started:
             found = boxes
             if found is None and detect and self.propagation.use_detector:
-                with self.timer("detect"):
-                    found = self.detector(frame, frame_index)
+                found = self._detect(frame, frame_index)
             self.last_detections = found
             return self.propagator.step(frame, frame_index, self.estimate_pose, found, self.timer)
         if detect:
             if boxes is None:
-                with self.timer("detect"):
-                    boxes = self.detector(frame, frame_index)
+                boxes = self._detect(frame, frame_index)
                 if self.pose is not None:  # on an empty frame too: its Instances then carry K keypoints
                     with self.timer("pose"):
                         boxes = self.pose(frame, boxes)
@@ -285,13 +299,25 @@ class Pipeline:
         return self.estimate_pose(frame, predicted)
 
 
-def build_detector(config: DetectorConfig, device: str = "cpu"):
-    """The YOLO animal detector a :class:`DetectorConfig` names; returns (detector, info)."""
+def build_detector(config: DetectorConfig, device: str = "cpu", background: BackgroundConfig = BackgroundConfig(),
+                   animals: int | None = None):
+    """The animal detector a :class:`DetectorConfig` names (YOLO, or the background detector
+    with ``background``'s settings, told the known number of ``animals``); returns (detector, info)."""
+    if config.kind == "background":
+        from aptrack.detect.background import BackgroundDetector
+
+        return BackgroundDetector(background, config.arena, animals), {"kind": "background", "arena": config.arena}
     from aptrack.core import hub
     from aptrack.detect.yolo import YoloAnimalDetector
 
     det_weights = hub.resolve(config.weights)
-    return YoloAnimalDetector(det_weights.path, config, resolve_device(device)), det_weights.describe()
+    detector = YoloAnimalDetector(det_weights.path, config, resolve_device(device))
+    info = {"kind": "yolo", **det_weights.describe(), "arena": config.arena}
+    if config.arena is not None:
+        from aptrack.detect.background import ArenaFilter
+
+        detector = ArenaFilter(detector, config.arena)
+    return detector, info
 
 
 def build_pose(config: PoseConfig, device: str = "cpu"):
@@ -359,7 +385,7 @@ def build_pipeline(config: PipelineConfig, device: str = "cpu", det_every: int |
         ``{"detector": {...}, "pose": {...} or None}`` with file, sha256 and source.
     """
     device = resolve_device(device)
-    detector, det_info = build_detector(config.detector, device)
+    detector, det_info = build_detector(config.detector, device, config.background, config.tracker.max_animals)
     models = {"detector": det_info, "pose": None}
     pose, layout = None, None
     if config.pose.weights:

@@ -213,6 +213,7 @@ class VideoRun:
             # decoding runs ahead and drawing/encoding runs behind on their own threads
             frames_in = Prefetcher(self.reader)
             pipeline.reset()  # a pipeline reused from an earlier video starts afresh
+            pipeline.start_video(self.reader.sample)
             stream = _each_alone(pipeline, frames_in) if self.reset_each_frame else frames_in
             if results is not None:
                 output_worker = BackgroundWorker(emit)

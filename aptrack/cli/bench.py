@@ -7,8 +7,8 @@ import sys
 from pathlib import Path
 
 from aptrack import __version__
-from aptrack.cli.common import (add_backend_flag, add_pose_config_flag, aligned, console_flags, det_every_value, figure,
-                                load_config, non_negative_int, positive_int)
+from aptrack.cli.common import (add_animals_flag, add_arena_flag, add_backend_flag, add_pose_config_flag, aligned,
+                                console_flags, det_every_value, figure, load_config, non_negative_int, positive_int)
 from aptrack.core.errors import ConfigError, writable_dir, write_json_atomic
 from aptrack.eval.compare import COMPARE_TRACKERS
 
@@ -28,7 +28,7 @@ def add_parser(sub) -> None:
     p.add_argument("--boxes", choices=["detector", "gt", "gt-first-frame"], default="detector")
     p.add_argument("--pipeline", default="default", help="preset in pipelines/ or a YAML file")
     p.add_argument("--pose", default=None, metavar="WEIGHTS|none", help="pose weights override")
-    p.add_argument("--detector", default=None, metavar="WEIGHTS", help="detector weights override")
+    p.add_argument("--detector", default=None, metavar="WEIGHTS", help="detector weights override, or 'background' (fixed camera)")
     p.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
     p.add_argument("--interpolate", type=non_negative_int, default=None, metavar="N",
                    help="fill track gaps of up to N frames (interpolated rows are scored like any "
@@ -42,6 +42,8 @@ def add_parser(sub) -> None:
                         "default: all)")
     p.add_argument("-o", "--output", default="bench_out", help="report folder (default: bench_out)")
     p.add_argument("--format", choices=["table", "json"], default="table")
+    add_animals_flag(p)
+    add_arena_flag(p)
     add_pose_config_flag(p)
     add_backend_flag(p)
     console_flags(p, quiet_help="no progress bar")
@@ -94,7 +96,7 @@ def main(args) -> int:
     from aptrack.pipeline import build_pipeline
 
     config = load_config(args.pipeline, args.pose, args.detector, args.pose_config, args.interpolate,
-                         backend=args.backend)
+                         backend=args.backend, animals=args.animals, arena=args.arena)
     data = Path(args.data) if args.data else _default_data(args.quiet)
     ann = find_annotation_file(data, args.split, args.subset)
     images = Path(args.images) if args.images else (data if data.is_dir() else data.parent)

@@ -51,14 +51,16 @@ def figure(value) -> str:
 def load_config(pipeline: str, pose: str | None = None, detector: str | None = None,
                 pose_config: str | None = None, max_gap: int | None = None, smooth: str | None = None,
                 smooth_min_cutoff: float | None = None, smooth_beta: float | None = None,
-                backend: str | None = None):
+                backend: str | None = None, animals: int | None = None, arena: str | None = None):
     """The pipeline preset ``pipeline`` with the pose and detector weights a user named.
 
     ``pose`` ``"none"`` turns the pose stage off; ``pose_config`` names the model
     preset of a pose checkpoint that does not describe its own (mmpose's);
     ``max_gap`` replaces the preset's ``interpolation.max_gap``; ``smooth``,
     ``smooth_min_cutoff`` and ``smooth_beta`` its ``smoothing`` kind and parameters;
-    ``backend`` its ``pose.backend``.
+    ``backend`` its ``pose.backend``; ``animals`` its ``tracker.max_animals``.
+    ``detector`` ``"background"`` is the background detector (``detector.kind``);
+    ``arena`` replaces ``detector.arena``.
     """
     from aptrack.pipeline import load_pipeline
 
@@ -71,15 +73,44 @@ def load_config(pipeline: str, pose: str | None = None, detector: str | None = N
     if backend is not None:
         config = dataclasses.replace(config, pose=dataclasses.replace(config.pose, backend=backend))
     if detector is not None:
-        config = dataclasses.replace(config, detector=dataclasses.replace(config.detector, weights=detector))
+        change = {"kind": "background"} if detector.lower() == "background" else {"kind": "yolo", "weights": detector}
+        config = dataclasses.replace(config, detector=dataclasses.replace(config.detector, **change))
+    if arena is not None:
+        config = dataclasses.replace(config, detector=dataclasses.replace(config.detector, arena=arena))
     if max_gap is not None:
         config = dataclasses.replace(config, interpolation=dataclasses.replace(config.interpolation,
                                                                                max_gap=max_gap))
+    if animals is not None:
+        config = dataclasses.replace(config, tracker=dataclasses.replace(config.tracker, max_animals=animals))
     changes = {k: v for k, v in (("kind", smooth), ("min_cutoff", smooth_min_cutoff), ("beta", smooth_beta))
                if v is not None}
     if changes:
         config = dataclasses.replace(config, smoothing=dataclasses.replace(config.smoothing, **changes))
     return config
+
+
+def animals_value(text: str) -> int:
+    """``--animals``: how many animals there are, a whole number from 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number of animals, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 animal, got {value}")
+    return value
+
+
+def add_animals_flag(parser) -> None:
+    parser.add_argument("--animals", type=animals_value, default=None, metavar="N",
+                        help="the number of animals is known and fixed (an arena): exactly N ids over the whole "
+                             "video, each detection given to the most likely of them (default: the preset's, "
+                             "no limit)")
+
+
+def add_arena_flag(parser) -> None:
+    parser.add_argument("--arena", default=None, metavar="auto|x,y,w,h|MASK",
+                        help="look for animals only in the arena: auto (found in the background, with --detector "
+                             "background), a rectangle in pixels, or a mask image (non-zero inside)")
 
 
 def add_backend_flag(parser) -> None:

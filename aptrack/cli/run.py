@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from aptrack.cli.common import (add_backend_flag, add_pose_config_flag, aligned, console_flags, det_every_value,
+from aptrack.cli.common import (add_animals_flag, add_arena_flag, add_backend_flag, add_pose_config_flag, aligned, console_flags, det_every_value,
                                 load_config, non_negative_int, positive_int)
 from aptrack.io.exports import DEFAULT_EXPORTS, EXPORT_FORMATS
 
@@ -34,7 +34,8 @@ def add_parser(sub) -> None:
     p.add_argument("--pose", default=None, metavar="WEIGHTS|none",
                    help="pose weights (registry name or file), or 'none' for detection + tracking")
     p.add_argument("--detector", default=None, metavar="WEIGHTS",
-                   help="detector weights (registry name or Ultralytics file), overriding the preset")
+                   help="detector weights (registry name or Ultralytics file), or 'background' for a fixed "
+                        "camera (animals against the video's median background), overriding the preset")
     p.add_argument("--det-every", type=det_every_value, default=1, metavar="N|auto",
                    help="run the detector every N frames, the tracker predicting in between; auto: when the "
                         "tracked animals look unsure (one fewer, or a weak pose) or every cadence.max_interval "
@@ -59,6 +60,8 @@ def add_parser(sub) -> None:
                         f"(default: {','.join(DEFAULT_EXPORTS)})")
     p.add_argument("--no-video", action="store_true", help="write results only, no annotated video")
     p.add_argument("--trails", action="store_true", help="draw a short motion trail per track")
+    add_animals_flag(p)
+    add_arena_flag(p)
     add_pose_config_flag(p)
     add_backend_flag(p)
     console_flags(p, quiet_help="no progress bar or summary")
@@ -85,12 +88,15 @@ def main(args) -> int:
     from aptrack.io.init_boxes import load_init_boxes
 
     config = load_config(args.pipeline, args.pose, args.detector, args.pose_config, args.interpolate,
-                         args.smooth, args.smooth_min_cutoff, args.smooth_beta, args.backend)
+                         args.smooth, args.smooth_min_cutoff, args.smooth_beta, args.backend, args.animals, args.arena)
     single = (len(args.inputs) == 1 and not glob.has_magic(args.inputs[0])
               and not Path(args.inputs[0]).is_dir() and args.ray is None)
     if args.init_boxes and not single:
         raise ConfigError("--init-boxes gives the animals of one video: run it with one input")
     init_boxes = load_init_boxes(args.init_boxes, args.start) if args.init_boxes else None
+    if init_boxes is not None and args.animals is not None and len(init_boxes) != args.animals:
+        raise ConfigError(f"--animals {args.animals} but --init-boxes gives {len(init_boxes)} animals: "
+                          f"give one box per animal")
     if single:  # errors end the run at once, with one line
         summary = _run_one(args, config, args.inputs[0], None, init_boxes)
         if not args.quiet:

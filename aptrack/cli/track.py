@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from aptrack.cli.common import console_flags, load_config
+from aptrack.cli.common import add_animals_flag, console_flags, load_config
 from aptrack.core.errors import writable_dir, write_json_atomic
 
 
@@ -19,6 +19,7 @@ def add_parser(sub) -> None:
     p.add_argument("--drop-invalid", action="store_true",
                    help="leave out records with a non-finite or empty box, a score outside [0, 1] or "
                         "keypoints out of range (counted in the summary) instead of stopping at the first")
+    add_animals_flag(p)
     console_flags(p, quiet_help="no summary line")
     p.set_defaults(handler=main)
 
@@ -29,7 +30,7 @@ def main(args) -> int:
     from aptrack.eval.retrack import read_results, retrack
     from aptrack.track import PoseTracker
 
-    config = load_config(args.pipeline, None, None)
+    config = load_config(args.pipeline, None, None, animals=args.animals)
     layout = load_layout(config.layout)
     info, records, dropped = read_results(args.detections, args.drop_invalid)
     k = layout.num_keypoints if any(len(r.get("keypoints", ())) == 3 * layout.num_keypoints

@@ -152,6 +152,24 @@ def box_iou_xyxy(a, b) -> np.ndarray:
     return box_iou_loops(_f(a), _f(b))
 
 
+def box_intersection_xyxy(a, b) -> np.ndarray:
+    """Pairwise intersection areas.
+
+    Parameters
+    ----------
+    a : (N, 4) array_like, ``xyxy``
+    b : (M, 4) array_like, ``xyxy``
+
+    Returns
+    -------
+    (N, M) float64, pixels^2 (0 for boxes that do not overlap).
+    """
+    a, b = _f(a).reshape(-1, 4), _f(b).reshape(-1, 4)
+    w = np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0])
+    h = np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1])
+    return np.clip(w, 0, None) * np.clip(h, 0, None)
+
+
 def xyxy_to_center_scale(boxes, aspect_ratio: float, padding: float = 1.25):
     """Box corners to the centre and size of a top-down crop.
 

@@ -59,6 +59,8 @@ def run_clip(pipeline: Pipeline, clip_data: ClipDataset, clip: Clip, source: str
     loop of ``aptrack run``; ``gt-first-frame`` as ``aptrack run --init-boxes``.
     """
     pipeline.reset()
+    pipeline.start_video(lambda n: [load_image(clip.files[i]) for i in
+                                    np.unique(np.linspace(0, len(clip.files) - 1, min(n, len(clip.files))).astype(int))])
     frames = ((t, load_image(path)) for t, path in enumerate(clip.files))
     if source == "gt-first-frame":
         first = _gt_instances(clip_data, clip.rows[0], 0).with_(track_ids=clip_data.track_ids[clip.rows[0]])

@@ -174,6 +174,11 @@ class ImageSequenceReader:
         self.height, self.width = first.shape[:2]
         self._first = first
 
+    def sample(self, count: int) -> list[np.ndarray]:
+        """Up to ``count`` images spread over the range."""
+        wanted = np.unique(np.linspace(self.start, self.end - 1, min(count, self.end - self.start)).round().astype(int))
+        return [self._read(i) for i in wanted.tolist()]
+
     def _read(self, index: int) -> np.ndarray:
         try:
             return load_image(self.files[index])

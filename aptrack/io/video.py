@@ -92,6 +92,10 @@ class VideoReader:
     def expected_frames(self) -> int | None:
         return None if self.end is None else self.end - self.start
 
+    def sample(self, count: int) -> list[np.ndarray]:
+        """Up to ``count`` frames spread over the range, read apart from the iteration (:func:`sample_video_frames`)."""
+        return sample_video_frames(self.path, self.start, self.end, count)
+
     def __iter__(self):
         """Yield ``(frame_index, frame)`` with frame (H, W, 3) uint8 BGR.
 
@@ -126,6 +130,35 @@ class VideoReader:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def sample_video_frames(path: str | Path, start: int, end: int | None, count: int) -> list[np.ndarray]:
+    """Up to ``count`` frames spread evenly over ``[start, end)`` of a video, by seeking (a bounded
+    sample: memory does not grow with the video). A video whose header gives no frame count
+    gives its first ``count`` frames."""
+    with _quiet_stderr():
+        cap = cv2.VideoCapture(str(path))
+    try:
+        total = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
+        stop = total if end is None or (total > 0 and end > total) else end
+        frames = []
+        if stop is None or stop <= 0:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, start)
+            while len(frames) < count:
+                ok, frame = cap.read()
+                if not ok or frame is None:
+                    break
+                frames.append(frame)
+            return frames
+        wanted = np.unique(np.linspace(start, stop - 1, min(count, max(stop - start, 1))).round().astype(int))
+        for index in wanted.tolist():
+            cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+            ok, frame = cap.read()
+            if ok and frame is not None:
+                frames.append(frame)
+        return frames
+    finally:
+        cap.release()
 
 
 @functools.lru_cache(maxsize=None)

@@ -51,6 +51,19 @@ class TrackerConfig:
     unseen: ``keep`` (the Kalman update's), ``reset`` (restarted at the new
     box, standing still) or ``gap`` (restarted with the mean velocity over the
     gap, as OC-SORT's observation-centric re-update leaves it).
+
+    ``max_animals`` (``--animals N``; null for no limit): the number of animals
+    is known and fixed, as in an arena. At most this many ids are ever made
+    (on the first frame, the most confident detections get them); once they
+    are all out, no track is ever dropped, and a detection left over after
+    steps 2 to 4 goes to the most likely lost animal (:func:`known_animal_similarity`:
+    its look and its distance from where the animal was last seen, the
+    distance scaled by the box's diagonal times ``1 + known_distance_growth``
+    per frame lost; ``known_appearance_weight`` of the look mixed in), wherever
+    it is, as idtracker.ai gives every blob to one
+    of its N identities; but not a detection lying mostly (more than
+    ``known_max_overlap`` of its area) inside one already matched this frame,
+    a second box on an animal that is already there.
     """
 
     high_score_threshold: float = 0.5
@@ -78,19 +91,28 @@ class TrackerConfig:
     appearance_gate: float = 0.1
     refound_velocity: str = "keep"
     min_hits_while_lost: int = 6
+    max_animals: int | None = None
+    known_distance_growth: float = 0.1
+    known_appearance_weight: float = 0.5
+    known_max_overlap: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("high_score_threshold", "low_score_threshold", "new_track_threshold", "match_cost_threshold",
                      "low_match_cost_threshold", "unconfirmed_match_cost_threshold", "oks_weight",
                      "keypoint_score_threshold", "lost_match_cost_threshold", "appearance_weight",
-                     "embedding_momentum", "embedding_max_overlap", "reid_min_similarity", "reid_margin"):
+                     "embedding_momentum", "embedding_max_overlap", "reid_min_similarity", "reid_margin",
+                     "known_appearance_weight", "known_max_overlap"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"tracker.{name} must be in [0, 1], got {value}")
         for name in ("track_buffer", "min_hits", "min_hits_while_lost", "min_common_keypoints", "lost_motion_frames", "lost_box_buffer",
-                     "lost_buffer_growth", "lost_box_buffer_max", "min_box_area"):
+                     "lost_buffer_growth", "lost_box_buffer_max", "min_box_area", "known_distance_growth"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"tracker.{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_animals is not None and (isinstance(self.max_animals, bool) or not isinstance(self.max_animals, int)
+                                               or self.max_animals < 1):
+            raise ConfigError(f"tracker.max_animals must be a whole number from 1 (or null for no limit), "
+                              f"got {self.max_animals}")
         if self.refound_velocity not in ("keep", "reset", "gap"):
             raise ConfigError(f"tracker.refound_velocity must be keep, reset or gap, got {self.refound_velocity!r}")
         if not -1.0 <= self.appearance_gate <= 1.0:

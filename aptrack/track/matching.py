@@ -243,3 +243,45 @@ def track_similarities(pred_xyxy, means_xyah, last_xyxy, boxes_xyxy, last_keypoi
                                np.asarray(last_xyxy, f64), poses[0], poses[1], np.asarray(boxes_xyxy, f64),
                                poses[2], poses[3], var, float(score_threshold), float(oks_weight),
                                int(min_common))
+
+
+def known_animal_similarity(expected_xyxy, frames_lost, boxes_xyxy, appearance=None, growth: float = 0.1,
+                            appearance_weight: float = 0.5) -> np.ndarray:
+    """How likely each detection is each of a fixed set of lost animals, in (0, 1].
+
+    Parameters
+    ----------
+    expected_xyxy : (T, 4) array_like
+        Where each animal is expected (its predicted box), pixels.
+    frames_lost : (T,) array_like
+        Frames since each animal was last seen (>= 0).
+    boxes_xyxy : (N, 4) array_like
+        The detections, pixels.
+    appearance : (T, N) array_like, optional
+        Cosine similarities of the animals' embeddings with the detections'
+        (NaN where a side has none).
+    growth : float
+        The distance scale, the animal's box diagonal, grows by this per frame lost.
+    appearance_weight : float
+        Weight of the appearance (clipped to [0, 1]) against the proximity.
+
+    Returns
+    -------
+    (T, N) float64: ``exp(-distance / scale)`` between box centres, mixed with
+    the appearance where both sides have one; never 0, so that every pair may
+    be assigned.
+    """
+    exp = np.asarray(expected_xyxy, np.float64).reshape(-1, 4)
+    det = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
+    lost = np.asarray(frames_lost, np.float64).reshape(-1)
+    centre_t = (exp[:, :2] + exp[:, 2:]) / 2
+    centre_d = (det[:, :2] + det[:, 2:]) / 2
+    distance = np.linalg.norm(centre_t[:, None, :] - centre_d[None, :, :], axis=2)
+    diagonal = np.maximum(np.linalg.norm(exp[:, 2:] - exp[:, :2], axis=1), 1.0)
+    proximity = np.exp(-distance / (diagonal * (1.0 + growth * np.maximum(lost, 0.0)))[:, None])
+    out = proximity
+    if appearance is not None:
+        app = np.asarray(appearance, np.float64)
+        mixed = (1.0 - appearance_weight) * proximity + appearance_weight * np.clip(app, 0.0, 1.0)
+        out = np.where(np.isnan(app), proximity, mixed)
+    return np.maximum(out, 1e-9)

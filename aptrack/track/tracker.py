@@ -21,6 +21,11 @@ Each frame runs these steps:
 7. age: lost tracks older than ``track_buffer`` frames are dropped, unmatched
    tentative tracks are dropped.
 
+With a known number of animals (``max_animals``, ``--animals N``) at most N
+ids are made; once all N are out, step 4 ends by giving each detection still
+left over to the most likely lost animal, wherever it is, steps 5 and 6 make
+no track, and step 7 drops no animal.
+
 A lost track that is matched again keeps its id.
 
 The tracks live in a table of NumPy arrays, one row per track, and each step
@@ -42,6 +47,8 @@ import numpy as np
 
 from aptrack.core.boxes import (
     box_area_scalar,
+    box_area_xyxy,
+    box_intersection_xyxy,
     box_iou_loops,
     box_iou_xyxy,
     widened_xyxy,
@@ -52,9 +59,10 @@ from aptrack.core.boxes import (
 from aptrack.core.instances import Instances
 from aptrack.track.config import TrackerConfig
 from aptrack.track.kalman import MEAN, PACKED, PP, VEL, KalmanBoxMotion, predict_row, update_row
-from aptrack.track.matching import assign_subsets, track_similarities
+from aptrack.track.matching import assign_subsets, known_animal_similarity, track_similarities
 
 _EMPTY = np.zeros(0, np.int64)
+_FOREVER = np.iinfo(np.int64).max // 4  # a track buffer no video reaches
 
 
 class TrackState(enum.IntEnum):
@@ -439,6 +447,41 @@ class PoseTracker:
         if self.config.refound_velocity == "gap":
             self._kf[tracks, VEL:PP] = (now - xyxy_to_xyah(before_xyxy)) / gap[:, None]
 
+    def _known_room(self, tracks: np.ndarray, scores: np.ndarray) -> np.ndarray:
+        """``tracks`` about to be confirmed, less those that would make more than ``max_animals``
+        ids: the ones without an id are taken by their detection's score, highest first."""
+        limit = self.config.max_animals
+        if limit is None or not len(tracks):
+            return tracks
+        has_id = self._int[tracks, _ID] >= 0
+        new = tracks[~has_id]
+        room = max(limit - self.num_ids, 0)
+        if len(new) <= room:
+            return tracks
+        best = new[np.argsort(-scores[self._int[new, _ROW]], kind="stable")[:room]]
+        return tracks[has_id | np.isin(tracks, best)]
+
+    def _assign_known(self, dets: Instances, rows: np.ndarray, matched_rows: np.ndarray, frame_index: int,
+                      appearance: np.ndarray | None):
+        """Step 4c: detection ``rows`` to the lost animals when all ``max_animals`` ids are out, each
+        to the most likely one (:func:`known_animal_similarity`), skipping a detection that lies
+        mostly inside one of ``matched_rows``. Returns (tracks, rows)."""
+        cfg = self.config
+        lost = np.nonzero(self._int[:, _STATE] == _LOST)[0]
+        if not len(lost) or not len(rows):
+            return _EMPTY, _EMPTY
+        if len(matched_rows):
+            boxes = dets.boxes_xyxy.astype(np.float64)
+            inside = box_intersection_xyxy(boxes[rows], boxes[matched_rows])  # (R, M) pixels^2
+            area = np.maximum(box_area_xyxy(boxes[rows]), 1e-9)
+            rows = rows[(inside / area[:, None]).max(axis=1) <= cfg.known_max_overlap]
+        sim = known_animal_similarity(self._pred, frame_index - self._int[:, _LAST_FRAME], dets.boxes_xyxy,
+                                      appearance, cfg.known_distance_growth, cfg.known_appearance_weight)
+        if appearance is not None:  # the appearance gate holds here too: a stranger's look is not the animal's
+            sim = np.where(appearance < cfg.appearance_gate, 0.0, sim)
+        t, r, _, _ = _match(sim, lost, rows, 1.0 - 1e-12)
+        return t, r
+
     def _confirm(self, tracks: np.ndarray) -> None:
         self._int[tracks, _STATE] = _TRACKED
         new = tracks[self._int[tracks, _ID] < 0]
@@ -506,7 +549,8 @@ class PoseTracker:
             # poses appear (or change layout): tracks keep their boxes, their old poses are unknown
             unknown = np.zeros((len(self._obs), obs_width(dets.num_keypoints) - OBS_BOX))
             self._obs = np.concatenate([self._obs[:, :OBS_BOX], unknown], axis=1)
-        use_app = len(dets) > 0 and dets.embeddings.shape[1] > 0
+        # with one known animal, looks decide nothing (and a turning animal seen from above changes its look)
+        use_app = len(dets) > 0 and dets.embeddings.shape[1] > 0 and cfg.max_animals != 1
         if use_app and dets.embeddings.shape[1] != self._emb.shape[1]:  # embeddings appear (or change size)
             self._emb = np.zeros((len(self._int), dets.embeddings.shape[1]), np.float32)
         scores = dets.scores
@@ -546,6 +590,12 @@ class PoseTracker:
             t4b, r4b, candidates = self._reidentify(app, app_valid, lost, candidates, confirmed)
             state[t4b] = _TRACKED
             t4, r4 = np.concatenate([t4, t4b]), np.concatenate([r4, r4b])
+        full = cfg.max_animals is not None and self.num_ids >= cfg.max_animals
+        if full:  # 4c. all the known animals are named: the rest go to the lost ones, or nowhere
+            appearance = np.where(app_valid, app, np.nan) if use_app else None
+            t4c, r4c = self._assign_known(dets, candidates, np.concatenate([r2, r3, r4]), f, appearance)
+            state[t4c] = _TRACKED
+            t4, r4, candidates = np.concatenate([t4, t4c]), np.concatenate([r4, r4c]), _EMPTY
 
         # 5. the rest against tentative tracks
         t5, r5, um_tentative, um_new = _match(mixed, tentative, candidates,
@@ -567,6 +617,7 @@ class PoseTracker:
         confirmed_now = t5[self._int[t5, _HITS] >= need]
         if use_app:
             self._inherit_lost_ids(confirmed_now)
+        confirmed_now = self._known_room(confirmed_now, scores)
         self._confirm(confirmed_now)
         state[um_tentative] = _REMOVED
         output = [t2, t3, t4, confirmed_now]
@@ -579,6 +630,7 @@ class PoseTracker:
                 _update_embedding_rows(self._emb, self._int, new, new_rows, dets.embeddings, clean,
                                        cfg.embedding_momentum)
             if cfg.min_hits <= 1 or first_frame:
+                new = self._known_room(new, scores)
                 self._confirm(new)
                 output.append(new)
 
@@ -586,12 +638,19 @@ class PoseTracker:
         ids, rows = self._int[out, _ID], self._int[out, _ROW]
 
         # 7. ageing
-        drop, count = _expired(self._int, f, cfg.track_buffer)
+        # a known number of animals: none is ever dropped, however long lost
+        drop, count = _expired(self._int, f, _FOREVER if cfg.max_animals is not None else cfg.track_buffer)
         if count:
             self._keep(~drop)
 
         order = np.argsort(ids, kind="stable")
         return dets.take(rows[order], track_ids=ids[order])
+
+    def expected_centres(self) -> np.ndarray:
+        """(T, 2) float64: where the animals with ids (tracked or lost) are expected next, pixels
+        (each Kalman state's centre plus its velocity; nothing is changed)."""
+        named = self._int[:, _STATE] != _TENTATIVE
+        return self._kf[named, MEAN:MEAN + 2] + self._kf[named, VEL:VEL + 2]
 
     def predict_only(self, frame_index: int) -> Instances:
         """Advance a frame without detections (``--det-every``): predicted boxes of tracked animals."""
