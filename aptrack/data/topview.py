@@ -15,6 +15,7 @@ frame at a time.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Iterator
 
 import cv2
@@ -169,3 +170,76 @@ def write_top_view_video(path, scene: TopViewScene, count: int, fps: float = 30.
     finally:
         writer.close()
     return np.array(boxes), np.array(keypoints)
+
+
+def write_dlc_project(root, scene: TopViewScene, frames: int, scorer: str = "aptrack", every: int = 1,
+                      files: tuple[str, ...] = ("csv", "h5")):
+    """A DeepLabCut project of ``scene``'s frames as its labels: ``config.yaml`` (bodyparts and
+    skeleton; multi-animal when the scene has more than one), ``labeled-data/synthetic/img*.png``
+    and ``CollectedData_<scorer>.csv`` / ``.h5`` in DeepLabCut's layout (columns scorer,
+    [individuals,] bodyparts, coords; rows labeled-data, video, image). Every ``every``-th frame
+    is labelled. Returns the project folder."""
+    import pandas as pd
+    import yaml
+
+    root = Path(root)
+    video = root / "labeled-data" / "synthetic"
+    video.mkdir(parents=True, exist_ok=True)
+    animals = scene.config.animals
+    multi = animals > 1
+    individuals = [f"animal{i + 1}" for i in range(animals)]
+    rows, values = [], []
+    for t, (frame, _, keypoints) in enumerate(scene.frames(frames)):
+        if t % every:
+            continue
+        name = f"img{t:04d}.png"
+        cv2.imwrite(str(video / name), frame)
+        rows.append(("labeled-data", "synthetic", name))
+        values.append(keypoints.reshape(-1))
+    if multi:
+        columns = pd.MultiIndex.from_tuples(
+            [(scorer, ind, part, c) for ind in individuals for part in TOP_VIEW_KEYPOINTS for c in ("x", "y")],
+            names=["scorer", "individuals", "bodyparts", "coords"])
+    else:
+        columns = pd.MultiIndex.from_tuples([(scorer, part, c) for part in TOP_VIEW_KEYPOINTS for c in ("x", "y")],
+                                            names=["scorer", "bodyparts", "coords"])
+    df = pd.DataFrame(np.array(values), index=pd.MultiIndex.from_tuples(rows), columns=columns)
+    if "csv" in files:
+        df.to_csv(video / f"CollectedData_{scorer}.csv")
+    if "h5" in files:
+        df.to_hdf(video / f"CollectedData_{scorer}.h5", key="df_with_missing", mode="w")
+    config = {"Task": "synthetic", "scorer": scorer, "date": "Dec3", "multianimalproject": multi,
+              "identity": False, "project_path": str(root.resolve()),
+              "video_sets": {str((root / "videos" / "synthetic.avi").resolve()): {"crop": "0, 640, 0, 480"}},
+              "skeleton": [list(e) for e in TOP_VIEW_SKELETON]}
+    if multi:
+        config.update(individuals=individuals, uniquebodyparts=[], multianimalbodyparts=list(TOP_VIEW_KEYPOINTS),
+                      bodyparts="MULTI!")
+    else:
+        config["bodyparts"] = list(TOP_VIEW_KEYPOINTS)
+    (root / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    return root
+
+
+def write_slp(path, scene: TopViewScene, frames: int, embed: bool = False):
+    """A SLEAP labels file of ``scene``'s frames, one user instance per animal (sleap-io), its images
+    as PNGs beside it (``<stem>_frames/``) or, with ``embed``, inside the file. Returns the path."""
+    import sleap_io as sio
+
+    path = Path(path)
+    folder = path.parent / f"{path.stem}_frames"
+    folder.mkdir(parents=True, exist_ok=True)
+    skeleton = sio.Skeleton(nodes=list(TOP_VIEW_KEYPOINTS), edges=[list(e) for e in TOP_VIEW_SKELETON])
+    files, points = [], []
+    for t, (frame, _, keypoints) in enumerate(scene.frames(frames)):
+        file = folder / f"img{t:04d}.png"
+        cv2.imwrite(str(file), frame)
+        files.append(str(file))
+        points.append(keypoints)
+    video = sio.Video.from_filename(files)
+    labelled = [sio.LabeledFrame(video=video, frame_idx=t,
+                                 instances=[sio.Instance.from_numpy(k, skeleton=skeleton) for k in kps])
+                for t, kps in enumerate(points)]
+    labels = sio.Labels(labeled_frames=labelled, videos=[video], skeletons=[skeleton])
+    sio.save_slp(labels, str(path), embed=embed, verbose=False)
+    return path

@@ -33,6 +33,7 @@ from aptrack.core.errors import ConfigError, DatasetError, write_atomic
 from aptrack.core.layout import KeypointLayout
 from aptrack.data.augment import AugmentConfig, TopDownTrainTransform
 from aptrack.data.datasets import KeypointDataset
+from aptrack.data.labelled import LabelsConfig
 from aptrack.io.images import load_image
 from aptrack.models import Preset, build_checkpoint, create_model, load_checkpoint
 from aptrack.models.checkpoint import UNREADABLE_TORCH_FILE
@@ -106,10 +107,20 @@ class OptimConfig:
 
 @dataclass(frozen=True)
 class SplitConfig:
-    """Seeded split by image; ``val_instances`` animals are held out."""
+    """Seeded split by image; ``val_instances`` animals are held out, at most ``val_fraction``
+    of the dataset (at least one animal), so that a small lab project keeps most for training."""
 
     val_instances: int = 1100
+    val_fraction: float = 0.25
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.val_fraction < 1.0:
+            raise ConfigError(f"split.val_fraction must be in (0, 1), got {self.val_fraction}")
+
+    def held_out(self, animals: int) -> int:
+        """Animals to hold out of ``animals``."""
+        return max(1, min(self.val_instances, int(self.val_fraction * animals)))
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,7 @@ class TrainConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
+    labels: LabelsConfig = field(default_factory=LabelsConfig)
 
 
 def _merged(base: dict, override: dict) -> dict:
