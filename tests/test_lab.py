@@ -51,6 +51,23 @@ def test_a_dark_mouse_on_a_light_arena_is_found_in_every_frame():
     assert out.categories.tolist() == ["animal"] and 0.5 < out.scores[0] <= 1.0
 
 
+def test_light_that_drifts_by_a_third_does_not_flood_the_arena():
+    frames = scene_frames(60, light_drift=0.3, light_period=60)
+    samples = [f for f, _, _ in frames[::3]]
+    relit = BackgroundDetector(BackgroundConfig(), arena="auto").fit(samples)
+    assert detection_rate(relit, frames) == (1.0, 0)
+    with pytest.raises(VideoError, match="changing light"):  # without it, most of the arena changes
+        BackgroundDetector(BackgroundConfig(normalise_light=False), arena="auto").fit(samples)
+
+
+def test_blobs_report_how_much_of_their_box_they_fill():
+    frames = scene_frames(20)
+    det = BackgroundDetector(arena="auto").fit([f for f, _, _ in frames[::2]])
+    out = det(frames[0][0], 0)
+    assert 0.2 < out.extents[0] < 0.9  # an ellipse with a head fills part of its box
+    assert np.isnan(Instances(boxes_xyxy=[[0, 0, 1, 1]], scores=[1.0]).extents).all()
+
+
 def test_bright_animals_on_a_dark_arena_are_told_apart_automatically():
     frames = scene_frames(40, dark=False, animals=2)
     det = BackgroundDetector(BackgroundConfig(), arena="auto").fit([f for f, _, _ in frames[::2]])
@@ -284,6 +301,7 @@ def test_run_with_the_background_detector_and_one_animal_gives_one_id_in_every_f
     got = np.array([[x, y, x + w, y + h] for x, y, w, h in (a["bbox"] for a in sorted(anns, key=lambda a: a["frame"]))])
     assert np.mean([box_iou_xyxy(b, g[None])[0, 0] for b, g in zip(boxes[:, 0], got)]) > 0.85
     assert data["info"]["models"]["detector"]["kind"] == "background"
+    assert all(0 < a["extent"] <= 1 for a in anns)
 
 
 @pytest.mark.parametrize("value,needle", [("0", "at least 1 animal"), ("-3", "at least 1 animal"),

@@ -33,7 +33,7 @@ def _stack_embeddings(parts: list[np.ndarray]) -> np.ndarray:
 
 
 _ARRAY_FIELDS = ("boxes_xyxy", "scores", "labels", "categories", "keypoints", "keypoint_scores", "track_ids",
-                 "embeddings", "interpolated")
+                 "embeddings", "interpolated", "extents")
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,6 +65,10 @@ class Instances:
     interpolated : (N,) bool
         True where the instance was not observed but filled in over a gap of
         its track (see :mod:`aptrack.track.interpolate`).
+    extents : (N,) float32
+        The fraction of the box that the detector's foreground mask fills, in
+        ``[0, 1]`` (the background detector's blobs); NaN where the detector
+        gives no mask.
     """
 
     boxes_xyxy: np.ndarray
@@ -77,6 +81,7 @@ class Instances:
     frame_index: int = 0
     embeddings: np.ndarray | None = None
     interpolated: np.ndarray | None = None
+    extents: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         boxes = _as(self.boxes_xyxy, np.float32, (4,), "boxes_xyxy")
@@ -103,9 +108,12 @@ class Instances:
             raise ValueError(f"embeddings must have shape (N, D), got {embeddings.shape}")
         interpolated = (np.zeros(n, np.bool_) if self.interpolated is None
                         else np.asarray(self.interpolated, dtype=np.bool_).reshape(-1))
+        extents = (np.full(n, np.nan, np.float32) if self.extents is None
+                   else np.asarray(self.extents, dtype=np.float32).reshape(-1))
         for name, arr in (("scores", scores), ("labels", labels), ("categories", categories),
                           ("keypoints", keypoints), ("keypoint_scores", kp_scores),
-                          ("track_ids", track_ids), ("embeddings", embeddings), ("interpolated", interpolated)):
+                          ("track_ids", track_ids), ("embeddings", embeddings), ("interpolated", interpolated),
+                          ("extents", extents)):
             if len(arr) != n:
                 raise ValueError(f"{name} has {len(arr)} rows but boxes_xyxy has {n}")
         set_ = object.__setattr__
@@ -119,7 +127,9 @@ class Instances:
         set_(self, "frame_index", int(self.frame_index))
         set_(self, "embeddings", embeddings)
         set_(self, "interpolated", interpolated)
-        for arr in (boxes, scores, labels, categories, keypoints, kp_scores, track_ids, embeddings, interpolated):
+        set_(self, "extents", extents)
+        for arr in (boxes, scores, labels, categories, keypoints, kp_scores, track_ids, embeddings, interpolated,
+                    extents):
             arr.flags.writeable = False
 
     # -- construction -------------------------------------------------------
@@ -154,6 +164,7 @@ class Instances:
             frame_index=parts[0].frame_index if frame_index is None else frame_index,
             embeddings=_stack_embeddings([p.embeddings for p in parts]),
             interpolated=np.concatenate([p.interpolated for p in parts]),
+            extents=np.concatenate([p.extents for p in parts]),
         )
 
     # -- access ---------------------------------------------------------------

@@ -7,7 +7,8 @@ frame from it, morphology and connected components. Steps of
 video (never the whole video in memory):
 
 1. the background: the per-pixel median of the sampled grey frames (a moving
-   animal drops out of it);
+   animal drops out of it), each frame first scaled to the samples' median
+   grey level (light that drifts);
 2. the polarity: animals darker or brighter than the background, from which
    side the samples differ more;
 3. the arena: the whole frame, a rectangle, a mask image, or ``auto``: the
@@ -53,6 +54,11 @@ def grey(frame: np.ndarray, blur: int) -> np.ndarray:
         k = blur | 1
         g = cv2.GaussianBlur(g, (k, k), 0)
     return g
+
+
+def light_level(g: np.ndarray) -> float:
+    """The median grey level of a frame, from every fourth pixel of every fourth row."""
+    return float(np.median(g[::4, ::4]))
 
 
 def median_background(greys: Sequence[np.ndarray]) -> np.ndarray:
@@ -180,6 +186,20 @@ def find_blobs(diff: np.ndarray, arena: np.ndarray, threshold: float, open_px: i
     return labels, blobs
 
 
+def tight_box(diff: np.ndarray, labels: np.ndarray, label: int, box_xyxy: np.ndarray, level: float) -> np.ndarray:
+    """A blob's box around its pixels that differ by at least ``level`` times its strong
+    difference (the 95th percentile over the blob): the animal's blurred edge, which the
+    detection threshold takes in, left out. The blob's own box when no pixel is that strong."""
+    x0, y0, x1, y1 = (int(v) for v in box_xyxy)
+    mine = labels[y0:y1, x0:x1] == label
+    sub = diff[y0:y1, x0:x1]
+    strong = mine & (sub >= level * float(np.percentile(sub[mine], 95)))
+    ys, xs = np.nonzero(strong)
+    if not len(xs):
+        return box_xyxy
+    return np.array([x0 + xs.min(), y0 + ys.min(), x0 + xs.max() + 1, y0 + ys.max() + 1], np.float64)
+
+
 def split_blob(labels: np.ndarray, label: int, box_xyxy: np.ndarray, parts: int,
                seeds_xy: np.ndarray | None = None) -> list[np.ndarray]:
     """Boxes (xyxy) of ``parts`` k-means clusters of one blob's pixels, seeded by ``seeds_xy`` (parts, 2) when given."""
@@ -236,6 +256,7 @@ class BackgroundDetector:
         self.threshold = config.threshold
         self.animal_area: float | None = None
         self.still_animals = 0
+        self.light_level = 1.0
 
     # -- fitting ---------------------------------------------------------------
     def fit(self, frames: Sequence[np.ndarray]) -> "BackgroundDetector":
@@ -255,6 +276,8 @@ class BackgroundDetector:
         if len(frames) < 2:
             raise VideoError("the background detector needs a video of at least 2 frames")
         greys = [grey(f, cfg.blur) for f in frames]
+        self.light_level = float(np.median([light_level(g) for g in greys]))
+        greys = [self._relit(g) for g in greys]
         bg = median_background(greys)
         # 2. polarity, from the side the samples differ on more
         if cfg.polarity == "auto":
@@ -327,6 +350,14 @@ class BackgroundDetector:
         log.info("%d animal(s) sit still in the median background: compared with the arena floor there", len(blobs))
         return len(blobs)
 
+    def _relit(self, g: np.ndarray) -> np.ndarray:
+        """``g`` scaled so that its median grey level is the samples' (``normalise_light``): light
+        that drifts over a long recording does not turn the whole arena into foreground."""
+        if not self.config.normalise_light:
+            return g
+        level = light_level(g)
+        return g * np.float32(self.light_level / level) if level > 0 else g
+
     def _floor(self, bg: np.ndarray, arena: np.ndarray, polarity: str) -> np.ndarray:
         """The arena without anything animal-sized in it: the background's closing (dark animals)
         or opening (bright ones), over ``still_kernel_fraction`` of the arena's shorter side."""
@@ -361,19 +392,22 @@ class BackgroundDetector:
 
         Returns
         -------
-        Instances with boxes, scores (contrast and size), label 0, category ``animal``; no keypoints.
+        Instances with boxes, scores (contrast and size), the blobs' extents (the fraction of
+        each box the blob fills), label 0, category ``animal``; no keypoints.
         """
         if self.background is None:
             raise RuntimeError("BackgroundDetector.fit must be called before the first frame")
         cfg = self.config
-        g = grey(frame, cfg.blur)
+        g = self._relit(grey(frame, cfg.blur))
         if g.shape != self.background.shape:
             raise VideoError(f"frame {frame_index} is {g.shape[1]}x{g.shape[0]}, the background "
                              f"{self.background.shape[1]}x{self.background.shape[0]}")
-        labels, blobs = find_blobs(signed_difference(g, self.background, self.polarity), self.arena, self.threshold,
-                                   cfg.open_px, cfg.close_px, cfg.min_area)
+        diff = signed_difference(g, self.background, self.polarity)
+        labels, blobs = find_blobs(diff, self.arena, self.threshold, cfg.open_px, cfg.close_px, cfg.min_area)
+        blobs = [(lab, area, tight_box(diff, labels, lab, box, cfg.box_level), contrast)
+                 for lab, area, box, contrast in blobs]
         blobs.sort(key=lambda b: -b[1])
-        boxes, scores = [], []
+        boxes, scores, extents = [], [], []
         centres = np.zeros((0, 2)) if predicted_xy is None else np.asarray(predicted_xy, np.float64).reshape(-1, 2)
         for label, area, box, contrast in blobs[:cfg.max_detections]:
             inside = centres[(centres[:, 0] >= box[0]) & (centres[:, 0] < box[2])
@@ -387,11 +421,12 @@ class BackgroundDetector:
             for piece in pieces:
                 boxes.append(piece)
                 scores.append(self._score(contrast, each))
+                extents.append(min(each / max(float((piece[2] - piece[0]) * (piece[3] - piece[1])), 1.0), 1.0))
         if not boxes:
             return Instances.empty(frame_index=frame_index)
         return Instances(boxes_xyxy=np.array(boxes, np.float32), scores=np.array(scores, np.float32),
                          labels=np.full(len(boxes), ANIMAL_LABEL), categories=["animal"] * len(boxes),
-                         frame_index=frame_index)
+                         frame_index=frame_index, extents=np.array(extents, np.float32))
 
     def _score(self, contrast: float, area: float) -> float:
         """Geometric mean of contrast (over ``full_contrast`` thresholds) and size (over the typical animal), in [0, 1]."""

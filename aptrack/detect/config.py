@@ -85,12 +85,16 @@ class BackgroundConfig:
 
     The background is the per-pixel median of ``sample_frames`` frames spread
     over the whole video (grey levels, smoothed by a ``blur`` px Gaussian).
+    ``normalise_light``: every frame (samples too) is first scaled so that its
+    median grey level is the samples' median, as light drifts over hours.
     ``polarity``: the animals are ``dark`` or ``bright`` against it, or
     ``auto`` (told from the samples). A pixel is foreground when it differs
     from the background, in that direction, by at least ``threshold`` grey
     levels, or by ``noise_sigmas`` times the samples' noise (robust standard
     deviation) when that is more. Foreground is opened (``open_px``) and
-    closed (``close_px``), then split into connected blobs; blobs under
+    closed (``close_px``), then split into connected blobs (a blob's box holds
+    its pixels that differ by at least ``box_level`` of its strong difference,
+    the 95th percentile over the blob: the blurred edge left out); blobs under
     ``min_area`` px^2 are dropped, at most ``max_detections`` kept (largest
     first).
 
@@ -118,12 +122,14 @@ class BackgroundConfig:
 
     sample_frames: int = 60
     blur: int = 5
+    normalise_light: bool = True
     polarity: str = "auto"
     threshold: float = 25.0
     noise_sigmas: float = 6.0
     open_px: int = 3
     close_px: int = 7
     min_area: float = 80.0
+    box_level: float = 0.35
     max_detections: int = 50
     full_contrast: float = 2.5
     split_area_ratio: float = 1.6
@@ -154,6 +160,6 @@ class BackgroundConfig:
         for name in ("max_detections", "max_split"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"background.{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("min_found_fraction", "still_kernel_fraction", "moving_camera_fraction"):
+        for name in ("min_found_fraction", "still_kernel_fraction", "moving_camera_fraction", "box_level"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"background.{name} must be in [0, 1], got {getattr(self, name)}")

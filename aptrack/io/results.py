@@ -10,6 +10,7 @@ JSON layout::
      "annotations": [{"image_id", "frame", "track_id", "bbox" (xywh), "score",
                       "keypoints" ([x, y, score] x K, flat), "category",
                       "interpolated" (true for rows filled in over a track's gap),
+                      "extent" (the background detector's blob: the fraction of the box it fills),
                       "keypoints_raw" (with smoothing: x, y before it)}, ...],
      "summary": {... frames, animals, tracks, ms per stage ...}}
 """
@@ -47,6 +48,8 @@ def records(instances: Instances, raw_keypoints: np.ndarray | None = None) -> li
             "category": str(instances.categories[i]),
             "interpolated": bool(instances.interpolated[i]),
         })
+        if np.isfinite(instances.extents[i]):
+            out[-1]["extent"] = round(float(instances.extents[i]), 4)
         if raw_keypoints is not None:
             out[-1]["keypoints_raw"] = [round(float(v), DECIMALS) for v in np.asarray(raw_keypoints[i]).reshape(-1)]
     return out
