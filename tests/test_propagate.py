@@ -256,6 +256,16 @@ def test_run_with_a_bad_init_boxes_file_is_one_clear_line(tmp_path, capsys):
     assert_one_line_error(code, capsys.readouterr().err, "init-boxes file not found")
 
 
+def test_init_boxes_must_give_as_many_animals_as_animals_says(tmp_path, capsys):
+    video = tmp_path / "v.avi"
+    from conftest import write_video
+    write_video(video, 3)
+    init = tmp_path / "init.json"
+    init.write_text(json.dumps([{"id": 1, "box_xyxy": [1, 1, 10, 10]}, {"id": 2, "box_xyxy": [20, 1, 30, 10]}]))
+    code = main(["run", str(video), "-o", str(tmp_path / "out"), "--init-boxes", str(init), "--animals", "3"])
+    assert_one_line_error(code, capsys.readouterr().err, "--animals 3 but --init-boxes gives 2 animals")
+
+
 def test_an_animal_takes_a_detection_through_whichever_of_its_guessed_boxes_overlaps_it():
     sot_guess = np.array([[100, 0, 140, 40]], float)   # drifted away
     motion_guess = np.array([[0, 0, 40, 40]], float)   # still on the animal
