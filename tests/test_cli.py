@@ -246,3 +246,30 @@ def test_a_full_disk_is_one_line_and_leaves_no_temporary_file(tmp_path, capsys, 
     code = main(["track", "--detections", str(dets), "-o", str(out / "t.json")])
     assert_one_line_error(code, capsys.readouterr().err, "cannot write", "No space left on device")
     assert list(out.iterdir()) == []
+
+
+def test_a_read_only_output_folder_is_one_line_and_nothing_is_written(tmp_path, capsys, monkeypatch):
+    import errno
+    import os
+    import tempfile as tempfile_module
+
+    video = write_video(tmp_path / "v.avi", 3)
+    out = tmp_path / "ro"
+    out.mkdir()
+    if os.geteuid() != 0:  # a real read-only folder (root writes through permissions, so it is injected there)
+        out.chmod(0o555)
+    else:
+        real = tempfile_module.NamedTemporaryFile
+
+        def read_only(*args, dir=None, **kwargs):
+            if dir is not None and os.path.samefile(dir, out):
+                raise OSError(errno.EROFS, "Read-only file system")
+            return real(*args, dir=dir, **kwargs)
+
+        monkeypatch.setattr(tempfile_module, "NamedTemporaryFile", read_only)
+    try:
+        code, err = run(capsys, video, "-o", out, "--pose", "none")
+        assert_one_line_error(code, err, "cannot write to output folder", str(out))
+        assert list(out.iterdir()) == []
+    finally:
+        out.chmod(0o755)

@@ -9,6 +9,7 @@ from test_cli import assert_one_line_error
 from test_evaluation import cocoeval_on_files
 
 from aptrack.cli import main
+from aptrack.core.errors import ConfigError
 
 TINY_CONFIG = {
     "name": "tiny", "layout": "ap10k", "seed": 0, "eval_every": 1,
@@ -76,14 +77,25 @@ def test_eval_missing_image_folder(ap10k_sample, tmp_path, random_pose_checkpoin
     assert_one_line_error(code, capsys.readouterr().err, "image folder not found")
 
 
-def test_train_with_an_empty_split_is_a_clear_error(tiny, tmp_path, capsys):
+def test_train_with_too_few_animals_left_to_train_is_a_clear_error(tiny, tmp_path, capsys):
     config, data, images = tiny
     bad = yaml.safe_load(config.read_text())
     bad["split"]["val_instances"] = 10_000
+    bad["split"]["val_fraction"] = 0.99  # (held out: at most this fraction; every animal but one here)
     config.write_text(yaml.safe_dump(bad))
     code = main(["train", "--config", str(config), "--data", str(data), "--images", str(images),
                  "-o", str(tmp_path / "run"), "--device", "cpu", "--quiet"])
-    assert_one_line_error(code, capsys.readouterr().err, "empty side")
+    assert_one_line_error(code, capsys.readouterr().err, "training animals are fewer than one batch")
+
+
+def test_the_held_out_animals_are_at_most_a_fraction_of_the_data_and_at_least_one():
+    from aptrack.train.trainer import SplitConfig
+
+    assert SplitConfig(val_instances=1100).held_out(5475) == 1100
+    assert SplitConfig(val_instances=1100).held_out(300) == 75
+    assert SplitConfig(val_instances=1100).held_out(2) == 1
+    with pytest.raises(ConfigError, match="val_fraction"):
+        SplitConfig(val_fraction=1.0)
 
 
 def test_train_with_malformed_json_is_a_clear_error(tiny, tmp_path, capsys):
