@@ -197,7 +197,10 @@ def test_sigterm_stops_a_run_like_ctrl_c_with_nothing_under_a_final_name(dog_cli
     log = tmp_path / "run.log"
     proc = subprocess.Popen([sys.executable, "-m", "aptrack", "run", str(dog_clip), "-o", str(out), "-q",
                              "--log", str(log)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "APTRACK_MIRROR": str(mirror)})
+                            env={**os.environ, "APTRACK_MIRROR": str(mirror)},
+                            # as a terminal's run has it: a test suite started in the background by a
+                            # shell inherits SIGINT ignored, which a child would inherit in turn
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not list(out.glob(".*incomplete*")):  # frames are being written
         time.sleep(0.2)
