@@ -132,3 +132,30 @@ def test_flip_shift_moves_the_flipped_heatmap_one_cell_right(shift, mirrored_col
     expected[:, :, 2, 3] += 0.5                  # the plain pass
     expected[:, :, 2, mirrored_column] += 0.5    # the flipped pass, mirrored (15 - 3), then shifted
     np.testing.assert_array_equal(hm, expected)
+
+
+def test_flip_test_runs_crops_and_mirrors_in_one_forward_pass_with_the_two_pass_result():
+    torch.manual_seed(0)
+    model = SimpleBaseline(PRESET.layout.num_keypoints, backbone="mobilenet_v2", deconv_channels=(16, 16, 16)).eval()
+    calls = []
+    model.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].shape[0]))
+    est = TopDownPoseEstimator(model, PRESET, PoseConfig(flip_test=True))
+    crops = np.random.default_rng(0).integers(0, 255, (3, *PRESET.input_size[::-1], 3), dtype=np.uint8)
+    (got,) = est.outputs(crops)
+    assert calls == [6]  # one pass: 3 crops and their 3 mirror images
+    from aptrack.pose.estimator import normalize_crops
+
+    batch = normalize_crops(crops, PRESET.mean, PRESET.std, PRESET.color, False)
+    with torch.inference_mode():
+        want = est._average_flipped(model(batch), model(torch.flip(batch, dims=[3]))).numpy()
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_fp16_precision_needs_a_gpu_and_is_off_on_the_cpu():
+    from aptrack.core.errors import ConfigError
+
+    assert not TopDownPoseEstimator(FixedHeatmaps(np.zeros((3, 2))), PRESET, PoseConfig(precision="auto")).fp16
+    with pytest.raises(ConfigError, match="needs --device cuda"):
+        TopDownPoseEstimator(FixedHeatmaps(np.zeros((3, 2))), PRESET, PoseConfig(precision="fp16"))
+    with pytest.raises(ConfigError, match="pose.precision"):
+        PoseConfig(precision="int4")

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from aptrack.core.errors import ConfigError
 
 BACKENDS = ("auto", "torch", "onnxruntime")
+PRECISIONS = ("auto", "fp32", "fp16")
+"""How a torch pose network computes (``auto``: fp16 autocast on a GPU, fp32 on the CPU)."""
 """What runs the pose network (``auto``: ONNX Runtime on the CPU, torch on a GPU)."""
 
 
@@ -24,7 +26,11 @@ class PoseConfig:
     network exported to ONNX once, cached, and run by ONNX Runtime: the same
     keypoints, the network about twice as fast on a CPU), or ``auto``, ONNX
     Runtime on the CPU and torch on a GPU. An ``.onnx`` file from ``aptrack
-    export`` always runs in ONNX Runtime.
+    export`` always runs in ONNX Runtime. ``precision``: ``fp16`` runs a torch
+    network under CUDA autocast (half-precision matrix products and convolutions,
+    fp32 outputs), ``fp32`` as it is, ``auto`` fp16 on a GPU and fp32 on the CPU
+    (where autocast would only slow it). With ``flip_test``, the crops and their
+    mirror images go through the network as one batch.
     """
 
     weights: str | None = None
@@ -34,8 +40,11 @@ class PoseConfig:
     min_box_score: float = 0.1
     batch_size: int = 32
     backend: str = "auto"
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"pose.precision must be one of {', '.join(PRECISIONS)}, got '{self.precision}'")
         if self.backend not in BACKENDS:
             raise ConfigError(f"pose.backend must be one of {', '.join(BACKENDS)}, got '{self.backend}'")
         if not self.box_padding > 0:

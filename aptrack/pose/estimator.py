@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from aptrack.core.boxes import xyxy_to_center_scale, xyxy_to_center_scale_float32
+from aptrack.core.errors import ConfigError
 from aptrack.core.instances import Instances
 from aptrack.models.presets import Preset
 from aptrack.pose.codecs import build_codec
@@ -88,6 +89,14 @@ class TopDownPoseEstimator:
         self.layout = preset.layout
         self.config = config
         self.device = device
+        if config.precision == "fp16" and not str(device).startswith("cuda"):
+            raise ConfigError("pose.precision fp16 runs under CUDA autocast: it needs --device cuda")
+
+    @property
+    def fp16(self) -> bool:
+        """Whether the network runs under CUDA fp16 autocast (``precision``; a torch network on a GPU)."""
+        return (str(self.device).startswith("cuda") and self.config.precision in ("auto", "fp16")
+                and isinstance(self.model, nn.Module))
 
     @property
     def flip_test(self) -> bool:
@@ -173,9 +182,17 @@ class TopDownPoseEstimator:
         for start in range(0, len(crops_bgr), bs):
             batch = normalize_crops(crops_bgr[start:start + bs], self.preset.mean, self.preset.std,
                                     self.preset.color, self.preset.warp in MMPOSE_WARPS).to(self.device)
-            pred = self.model(batch)
-            if self.flip_test:
-                pred = self._average_flipped(pred, self.model(torch.flip(batch, dims=[3])))
+            n = len(batch)
+            with torch.autocast("cuda", dtype=torch.float16, enabled=self.fp16):
+                if self.flip_test:  # the crops and their mirror images in one forward pass
+                    both = self.model(torch.cat([batch, torch.flip(batch, dims=[3])]))
+                    both = both if isinstance(both, tuple) else (both,)
+                    pred = tuple(b[:n].float() for b in both)
+                    flipped = tuple(b[n:].float() for b in both)
+                    pred = self._average_flipped(pred if len(pred) > 1 else pred[0],
+                                                 flipped if len(flipped) > 1 else flipped[0])
+                else:
+                    pred = self.model(batch)
             out.append(tuple(p.float().cpu().numpy() for p in (pred if isinstance(pred, tuple) else (pred,))))
         return tuple(np.concatenate(parts) for parts in zip(*out))
 
