@@ -25,6 +25,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from aptrack.core.errors import ConfigError, DatasetError, malformed_data
@@ -178,8 +179,6 @@ def _h5_as_csv(h5: Path, tmp: Path) -> None:
 
 
 def _dataset(parts, order, name: str, frames_dir: Path, config: LabelsConfig) -> KeypointDataset:
-    import cv2
-
     skeletons = [sk for labels in parts for sk in labels.skeletons]
     if not skeletons:
         raise DatasetError(f"{name}: no skeleton in the labels")
@@ -197,8 +196,8 @@ def _dataset(parts, order, name: str, frames_dir: Path, config: LabelsConfig) ->
             instances = [i for i in lf.instances if type(i).__name__ == "Instance"]  # user labels, not predictions
             if not instances:
                 continue
-            file = _frame_file(lf, frames_dir, cv2)
-            h, w = _size_of(file, cv2)
+            file = _frame_file(lf, frames_dir)
+            h, w = _size_of(file)
             for inst in instances:
                 own = [str(n) for n in inst.skeleton.node_names]  # each file's skeleton has its own node order
                 pts = np.full((len(order), 2), np.nan)
@@ -246,7 +245,7 @@ def keypoint_boxes(keypoints, visible, sizes, padding: float, min_size: float) -
     return np.concatenate([x1y1, x2y2], axis=1).astype(np.float32)
 
 
-def _frame_file(lf, frames_dir: Path, cv2) -> Path:
+def _frame_file(lf, frames_dir: Path) -> Path:
     """The image of a labelled frame: the file itself for an image sequence, else written under ``frames_dir``."""
     filename = lf.video.filename
     if isinstance(filename, list) and 0 <= lf.frame_idx < len(filename) and Path(filename[lf.frame_idx]).is_file():
@@ -266,7 +265,7 @@ def _frame_file(lf, frames_dir: Path, cv2) -> Path:
     return out
 
 
-def _size_of(file: Path, cv2) -> tuple[int, int]:
+def _size_of(file: Path) -> tuple[int, int]:
     """(height, width) of an image file."""
     image = cv2.imread(str(file), cv2.IMREAD_UNCHANGED)
     if image is None:

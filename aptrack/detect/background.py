@@ -40,10 +40,12 @@ import numpy as np
 from aptrack.core.errors import ConfigError, VideoError
 from aptrack.core.instances import Instances
 from aptrack.detect.config import BackgroundConfig
+from aptrack.detect.yolo import ANIMAL_LABEL
 
 log = logging.getLogger(__name__)
 
-ANIMAL_LABEL = 0
+AUTO_NEEDS_BACKGROUND = ("--arena auto finds the arena in the background: use it with --detector background, "
+                         "or give x,y,w,h or a mask image")
 
 
 def grey(frame: np.ndarray, blur: int) -> np.ndarray:
@@ -94,8 +96,7 @@ def parse_arena(spec: str | None, shape: tuple[int, int], background: np.ndarray
     text = spec.strip()
     if text.lower() == "auto":
         if background is None:
-            raise ConfigError("--arena auto finds the arena in the background: use it with --detector background, "
-                              "or give x,y,w,h or a mask image")
+            raise ConfigError(AUTO_NEEDS_BACKGROUND)
         return auto_arena(background, polarity)
     parts = text.split(",")
     if len(parts) == 4:
@@ -404,12 +405,11 @@ class BackgroundDetector:
                              f"{self.background.shape[1]}x{self.background.shape[0]}")
         diff = signed_difference(g, self.background, self.polarity)
         labels, blobs = find_blobs(diff, self.arena, self.threshold, cfg.open_px, cfg.close_px, cfg.min_area)
-        blobs = [(lab, area, tight_box(diff, labels, lab, box, cfg.box_level), contrast)
-                 for lab, area, box, contrast in blobs]
         blobs.sort(key=lambda b: -b[1])
         boxes, scores, extents = [], [], []
         centres = np.zeros((0, 2)) if predicted_xy is None else np.asarray(predicted_xy, np.float64).reshape(-1, 2)
         for label, area, box, contrast in blobs[:cfg.max_detections]:
+            box = tight_box(diff, labels, label, box, cfg.box_level)
             inside = centres[(centres[:, 0] >= box[0]) & (centres[:, 0] < box[2])
                              & (centres[:, 1] >= box[1]) & (centres[:, 1] < box[3])]
             by_area = int(round(area / self.animal_area)) if area >= cfg.split_area_ratio * self.animal_area else 1
@@ -441,8 +441,7 @@ class ArenaFilter:
 
     def __init__(self, detector, arena: str):
         if arena.strip().lower() == "auto":
-            raise ConfigError("--arena auto finds the arena in the background: use it with --detector background, "
-                              "or give x,y,w,h or a mask image")
+            raise ConfigError(AUTO_NEEDS_BACKGROUND)
         self.detector = detector
         self.spec = arena
         self.mask: np.ndarray | None = None

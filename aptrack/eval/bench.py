@@ -28,6 +28,7 @@ from aptrack.data.clips import Clip, ClipDataset
 from aptrack.eval.keypoints import PredictionLog, evaluate_predictions, keypoints_or_zeros
 from aptrack.eval.tracking import ClipTrackingEval, summarize
 from aptrack.io.images import load_image
+from aptrack.io.inputs import ImageSequenceReader
 from aptrack.pipeline import Pipeline, StageTimer
 from aptrack.runner import iter_steps
 
@@ -59,8 +60,7 @@ def run_clip(pipeline: Pipeline, clip_data: ClipDataset, clip: Clip, source: str
     loop of ``aptrack run``; ``gt-first-frame`` as ``aptrack run --init-boxes``.
     """
     pipeline.reset()
-    pipeline.start_video(lambda n: [load_image(clip.files[i]) for i in
-                                    np.unique(np.linspace(0, len(clip.files) - 1, min(n, len(clip.files))).astype(int))])
+    pipeline.start_video(lambda n: ImageSequenceReader(tuple(clip.files)).sample(n))  # as a run samples a folder
     frames = ((t, load_image(path)) for t, path in enumerate(clip.files))
     if source == "gt-first-frame":
         first = _gt_instances(clip_data, clip.rows[0], 0).with_(track_ids=clip_data.track_ids[clip.rows[0]])

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from aptrack.core.errors import VideoError
-from aptrack.io.images import load_image
+from aptrack.io.images import load_image, spread_indices
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm", ".mts")
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -176,8 +176,7 @@ class ImageSequenceReader:
 
     def sample(self, count: int) -> list[np.ndarray]:
         """Up to ``count`` images spread over the range."""
-        wanted = np.unique(np.linspace(self.start, self.end - 1, min(count, self.end - self.start)).round().astype(int))
-        return [self._read(i) for i in wanted.tolist()]
+        return [self._read(i) for i in spread_indices(self.start, self.end, count).tolist()]
 
     def _read(self, index: int) -> np.ndarray:
         try:

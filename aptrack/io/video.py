@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from aptrack.core.errors import OutputError, VideoError
+from aptrack.io.images import spread_indices
 
 log = logging.getLogger(__name__)
 
@@ -150,8 +151,7 @@ def sample_video_frames(path: str | Path, start: int, end: int | None, count: in
                     break
                 frames.append(frame)
             return frames
-        wanted = np.unique(np.linspace(start, stop - 1, min(count, max(stop - start, 1))).round().astype(int))
-        for index in wanted.tolist():
+        for index in spread_indices(start, stop, count).tolist():
             cap.set(cv2.CAP_PROP_POS_FRAMES, index)
             ok, frame = cap.read()
             if ok and frame is not None:
