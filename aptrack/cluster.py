@@ -25,6 +25,7 @@ from typing import Callable
 
 from aptrack.core.errors import AptrackError, ConfigError
 from aptrack.io.inputs import RunInput
+from aptrack.io.journal import CHECKPOINT_EVERY
 from aptrack.pipeline import PipelineConfig, resolve_device
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ class RunOptions:
     trails: bool = False
     exports: tuple[str, ...] = ("json", "csv", "mp4")
     reset_each_frame: bool = False
+    resume: bool = False
+    checkpoint_every: int = CHECKPOINT_EVERY
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,8 @@ def run_input(source: RunInput, config: PipelineConfig, options: RunOptions) -> 
         run = process_video(source, config=config, output=options.output, write_video=options.write_video,
                             trails=options.trails, start=options.start, end=options.end,
                             device=options.device, det_every=options.det_every, exports=options.exports,
-                            reset_each_frame=options.reset_each_frame)
+                            reset_each_frame=options.reset_each_frame, resume=options.resume,
+                            checkpoint_every=options.checkpoint_every)
         for _ in run:
             pass
         return TaskResult(source, summary=run.summary)

@@ -197,6 +197,30 @@ class Pipeline:
         self._unsure = False
         self.last_detections = None
 
+    def state(self) -> dict:
+        """What the pipeline remembers between frames (its frame counters, the cadence and the
+        tracker's :meth:`~aptrack.track.tracker.PoseTracker.state`), for a resumable run.
+
+        Raises
+        ------
+        ConfigError
+            While known animals are carried (:meth:`track_known`): their single-object
+            trackers' state cannot be saved.
+        """
+        if self.propagator is not None and self.propagator.started:
+            raise ConfigError("a run that follows --init-boxes cannot be saved for --resume: its single-object "
+                              "trackers' state is not saved")
+        return {"frames": self._frames, "since_detection": self._since_detection,
+                "detected_count": self._detected_count, "unsure": self._unsure,
+                "last_detections": self.last_detections, "tracker": self.tracker.state()}
+
+    def load_state(self, state: dict) -> None:
+        """Continue from a :meth:`state` (after :meth:`reset` and :meth:`start_video`)."""
+        self._frames, self._since_detection = int(state["frames"]), int(state["since_detection"])
+        self._detected_count, self._unsure = int(state["detected_count"]), bool(state["unsure"])
+        self.last_detections = state["last_detections"]
+        self.tracker.load_state(state["tracker"])
+
     def start_video(self, sample) -> None:
         """Before a video's first frame: a detector that learns from the video itself (the
         background detector's ``fit``) gets ``sample(n)``, ``n`` frames spread over it."""

@@ -15,6 +15,7 @@ and renamed only when the whole video is done), and a summary.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, NamedTuple
@@ -22,13 +23,17 @@ from typing import Callable, Iterable, Iterator, NamedTuple
 import numpy as np
 
 from aptrack import __version__
-from aptrack.core.errors import VideoError, writable_dir
+from aptrack.core.errors import ConfigError, VideoError, writable_dir
 from aptrack.core.instances import Instances
 from aptrack.io.exports import DEFAULT_EXPORTS, check_exports, make_writers, parse_exports
 from aptrack.io.inputs import IMAGE_EXTENSIONS, ImageSequenceReader, RunInput, images_in
+from aptrack.io.journal import (CHECKPOINT_EVERY, DeferredStop, RunJournal, SavedRun, input_identity, journal_folder,
+                                run_fingerprint)
 from aptrack.pipeline import Pipeline, PipelineConfig, StageTimer, build_pipeline, load_pipeline
-from aptrack.track.interpolate import fill_gaps
+from aptrack.track.interpolate import GapFiller
 from aptrack.track.smooth import KeypointSmoother
+
+log = logging.getLogger(__name__)
 
 
 class FrameStep(NamedTuple):
@@ -45,6 +50,70 @@ class FrameStep(NamedTuple):
     carried: Instances | None = None
 
 
+class FrameLoop:
+    """The frame loop one frame at a time: the pipeline, then the gap filling of tracks.
+
+    :meth:`push` runs one frame and returns the steps that are final (with
+    ``pipeline.interpolation.max_gap`` > 0, up to ``max_gap`` frames late, once
+    no later frame can fill them); :meth:`flush` returns the rest at the end.
+    Between two frames, :meth:`state` is all it remembers (for a resumable run).
+    ``boxes`` and ``known`` are :func:`iter_frames`'s.
+    """
+
+    def __init__(self, pipeline: Pipeline, boxes: Callable[[int], Instances | None] | None = None,
+                 known: Instances | None = None):
+        self.pipeline, self.boxes, self.known = pipeline, boxes, known
+        max_gap = pipeline.interpolation.max_gap
+        self.filler = GapFiller(max_gap) if max_gap > 0 else None
+
+    def push(self, index: int, frame: np.ndarray) -> list[FrameStep]:
+        pipeline = self.pipeline
+        if self.known is not None:
+            tracked = pipeline.track_known(frame, self.known.with_(frame_index=index))
+            self.known = None
+        else:
+            tracked = pipeline(frame, index, None if self.boxes is None else self.boxes(index))
+        carried = pipeline.propagator.carried if pipeline.propagator is not None else None
+        step = FrameStep(index, frame, tracked, pipeline.last_detections, carried)
+        if self.filler is None:
+            return [step]
+        return [held._replace(tracked=filled) for held, filled in self.filler.push(tracked, step)]
+
+    def flush(self) -> list[FrameStep]:
+        if self.filler is None:
+            return []
+        return [held._replace(tracked=filled) for held, filled in self.filler.flush()]
+
+    def state(self) -> dict:
+        """The pipeline's :meth:`~aptrack.pipeline.Pipeline.state` and the frames held back for gap
+        filling (without their images: :meth:`give_frames` puts them back after a resume)."""
+        held = None
+        if self.filler is not None:
+            held = self.filler.state()
+            held["held"] = [(index, (step.detections, step.carried), parts) for index, step, parts in held["held"]]
+        return {"pipeline": self.pipeline.state(), "filler": held}
+
+    def load_state(self, state: dict) -> None:
+        self.pipeline.load_state(state["pipeline"])
+        if self.filler is not None and state["filler"] is not None:
+            held = dict(state["filler"])
+            held["held"] = [(index, FrameStep(index, None, parts[0], detections, carried), parts)
+                            for index, (detections, carried), parts in held["held"]]
+            self.filler.load_state(held)
+
+    def held_indices(self) -> list[int]:
+        """The frames held back for gap filling, in order."""
+        return [] if self.filler is None else [index for index, _, _ in self.filler.state()["held"]]
+
+    def give_frames(self, frames: dict[int, np.ndarray]) -> None:
+        """Put the images back into the held frames (after :meth:`load_state`), for drawing."""
+        if self.filler is None:
+            return
+        held = self.filler.state()
+        held["held"] = [(index, step._replace(frame=frames.get(index)), parts) for index, step, parts in held["held"]]
+        self.filler.load_state(held)
+
+
 def iter_steps(pipeline: Pipeline, frames: Iterable[tuple[int, np.ndarray]],
                boxes: Callable[[int], Instances | None] | None = None,
                known: Instances | None = None) -> Iterator[FrameStep]:
@@ -55,19 +124,10 @@ def iter_steps(pipeline: Pipeline, frames: Iterable[tuple[int, np.ndarray]],
     (:mod:`aptrack.track.interpolate`): each step is then yielded up to
     ``max_gap`` frames late, still in order, once no later frame can fill it.
     """
-    def steps():
-        nonlocal known
-        for index, frame in timed_frames(frames, pipeline.timer):
-            if known is not None:
-                tracked = pipeline.track_known(frame, known.with_(frame_index=index))
-                known = None
-            else:
-                tracked = pipeline(frame, index, None if boxes is None else boxes(index))
-            carried = pipeline.propagator.carried if pipeline.propagator is not None else None
-            yield (index, frame, pipeline.last_detections, carried), tracked
-
-    for (index, frame, detections, carried), tracked in fill_gaps(steps(), pipeline.interpolation.max_gap):
-        yield FrameStep(index, frame, tracked, detections, carried)
+    loop = FrameLoop(pipeline, boxes, known)
+    for index, frame in timed_frames(frames, pipeline.timer):
+        yield from loop.push(index, frame)
+    yield from loop.flush()
 
 
 def iter_frames(pipeline: Pipeline, frames: Iterable[tuple[int, np.ndarray]],
@@ -113,24 +173,31 @@ class VideoRun:
     """One video through a pipeline; iterate it for each frame's tracked animals.
 
     Build it with :func:`process_video`. Errors a user can fix (an unreadable
-    video, bad weights, an unwritable folder) are raised when it is built,
-    before any frame runs. Outputs are committed when the last frame has
-    been processed; a run stopped early (an exception, or a ``break`` out of
-    the loop) leaves nothing under a final name. After a full iteration,
-    :attr:`summary` holds frames, animals, ids, frames/s, ms per stage and the
-    output paths.
+    video, bad weights, an unwritable folder, a saved run that does not match)
+    are raised when it is built, before any frame runs. Outputs are committed
+    when the last frame has been processed; a run stopped early (an exception,
+    a signal, or a ``break`` out of the loop) leaves nothing under a final
+    name, and its journal (:mod:`aptrack.io.journal`) lets ``resume`` continue
+    it. After a full iteration, :attr:`summary` holds frames, animals, ids,
+    frames/s, ms per stage and the output paths.
     """
 
     def __init__(self, video: str | Path, pipeline: Pipeline | None = None,
                  config: str | Path | PipelineConfig = "default", output: str | Path | None = None,
                  write_video: bool = True, trails: bool = False, start: int = 0, end: int | None = None,
                  device: str = "auto", det_every: int = 1, init_boxes: Instances | None = None,
-                 exports: str | tuple[str, ...] = DEFAULT_EXPORTS, reset_each_frame: bool = False):
+                 exports: str | tuple[str, ...] = DEFAULT_EXPORTS, reset_each_frame: bool = False,
+                 resume: bool = False, checkpoint_every: int = CHECKPOINT_EVERY):
         self.exports = tuple(e for e in parse_exports(exports) if e != "mp4" or write_video)
         self.config = config if isinstance(config, PipelineConfig) else load_pipeline(config)
         self.source = as_run_input(video)
         self.video, self.stem = self.source.path, self.source.stem
         self.reset_each_frame = reset_each_frame
+        if resume and init_boxes is not None:
+            raise ConfigError("--resume cannot continue a run that follows --init-boxes (its single-object "
+                              "trackers' state is not saved): run it again without --resume")
+        if checkpoint_every < 0:
+            raise ConfigError(f"--checkpoint-every must be 0 (off) or a number of frames, got {checkpoint_every}")
         self.reader = open_reader(self.source, start, end)
         try:
             self.out_dir = writable_dir(Path(output)) if output is not None else None
@@ -144,6 +211,7 @@ class VideoRun:
         self.init_boxes = init_boxes
         self.write_video = "mp4" in self.exports and self.out_dir is not None
         self.trails = trails
+        self.checkpoint_every = checkpoint_every
         layout = pipeline.layout
         r = self.reader
         self.info = {
@@ -158,8 +226,26 @@ class VideoRun:
             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         }
         self.summary: dict | None = None
+        self.journal: RunJournal | None = None
+        self.saved: SavedRun | None = None
+        """The saved state this run resumes from (``resume``), None when it starts at its first frame."""
         try:
             check_exports(self.exports, has_pose=bool(self.info["keypoint_names"]))
+            if self.out_dir is not None and init_boxes is None and checkpoint_every:
+                options = {"start": r.start, "end": r.end, "det_every": pipeline.det_every,
+                           "exports": list(self.exports), "trails": trails, "reset_each_frame": reset_each_frame}
+                fingerprint = run_fingerprint(input_identity(self.video, self.source.images), self.config,
+                                              models, options)
+                self.journal = RunJournal(journal_folder(self.out_dir, self.stem), fingerprint)
+                if resume:
+                    self.saved = self.journal.load()
+                elif self.journal.states():
+                    log.warning("%s: a saved partial run is replaced by this new one (--resume continues it)",
+                                self.stem)
+            if self.saved is not None:
+                self.info["created"] = self.saved.state["created"]
+                log.info("%s: resuming after frame %d (%d frames saved)", self.stem,
+                         self.saved.state["next_frame"] - 1, self.saved.frames_saved)
         except BaseException:
             self.reader.close()
             raise
@@ -179,13 +265,14 @@ class VideoRun:
         from aptrack.io.results import ResultsWriter
         from aptrack.io.video import AtomicVideoWriter
 
-        pipeline, config, stem = self.pipeline, self.config, self.stem
+        pipeline, config, stem, journal, saved = self.pipeline, self.config, self.stem, self.journal, self.saved
         video_out = results = frames_in = output_worker = None
         writers: list = []
         track_ids: set[int] = set()
         animals = max_animals = frames = interpolated = 0
         out_timer = StageTimer()  # drawing and writing, timed on their own thread
         trails = TrailHistory(config.draw.trail_length) if self.trails else None
+        committed = False
 
         def emit(item) -> None:
             frame, tracked, raw = item
@@ -201,7 +288,20 @@ class VideoRun:
                 with out_timer("write"):
                     video_out.write(drawn)
 
+        def deliver(frame, tracked: Instances, raw: Instances) -> None:
+            """One frame's final results: counted, and handed to the writers."""
+            nonlocal frames, animals, interpolated, max_animals
+            frames += 1
+            animals += len(tracked)
+            interpolated += int(tracked.interpolated.sum())
+            max_animals = max(max_animals, len(tracked))
+            track_ids.update(int(t) for t in tracked.track_ids)
+            if output_worker is not None:
+                output_worker.submit((frame, tracked, raw))
+
         try:
+            if journal is not None and saved is None:
+                journal.discard()  # a fresh start: an earlier partial run's files go
             if self.out_dir is not None:
                 writers = make_writers(self.exports, self.out_dir, stem, self.info)
                 results = ResultsWriter(self.out_dir, stem, self.info, self.info["keypoint_names"],
@@ -210,27 +310,63 @@ class VideoRun:
                     video_out = AtomicVideoWriter(self.out_dir / f"{stem}.mp4", self.reader.fps,
                                                   (self.reader.width, self.reader.height))
             started = time.perf_counter()
-            # decoding runs ahead and drawing/encoding runs behind on their own threads
-            frames_in = Prefetcher(self.reader)
+            earlier = 0.0  # seconds spent before the resume
             pipeline.reset()  # a pipeline reused from an earlier video starts afresh
             pipeline.start_video(self.reader.sample)
-            stream = _each_alone(pipeline, frames_in) if self.reset_each_frame else frames_in
+            loop = FrameLoop(pipeline, known=self.init_boxes)
+            smoother = KeypointSmoother(config.smoothing, self.reader.fps)
+            next_frame = self.reader.start
+            if saved is not None:
+                state = saved.state
+                loop.load_state(state["loop"])
+                smoother.load_state(state["smoother"])
+                earlier, next_frame = float(state["elapsed"]), int(state["next_frame"])
+                for stage, seconds in state["timers"].items():
+                    pipeline.timer.seconds[stage] += seconds
+                if not self.write_video:  # no frame to draw: straight to the first frame not processed
+                    self.reader.skip_to(next_frame)
             if results is not None:
                 output_worker = BackgroundWorker(emit)
-            smoother = KeypointSmoother(config.smoothing, self.reader.fps)
-            for _, frame, raw in iter_frames(pipeline, stream, known=self.init_boxes):
-                tracked = smoother(raw)  # the same object when smoothing is off
-                frames += 1
-                animals += len(tracked)
-                interpolated += int(tracked.interpolated.sum())
-                max_animals = max(max_animals, len(tracked))
-                track_ids.update(int(t) for t in tracked.track_ids)
-                if output_worker is not None:
-                    output_worker.submit((frame, tracked, raw))
-                yield tracked
+            # decoding runs ahead and drawing/encoding runs behind on their own threads
+            frames_in = Prefetcher(self.reader)
+            if saved is not None:
+                # the saved frames' results go to the fresh outputs again, with their frames for the video
+                for tracked, raw_keypoints in saved.results():
+                    frame = _next_frame(frames_in, self.reader.start + frames) if self.write_video else None
+                    deliver(frame, tracked, tracked if raw_keypoints is None else tracked.with_(keypoints=raw_keypoints))
+                    yield tracked
+                if self.write_video:  # the frames held back for gap filling get their images back
+                    loop.give_frames({i: _next_frame(frames_in, i) for i in loop.held_indices()})
+            stream = _each_alone(pipeline, frames_in) if self.reset_each_frame else frames_in
+            since_checkpoint = 0
+            with DeferredStop() as stop:
+                for index, frame in timed_frames(stream, pipeline.timer):
+                    if index != next_frame:
+                        raise VideoError(f"{self.video}: frame {index} came where frame {next_frame} was due")
+                    next_frame += 1
+                    for step in loop.push(index, frame):
+                        tracked = smoother(step.tracked)  # the same object when smoothing is off
+                        if journal is not None:
+                            journal.record(tracked, step.tracked)
+                        deliver(step.frame, tracked, step.tracked)
+                        yield tracked
+                    since_checkpoint += 1
+                    if journal is not None and (since_checkpoint >= self.checkpoint_every or stop.requested):
+                        journal.checkpoint(self._state(loop, smoother, next_frame, pipeline.timer,
+                                                       earlier + time.perf_counter() - started))
+                        since_checkpoint = 0
+                    if stop.requested:
+                        if journal is not None:
+                            log.warning("%s: stopped after frame %d, its state saved: run again with --resume "
+                                        "to continue", stem, index)
+                        stop.stop_now()
+                for step in loop.flush():
+                    tracked = smoother(step.tracked)
+                    deliver(step.frame, tracked, step.tracked)
+                    yield tracked
             if output_worker is not None:
                 output_worker.join()
-            elapsed = time.perf_counter() - started
+            elapsed = earlier + time.perf_counter() - started
             outputs = {"video": str(video_out.path) if video_out else None,
                        "json": str(results.json_path) if results and results.json_path else None,
                        "csv": str(results.csv_path) if results and results.csv_path else None}
@@ -249,6 +385,7 @@ class VideoRun:
                 writer.commit()
             if results is not None:
                 results.commit(summary)
+            committed = True
             self.summary = summary
         finally:
             if output_worker is not None:
@@ -262,6 +399,24 @@ class VideoRun:
                 results.close()
             for writer in writers:
                 writer.close()
+            if journal is not None and committed:
+                journal.discard()
+
+    def _state(self, loop: FrameLoop, smoother: KeypointSmoother, next_frame: int, timer: StageTimer,
+               elapsed: float) -> dict:
+        """What a resumed run needs besides the saved results: the loop's and the filters' state after
+        the frame before ``next_frame``, and the run's time so far (for its summary)."""
+        return {"next_frame": next_frame, "loop": loop.state(), "smoother": smoother.state(),
+                "created": self.info["created"], "elapsed": elapsed,
+                "timers": {k: float(v) for k, v in timer.seconds.items()}}
+
+
+def _next_frame(frames: Iterator[tuple[int, np.ndarray]], index: int) -> np.ndarray:
+    """The next frame of ``frames``, which must be frame ``index`` (replaying a saved run)."""
+    item = next(frames, None)
+    if item is None or item[0] != index:
+        raise VideoError(f"the video ends before frame {index}, which the saved run had processed")
+    return item[1]
 
 
 def as_run_input(video) -> RunInput:
@@ -298,7 +453,8 @@ def process_video(video: str | Path, pipeline: Pipeline | None = None,
                   config: str | Path | PipelineConfig = "default", output: str | Path | None = None,
                   write_video: bool = True, trails: bool = False, start: int = 0, end: int | None = None,
                   device: str = "auto", det_every: int = 1, init_boxes: Instances | None = None,
-                  exports: str | tuple[str, ...] = DEFAULT_EXPORTS, reset_each_frame: bool = False) -> VideoRun:
+                  exports: str | tuple[str, ...] = DEFAULT_EXPORTS, reset_each_frame: bool = False,
+                  resume: bool = False, checkpoint_every: int = CHECKPOINT_EVERY) -> VideoRun:
     """Track the animals of one video; iterate the result for each frame's :class:`Instances`.
 
     Parameters
@@ -333,6 +489,13 @@ def process_video(video: str | Path, pipeline: Pipeline | None = None,
         ``write_video``), ``mot``, ``dlc`` and ``slp`` (see :mod:`aptrack.io.exports`).
     reset_each_frame : bool
         Reset the pipeline before every frame: images that are not a sequence.
+    resume : bool
+        Continue the interrupted run of this input into ``output`` from its last saved
+        state (:mod:`aptrack.io.journal`); the outputs are those an uninterrupted run
+        writes. With nothing saved, the run starts at its first frame.
+    checkpoint_every : int
+        Frames between two saved states (0: none; a run is then not resumable).
+        SIGINT and SIGTERM also save one, after the frame being processed.
 
     Returns
     -------
@@ -345,4 +508,4 @@ def process_video(video: str | Path, pipeline: Pipeline | None = None,
         For anything a user can fix (video, weights, config, output folder).
     """
     return VideoRun(video, pipeline, config, output, write_video, trails, start, end, device, det_every,
-                    init_boxes, exports, reset_each_frame)
+                    init_boxes, exports, reset_each_frame, resume, checkpoint_every)

@@ -195,23 +195,34 @@ def test_sigterm_stops_a_run_like_ctrl_c_with_nothing_under_a_final_name(dog_cli
 
     out = tmp_path / "out"
     log = tmp_path / "run.log"
-    proc = subprocess.Popen([sys.executable, "-m", "aptrack", "run", str(dog_clip), "-o", str(out), "-q",
-                             "--log", str(log)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    args = ["run", str(dog_clip), "-o", str(out), "-q", "--end", "60", "--checkpoint-every", "10"]
+    proc = subprocess.Popen([sys.executable, "-m", "aptrack", *args, "--log", str(log)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             env={**os.environ, "APTRACK_MIRROR": str(mirror)},
                             # as a terminal's run has it: a test suite started in the background by a
                             # shell inherits SIGINT ignored, which a child would inherit in turn
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not list(out.glob(".*incomplete*")):  # frames are being written
+    # frames are being processed, and the first state has been saved
+    while time.monotonic() < deadline and not list(out.glob(".dog_clip.resume/state-*.bin")):
         time.sleep(0.2)
     proc.send_signal(sig)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == code, stderr
-    assert stderr.strip().splitlines()[-1].startswith(f"aptrack: {word}") and "Traceback" not in stderr
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(f"aptrack: {word}") and last.endswith("with --resume continues it")
+    assert "Traceback" not in stderr and "its state saved" in stderr
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == []
-    assert not list(out.iterdir())  # the temporary files were removed too
+    assert [p.name for p in out.iterdir()] == [".dog_clip.resume"]  # the temporary files were removed
     text = log.read_text()
     assert "aptrack run" in text and word in text
+    if sig == signal.SIGTERM:  # resumed, the outputs are those of a run never stopped
+        from test_resume import assert_same, outputs
+
+        assert main([*args, "--resume"]) == 0
+        assert main(["run", str(dog_clip), "-o", str(tmp_path / "straight"), *args[4:]]) == 0
+        assert_same(outputs(out), outputs(tmp_path / "straight"))
+        assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []
 
 
 def test_log_file_keeps_info_lines_and_the_error_while_the_console_shows_one_line(tmp_path, capsys):

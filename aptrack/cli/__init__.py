@@ -60,11 +60,13 @@ def main(argv=None) -> int:
         return exc.exit_code
     except Terminated:
         _to_log_file(log_file, logging.ERROR, "terminated (SIGTERM)")
-        print("aptrack: terminated (SIGTERM); no output was written under its final name", file=sys.stderr)
+        print(f"aptrack: terminated (SIGTERM); no output was written under its final name{_resume_hint(args)}",
+              file=sys.stderr)
         return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         _to_log_file(log_file, logging.ERROR, "interrupted")
-        print("aptrack: interrupted; no output was written under its final name", file=sys.stderr)
+        print(f"aptrack: interrupted; no output was written under its final name{_resume_hint(args)}",
+              file=sys.stderr)
         return 130
     finally:
         if previous is not None:
@@ -72,6 +74,10 @@ def main(argv=None) -> int:
         if log_file is not None:
             logging.getLogger("aptrack").removeHandler(log_file)
             log_file.close()
+
+
+def _resume_hint(args) -> str:
+    return "; the same command with --resume continues it" if args.command == "run" else ""
 
 
 class Terminated(KeyboardInterrupt):

@@ -8,6 +8,7 @@ from pathlib import Path
 from aptrack.cli.common import (add_animals_flag, add_arena_flag, add_backend_flag, add_pose_config_flag, aligned, console_flags, det_every_value,
                                 load_config, non_negative_int, positive_int)
 from aptrack.io.exports import DEFAULT_EXPORTS, EXPORT_FORMATS
+from aptrack.io.journal import CHECKPOINT_EVERY
 
 
 def add_parser(sub) -> None:
@@ -58,6 +59,13 @@ def add_parser(sub) -> None:
     p.add_argument("--export", default=",".join(DEFAULT_EXPORTS), metavar="LIST",
                    help=f"output formats, comma-separated: {', '.join(EXPORT_FORMATS)} "
                         f"(default: {','.join(DEFAULT_EXPORTS)})")
+    p.add_argument("--resume", action="store_true",
+                   help="continue interrupted runs (Ctrl-C, SIGTERM, a crash, a power cut) from their last saved "
+                        "state, giving the outputs of an uninterrupted run; inputs whose outputs are all there "
+                        "are skipped. A saved run with another input, pipeline or options is refused")
+    p.add_argument("--checkpoint-every", type=non_negative_int, default=CHECKPOINT_EVERY, metavar="N",
+                   help=f"save the run's state every N frames, for --resume (default {CHECKPOINT_EVERY}; 0: never). "
+                        f"Ctrl-C and SIGTERM save it too, after the frame in hand")
     p.add_argument("--no-video", action="store_true", help="write results only, no annotated video")
     p.add_argument("--trails", action="store_true", help="draw a short motion trail per track")
     add_animals_flag(p)
@@ -98,11 +106,28 @@ def main(args) -> int:
         raise ConfigError(f"--animals {args.animals} but --init-boxes gives {len(init_boxes)} animals: "
                           f"give one box per animal")
     if single:  # errors end the run at once, with one line
+        if _finished(args, args.inputs[0]):
+            if not args.quiet:
+                print(f"{Path(args.inputs[0]).name}: finished earlier, its outputs are in {args.output}; "
+                      f"nothing to resume")
+            return 0
         summary = _run_one(args, config, args.inputs[0], None, init_boxes)
         if not args.quiet:
             print(summary_table(summary))
         return 0
     return _run_many(args, config)
+
+
+def _finished(args, source) -> bool:
+    """With --resume: whether this input's outputs are all there already (and nothing partial)."""
+    from aptrack.io.exports import parse_exports
+    from aptrack.io.journal import run_is_finished
+    from aptrack.runner import as_run_input
+
+    if not args.resume:
+        return False
+    exports = tuple(e for e in parse_exports(args.export) if e != "mp4" or not args.no_video)
+    return run_is_finished(Path(args.output), as_run_input(source).stem, exports)
 
 
 def _run_one(args, config, source, pipeline, init_boxes=None) -> dict:
@@ -113,7 +138,8 @@ def _run_one(args, config, source, pipeline, init_boxes=None) -> dict:
     run = process_video(source, pipeline=pipeline, config=config, output=args.output,
                         write_video=not args.no_video, trails=args.trails, start=args.start, end=args.end,
                         device=args.device, det_every=args.det_every, init_boxes=init_boxes,
-                        exports=args.export, reset_each_frame=args.images_as == "independent")
+                        exports=args.export, reset_each_frame=args.images_as == "independent",
+                        resume=args.resume, checkpoint_every=args.checkpoint_every)
     with tqdm(total=run.expected_frames, unit="frame", disable=args.quiet, dynamic_ncols=True,
               desc=run.stem, file=sys.stderr) as bar:
         frames = iter(run)
@@ -139,6 +165,12 @@ def _run_many(args, config) -> int:
     failed = [(b.text, b.reason) for b in bad]
     if not inputs:
         raise ConfigError("no video or image to run: " + "; ".join(f"{t}: {r}" for t, r in failed))
+    skipped = [source.stem for source in inputs if _finished(args, source)]
+    inputs = [source for source in inputs if source.stem not in skipped]
+    if not inputs:
+        if not args.quiet:
+            print(batch_table([], failed, skipped))
+        return 2 if failed else 0
     if args.ray is not None:
         done, ray_failed = _run_on_ray(args, config, inputs, exports)
         failed += ray_failed
@@ -151,7 +183,7 @@ def _run_many(args, config) -> int:
             except AptrackError as exc:
                 failed.append((str(source.path), str(exc)))
     if not args.quiet:
-        print(batch_table(done, failed))
+        print(batch_table(done, failed, skipped))
     return 2 if failed else 0
 
 
@@ -165,7 +197,8 @@ def _run_on_ray(args, config, inputs, exports):
     options = RunOptions(output=str(writable_dir(Path(args.output)).resolve()), device=args.device,
                          det_every=args.det_every, start=args.start, end=args.end,
                          write_video=not args.no_video, trails=args.trails, exports=exports,
-                         reset_each_frame=args.images_as == "independent")
+                         reset_each_frame=args.images_as == "independent", resume=args.resume,
+                         checkpoint_every=args.checkpoint_every)
     frames = 0
     with tqdm(total=len(inputs), unit="input", disable=args.quiet, dynamic_ncols=True, file=sys.stderr,
               desc="ray") as bar:
@@ -182,12 +215,15 @@ def _run_on_ray(args, config, inputs, exports):
     return done, failed
 
 
-def batch_table(done: list[tuple[str, dict]], failed: list[tuple[str, str]]) -> str:
-    """Per input: frames, animals, ids and frames/s; then the failed inputs with their reasons."""
+def batch_table(done: list[tuple[str, dict]], failed: list[tuple[str, str]], skipped: list[str] = ()) -> str:
+    """Per input: frames, animals, ids and frames/s; the inputs skipped as finished earlier (--resume);
+    then the failed inputs with their reasons."""
     rows = [("input", "frames  animals  ids  frames/s")]
     for stem, s in done:
         rows.append((stem, f"{s['frames']:>6}  {s['animals']:>7}  {s['tracks']:>3}  {s['fps']:>8.1f}"))
+    rows += [(stem, "finished earlier, skipped") for stem in skipped]
     total = sum(s["frames"] for _, s in done)
-    rows.append((f"{len(done)} done, {len(failed)} failed", f"{total:>6} frames"))
+    rows.append((f"{len(done)} done, {len(skipped)} skipped, {len(failed)} failed" if skipped
+                 else f"{len(done)} done, {len(failed)} failed", f"{total:>6} frames"))
     rows += [(f"FAILED {text}", reason) for text, reason in failed]
     return aligned(rows)

@@ -87,9 +87,13 @@ class MotWriter:
     """``<stem>_mot.txt`` in MOTChallenge's layout, streamed."""
 
     def __init__(self, out_dir: Path, stem: str, info: dict, names: list[str] | None = None):
-        self._files = _Atomic(out_dir, names or [f"{stem}_mot.txt"])
+        self._files = _Atomic(out_dir, names or self.default_names(stem))
         self.paths = self._files.paths
         self._fh = open(self._files.tmp[0], "w", encoding="utf-8")
+
+    @staticmethod
+    def default_names(stem: str) -> list[str]:
+        return [f"{stem}_mot.txt"]
 
     def write(self, instances: Instances) -> None:
         from aptrack.core.boxes import xyxy_to_xywh  # here: the CLI imports this module for its names
@@ -237,7 +241,11 @@ class DlcWriter(_PoseWriter):
         model = (self.info.get("models") or {}).get("pose") or {}
         df = dlc_dataframe(frames, pos, ids, rows, self.keypoint_names, f"aptrack_{model.get('model', 'pose')}")
         h5, csv = self._files.tmp
-        df.to_hdf(h5, key="df_with_missing", format="table", mode="w")
+        import pandas as pd
+
+        # no object times and no query index (whose nodes carry times): the same results, the same bytes
+        with pd.HDFStore(h5, mode="w") as store:
+            store.put("df_with_missing", df, format="table", track_times=False, index=False)
         df.to_csv(csv)
 
 
@@ -297,7 +305,8 @@ class NwbWriter(_PoseWriter):
         fps = float(info.get("fps") or 30.0)
         created = dt.datetime.fromisoformat(info["created"]) if info.get("created") else dt.datetime.now(dt.timezone.utc)
         nwb = NWBFile(session_description=f"aptrack {info.get('aptrack_version', '')} poses of {self.stem}",
-                      identifier=f"aptrack-{self.stem}-{created.isoformat()}", session_start_time=created)
+                      identifier=f"aptrack-{self.stem}-{created.isoformat()}", session_start_time=created,
+                      file_create_date=created)
         # the source video, linked as an external file (ndx-pose 0.4's source_video; its size as dimension)
         video = ImageSeries(name="video", description=f"the video aptrack read, {self.stem}",
                             external_file=[str(info.get("video", ""))], format="external", starting_frame=[0],
@@ -344,3 +353,10 @@ def make_writers(exports: tuple[str, ...], out_dir: Path, stem: str, info: dict)
             w.close()
         raise
     return writers
+
+
+def output_names(exports: tuple[str, ...], stem: str) -> list[str]:
+    """The file names a run with these ``exports`` writes for an input named ``stem`` (``mp4``: the
+    annotated video)."""
+    own = {"json": [f"{stem}.json"], "csv": [f"{stem}.csv"], "mp4": [f"{stem}.mp4"]}
+    return [name for e in exports for name in (own[e] if e in own else WRITERS[e].default_names(stem))]

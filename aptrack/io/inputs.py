@@ -173,6 +173,13 @@ class ImageSequenceReader:
         first = self._read(start)
         self.height, self.width = first.shape[:2]
         self._first = first
+        self._index = start
+
+    def skip_to(self, index: int) -> None:
+        """Start the iteration at image ``index`` (call before iterating)."""
+        if index > self._index:
+            self._index = min(index, self.end)
+            self._first = self._read(self._index) if self._index < self.end else None
 
     def sample(self, count: int) -> list[np.ndarray]:
         """Up to ``count`` images spread over the range."""
@@ -189,15 +196,17 @@ class ImageSequenceReader:
         return self.end - self.start
 
     def __iter__(self):
+        if self._index >= self.end:
+            return
         frame, self._first = self._first, None
         if frame is None:
             raise RuntimeError("an ImageSequenceReader can be iterated once")
-        for index in range(self.start, self.end):
-            if index > self.start:
+        for index in range(self._index, self.end):
+            if index > self._index:
                 frame = self._read(index)
-                if frame.shape[:2] != (self.height, self.width):
-                    raise VideoError(f"{self.files[index]} is {frame.shape[1]}x{frame.shape[0]}, the "
-                                     f"sequence's first image {self.width}x{self.height}")
+            if frame.shape[:2] != (self.height, self.width):
+                raise VideoError(f"{self.files[index]} is {frame.shape[1]}x{frame.shape[0]}, the "
+                                 f"sequence's first image {self.width}x{self.height}")
             yield index, frame
 
     def close(self) -> None:

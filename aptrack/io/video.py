@@ -38,6 +38,10 @@ def _quiet_stderr():
             os.close(fd)
 
 
+_EXHAUSTED = np.zeros(0, np.uint8)
+"""``_first`` of a reader skipped to its end."""
+
+
 class VideoReader:
     """Read frames one at a time; never holds more than one frame.
 
@@ -87,6 +91,7 @@ class VideoReader:
             raise VideoError(f"{self.path} has no decodable frames"
                              + (f" from frame {start}" if start else ""))
         self._first = first
+        self._index = start  # the frame _first is
         self.height, self.width = first.shape[:2]
 
     @property
@@ -96,6 +101,25 @@ class VideoReader:
     def sample(self, count: int) -> list[np.ndarray]:
         """Up to ``count`` frames spread over the range, read apart from the iteration (:func:`sample_video_frames`)."""
         return sample_video_frames(self.path, self.start, self.end, count)
+
+    def skip_to(self, index: int) -> None:
+        """Start the iteration at frame ``index`` (call before iterating): the frames from ``start``
+        are read and dropped in order rather than sought, so the frames that follow are exactly
+        those a run from ``start`` decodes (seeking is not frame-exact in every format)."""
+        if self._first is None:
+            raise RuntimeError("skip_to before iterating")
+        if index <= self._index:
+            return
+        if self.end is not None and index >= self.end:
+            self._first, self._index = _EXHAUSTED, self.end
+            return
+        for i in range(self._index + 1, index):
+            if not self._cap.grab():
+                raise VideoError(f"{self.path} stopped after {i - self.start} frames, before frame {index}")
+        ok, frame = self._cap.read()
+        if not ok or frame is None:
+            raise VideoError(f"{self.path} stopped before frame {index}")
+        self._first, self._index = frame, index
 
     def __iter__(self):
         """Yield ``(frame_index, frame)`` with frame (H, W, 3) uint8 BGR.
@@ -109,7 +133,9 @@ class VideoReader:
         frame, self._first = self._first, None
         if frame is None:
             raise RuntimeError("a VideoReader can be iterated once")
-        index = self.start
+        if frame is _EXHAUSTED:
+            return
+        index = self._index
         while True:
             yield index, frame
             index += 1

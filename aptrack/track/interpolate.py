@@ -86,6 +86,16 @@ class GapFiller:
             released.append(self._release())
         return released
 
+    def state(self) -> dict:
+        """The frames held back (index, payload, rows) and each track's latest row, for a resumable run."""
+        return {"held": [(index, payload, list(parts)) for index, payload, parts in self._held],
+                "last": dict(self._last)}
+
+    def load_state(self, state: dict) -> None:
+        """Continue from a :meth:`state`."""
+        self._held = deque((int(index), payload, list(parts)) for index, payload, parts in state["held"])
+        self._last = {int(k): v for k, v in state["last"].items()}
+
     def flush(self) -> list[tuple[Any, Instances]]:
         """The frames still held, at the end of the stream."""
         out = [self._release() for _ in range(len(self._held))]

@@ -70,6 +70,15 @@ class KeypointSmoother:
         self.fps = float(fps) if fps and fps > 0 else 30.0
         self._state: dict[int, tuple[float, np.ndarray, np.ndarray]] = {}  # id -> (time, x_hat, dx_hat)
 
+    def state(self) -> dict:
+        """Each track's filter (time in s, smoothed keypoints, their speed), for a resumable run."""
+        return dict(self._state)
+
+    def load_state(self, state: dict) -> None:
+        """Continue from a :meth:`state`."""
+        self._state = {int(k): (float(t), np.asarray(x, np.float64), np.asarray(dx, np.float64))
+                       for k, (t, x, dx) in state.items()}
+
     @property
     def enabled(self) -> bool:
         return self.config.kind != "none"

@@ -327,6 +327,22 @@ class PoseTracker:
         self.updates = 0  # calls of update() (frames with detections)
         self._init_table(0)
 
+    _STATE_FIELDS = ("num_ids", "frames_seen", "updates", "_kf", "_obs", "_int", "_pred", "_emb", "_source")
+
+    def state(self) -> dict:
+        """Everything :meth:`update` remembers between frames (tracks, Kalman states, lost buffer,
+        id counter), as plain values and arrays for :mod:`aptrack.core.statefile`."""
+        return {name: getattr(self, name) for name in self._STATE_FIELDS}
+
+    def load_state(self, state: dict) -> None:
+        """Continue from a :meth:`state` (of a tracker with the same config)."""
+        missing = set(self._STATE_FIELDS) - set(state)
+        if missing:
+            raise ValueError(f"tracker state lacks {sorted(missing)}")
+        for name in self._STATE_FIELDS:
+            value = state[name]
+            setattr(self, name, list(value) if name == "_source" else value)
+
     # -- the track table ------------------------------------------------------
     # One row per track in three arrays, so that each step reads and writes a
     # few whole arrays: ``_kf`` packed Kalman states (see KalmanBoxMotion),
