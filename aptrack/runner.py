@@ -23,7 +23,7 @@ from typing import Callable, Iterable, Iterator, NamedTuple
 import numpy as np
 
 from aptrack import __version__
-from aptrack.core.errors import ConfigError, VideoError, writable_dir
+from aptrack.core.errors import MALFORMED, ConfigError, VideoError, writable_dir
 from aptrack.core.instances import Instances
 from aptrack.io.exports import DEFAULT_EXPORTS, check_exports, make_writers, parse_exports
 from aptrack.io.inputs import IMAGE_EXTENSIONS, ImageSequenceReader, RunInput, images_in
@@ -243,9 +243,9 @@ class VideoRun:
                     log.warning("%s: a saved partial run is replaced by this new one (--resume continues it)",
                                 self.stem)
             if self.saved is not None:
-                self.info["created"] = self.saved.state["created"]
-                log.info("%s: resuming after frame %d (%d frames saved)", self.stem,
-                         self.saved.state["next_frame"] - 1, self.saved.frames_saved)
+                self.info["created"] = str(self.saved.state.get("created", self.info["created"]))
+                log.info("%s: resuming before frame %s (%d frames saved)", self.stem,
+                         self.saved.state.get("next_frame"), self.saved.frames_saved)
         except BaseException:
             self.reader.close()
             raise
@@ -318,10 +318,15 @@ class VideoRun:
             next_frame = self.reader.start
             if saved is not None:
                 state = saved.state
-                loop.load_state(state["loop"])
-                smoother.load_state(state["smoother"])
-                earlier, next_frame = float(state["elapsed"]), int(state["next_frame"])
-                for stage, seconds in state["timers"].items():
+                try:
+                    loop.load_state(state["loop"])
+                    smoother.load_state(state["smoother"])
+                    earlier, next_frame = float(state["elapsed"]), int(state["next_frame"])
+                    timers = {str(k): float(v) for k, v in state["timers"].items()}
+                except MALFORMED as exc:
+                    raise ConfigError(f"the saved state in {saved.folder} does not fit this run ({type(exc).__name__}: "
+                                      f"{str(exc)[:80]}); run without --resume to start afresh") from None
+                for stage, seconds in timers.items():
                     pipeline.timer.seconds[stage] += seconds
                 if not self.write_video:  # no frame to draw: straight to the first frame not processed
                     self.reader.skip_to(next_frame)

@@ -104,7 +104,7 @@ def decode(data: bytes):
     start = len(MAGIC) + 8
     try:
         header = json.loads(content[start:start + length])
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise StateFileError(f"unreadable header ({exc})") from None
     body = memoryview(content)[start + length:]
     objects: dict[int, Instances] = {}
@@ -148,7 +148,7 @@ def decode(data: bytes):
 
     try:
         return value(header)
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, ArithmeticError, RecursionError) as exc:
         if isinstance(exc, StateFileError):
             raise
         raise StateFileError(f"malformed content ({type(exc).__name__}: {exc})") from None

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from aptrack.core.errors import ConfigError, DatasetError, malformed_data
+from aptrack.core.errors import MALFORMED, ConfigError, DatasetError, malformed_data
 from aptrack.core.instances import Instances
 from aptrack.io.exports import WRITERS
 from aptrack.io.results import ResultsWriter, records_to_instances
@@ -110,8 +110,14 @@ def read_dlc(path: Path) -> tuple[dict, list[Instances]]:
                 second = (fh.readline(), fh.readline())[1]
             rows = 4 if second.split(",")[0].strip() == "individuals" else 3
             df = pd.read_csv(path, header=list(range(rows)), index_col=0)
-    except (OSError, ValueError, KeyError, ImportError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: not a DeepLabCut predictions file ({exc})") from exc
+    except (OSError, RuntimeError, ImportError, *MALFORMED) as exc:  # PyTables' HDF5ExtError is a RuntimeError
+        raise DatasetError(f"{path}: not a DeepLabCut predictions file ({type(exc).__name__}: "
+                           f"{str(exc)[:120]})") from None
+    with malformed_data(path, "DeepLabCut predictions file"):
+        return _dlc_frames(path, df)
+
+
+def _dlc_frames(path: Path, df) -> tuple[dict, list[Instances]]:
     levels = df.columns.nlevels
     if levels not in (3, 4):
         raise DatasetError(f"{path}: expected DeepLabCut's 3 or 4 column levels, got {levels}")
@@ -143,8 +149,13 @@ def read_slp(path: Path) -> tuple[dict, list[Instances]]:
 
     try:
         labels = sio.load_slp(str(path))
-    except (OSError, ValueError, KeyError) as exc:
-        raise DatasetError(f"{path}: not a SLEAP labels file ({exc})") from exc
+    except (OSError, RuntimeError, *MALFORMED) as exc:  # h5py says "damaged" with RuntimeError, too
+        raise DatasetError(f"{path}: not a SLEAP labels file ({type(exc).__name__}: {str(exc)[:120]})") from None
+    with malformed_data(path, "SLEAP labels file"):
+        return _slp_frames(labels)
+
+
+def _slp_frames(labels) -> tuple[dict, list[Instances]]:
     skeleton = labels.skeletons[0] if labels.skeletons else None
     names = [n.name for n in skeleton.nodes] if skeleton else []
     index_of = {n: i for i, n in enumerate(names)}

@@ -197,6 +197,8 @@ class RunJournal:
                     if hashlib.sha256((self.folder / name).read_bytes()).hexdigest() != sha:
                         raise StateFileError(f"its results {name} do not match their checksum")
                 saved_print, seq, state = tree["fingerprint"], int(tree["seq"]), tree["state"]
+                if not isinstance(state, dict) or not isinstance(saved_print, dict):
+                    raise StateFileError("not a run's saved state")
             except (StateFileError, OSError, KeyError, TypeError, ValueError) as exc:
                 log.warning("saved state %s is damaged (%s): trying the one before", path.name, exc)
                 continue
