@@ -311,7 +311,8 @@ class VideoRun:
                                                   (self.reader.width, self.reader.height))
             started = time.perf_counter()
             earlier = 0.0  # seconds spent before the resume
-            pipeline.reset()  # a pipeline reused from an earlier video starts afresh
+            pipeline.reset()  # a pipeline reused from an earlier video starts afresh,
+            pipeline.timer = StageTimer()  # and times this video alone
             pipeline.start_video(self.reader.sample)
             loop = FrameLoop(pipeline, known=self.init_boxes)
             smoother = KeypointSmoother(config.smoothing, self.reader.fps)

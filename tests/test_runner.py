@@ -150,3 +150,14 @@ def test_det_every_auto_runs_the_detector_every_max_interval_frames_and_after_an
         assert all(t.track_ids.tolist() == [1] for t in out)  # one id throughout
     with pytest.raises(AptrackError, match="whole number from 1, or auto"):
         Pipeline(CountingDetector(), PoseTracker(), det_every="sometimes")
+
+
+def test_a_pipeline_reused_for_a_second_video_times_that_video_alone(tmp_path):
+    pipe = square_pipeline()
+    first = process_video(write_video(tmp_path / "long.avi", 40), pipeline=pipe, output=tmp_path / "out")
+    list(first)
+    second = process_video(write_video(tmp_path / "short.avi", 1), pipeline=pipe, output=tmp_path / "out")
+    list(second)
+    # the stages' time of the second video fits in its own run (it did not carry the first video's)
+    assert sum(pipe.timer.seconds.values()) <= second.summary["seconds"]
+    assert second.summary["frames"] == 1

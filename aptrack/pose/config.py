@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from aptrack.core.errors import ConfigError
 
 BACKENDS = ("auto", "torch", "onnxruntime")
+"""What runs the pose network (``auto``: ONNX Runtime on the CPU, torch on a GPU)."""
 PRECISIONS = ("auto", "fp32", "fp16")
 """How a torch pose network computes (``auto``: fp16 autocast on a GPU, fp32 on the CPU)."""
-"""What runs the pose network (``auto``: ONNX Runtime on the CPU, torch on a GPU)."""
 
 
 @dataclass(frozen=True)
