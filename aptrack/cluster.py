@@ -48,6 +48,7 @@ class RunOptions:
     reset_each_frame: bool = False
     resume: bool = False
     checkpoint_every: int = CHECKPOINT_EVERY
+    batch_frames: int = 1
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def run_input(source: RunInput, config: PipelineConfig, options: RunOptions) -> 
                             trails=options.trails, start=options.start, end=options.end,
                             device=options.device, det_every=options.det_every, exports=options.exports,
                             reset_each_frame=options.reset_each_frame, resume=options.resume,
-                            checkpoint_every=options.checkpoint_every)
+                            checkpoint_every=options.checkpoint_every, batch_frames=options.batch_frames)
         for _ in run:
             pass
         return TaskResult(source, summary=run.summary)

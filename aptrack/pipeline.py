@@ -312,15 +312,47 @@ class Pipeline:
                         boxes = self.pose(frame, boxes)
             else:
                 boxes = self.estimate_pose(frame, boxes)
-            if self.embedder is not None:
-                with self.timer("track"):
-                    boxes = self.embedder(frame, boxes)
-            self.last_detections = boxes
-            with self.timer("track"):
-                return self.tracker.update(boxes)
+            return self._track(frame, boxes)
         with self.timer("track"):
             predicted = self.tracker.predict_only(frame_index)
         return self.estimate_pose(frame, predicted)
+
+    def _track(self, frame: np.ndarray, boxes: Instances) -> Instances:
+        """The tracker's step on one frame's detections with their poses (looks added first)."""
+        if self.embedder is not None:
+            with self.timer("track"):
+                boxes = self.embedder(frame, boxes)
+        self.last_detections = boxes
+        with self.timer("track"):
+            return self.tracker.update(boxes)
+
+    @property
+    def batches_frames(self) -> bool:
+        """Whether several frames can go through the networks together (:meth:`measure`): every frame
+        is detected (``det_every`` 1), no known animals are carried, and the detector does not take
+        the tracker's predictions (the background detector does)."""
+        return (self.det_every == 1 and self.propagator is None
+                and not getattr(self.detector, "uses_predictions", False))
+
+    def measure(self, frames: list[tuple[int, np.ndarray]]) -> list[Instances]:
+        """The detections with poses of several frames ``(frame_index, frame)`` (only when
+        :attr:`batches_frames`): the detector on them together where it can (``detect_many``), the
+        pose network on all their crops together. Give each to :meth:`track_measured` in order."""
+        with self.timer("detect"):
+            many = getattr(self.detector, "detect_many", None)
+            found = many(frames) if many is not None else [self.detector(f, i) for i, f in frames]
+        if self.pose is None:
+            return found
+        with self.timer("pose"):
+            many = getattr(self.pose, "estimate_many", None)
+            items = [(f, d) for (_, f), d in zip(frames, found)]
+            return many(items) if many is not None else [self.pose(f, d) for f, d in items]
+
+    def track_measured(self, frame: np.ndarray, boxes: Instances) -> Instances:
+        """One frame of :meth:`measure` through the tracker: what calling the pipeline on it gives."""
+        self._frames += 1
+        self._since_detection = 0
+        return self._track(frame, boxes)
 
 
 def build_detector(config: DetectorConfig, device: str = "cpu", background: BackgroundConfig = BackgroundConfig(),

@@ -35,6 +35,9 @@ from aptrack.track.smooth import KeypointSmoother
 
 log = logging.getLogger(__name__)
 
+MAX_BATCH_FRAMES = 256
+"""The most frames ``batch_frames`` puts through the networks together."""
+
 
 class FrameStep(NamedTuple):
     """One frame through the pipeline: its index, the image, the tracked animals, the
@@ -73,6 +76,21 @@ class FrameLoop:
             self.known = None
         else:
             tracked = pipeline(frame, index, None if self.boxes is None else self.boxes(index))
+        return self._released(index, frame, tracked)
+
+    def push_many(self, frames: list[tuple[int, np.ndarray]]) -> list[FrameStep]:
+        """:meth:`push` of several frames in order, their detector and pose passes together where the
+        pipeline :attr:`~aptrack.pipeline.Pipeline.batches_frames` (same results, for a GPU's sake)."""
+        if len(frames) < 2 or self.known is not None or self.boxes is not None or not self.pipeline.batches_frames:
+            return [step for index, frame in frames for step in self.push(index, frame)]
+        steps = []
+        for (index, frame), found in zip(frames, self.pipeline.measure(frames)):
+            steps += self._released(index, frame, self.pipeline.track_measured(frame, found))
+        return steps
+
+    def _released(self, index: int, frame: np.ndarray, tracked: Instances) -> list[FrameStep]:
+        """The steps final once frame ``index`` is tracked (itself, or with gap filling earlier ones)."""
+        pipeline = self.pipeline
         carried = pipeline.propagator.carried if pipeline.propagator is not None else None
         step = FrameStep(index, frame, tracked, pipeline.last_detections, carried)
         if self.filler is None:
@@ -187,7 +205,7 @@ class VideoRun:
                  write_video: bool = True, trails: bool = False, start: int = 0, end: int | None = None,
                  device: str = "auto", det_every: int = 1, init_boxes: Instances | None = None,
                  exports: str | tuple[str, ...] = DEFAULT_EXPORTS, reset_each_frame: bool = False,
-                 resume: bool = False, checkpoint_every: int = CHECKPOINT_EVERY):
+                 resume: bool = False, checkpoint_every: int = CHECKPOINT_EVERY, batch_frames: int = 1):
         self.exports = tuple(e for e in parse_exports(exports) if e != "mp4" or write_video)
         self.config = config if isinstance(config, PipelineConfig) else load_pipeline(config)
         self.source = as_run_input(video)
@@ -198,6 +216,9 @@ class VideoRun:
                               "trackers' state is not saved): run it again without --resume")
         if checkpoint_every < 0:
             raise ConfigError(f"--checkpoint-every must be 0 (off) or a number of frames, got {checkpoint_every}")
+        if not 1 <= batch_frames <= MAX_BATCH_FRAMES:
+            raise ConfigError(f"--batch-frames must be in [1, {MAX_BATCH_FRAMES}] frames, got {batch_frames}")
+        self.batch_frames = batch_frames
         self.reader = open_reader(self.source, start, end)
         try:
             self.out_dir = writable_dir(Path(output)) if output is not None else None
@@ -233,7 +254,8 @@ class VideoRun:
             check_exports(self.exports, has_pose=bool(self.info["keypoint_names"]))
             if self.out_dir is not None and init_boxes is None and checkpoint_every:
                 options = {"start": r.start, "end": r.end, "det_every": pipeline.det_every,
-                           "exports": list(self.exports), "trails": trails, "reset_each_frame": reset_each_frame}
+                           "exports": list(self.exports), "trails": trails, "reset_each_frame": reset_each_frame,
+                           "batch_frames": batch_frames}
                 fingerprint = run_fingerprint(input_identity(self.video, self.source.images), self.config,
                                               models, options)
                 self.journal = RunJournal(journal_folder(self.out_dir, self.stem), fingerprint)
@@ -344,19 +366,21 @@ class VideoRun:
                 if self.write_video:  # the frames held back for gap filling get their images back
                     loop.give_frames({i: _next_frame(frames_in, i) for i in loop.held_indices()})
             stream = _each_alone(pipeline, frames_in) if self.reset_each_frame else frames_in
+            window = 1 if self.reset_each_frame else self.batch_frames  # reset per frame: one at a time
             since_checkpoint = 0
             with DeferredStop() as stop:
-                for index, frame in timed_frames(stream, pipeline.timer):
-                    if index != next_frame:
-                        raise VideoError(f"{self.video}: frame {index} came where frame {next_frame} was due")
-                    next_frame += 1
-                    for step in loop.push(index, frame):
+                for frames_now in _windows(timed_frames(stream, pipeline.timer), window):
+                    for index, _ in frames_now:
+                        if index != next_frame:
+                            raise VideoError(f"{self.video}: frame {index} came where frame {next_frame} was due")
+                        next_frame += 1
+                    for step in loop.push_many(frames_now):
                         tracked = smoother(step.tracked)  # the same object when smoothing is off
                         if journal is not None:
                             journal.record(tracked, step.tracked)
                         deliver(step.frame, tracked, step.tracked)
                         yield tracked
-                    since_checkpoint += 1
+                    since_checkpoint += len(frames_now)
                     if journal is not None and (since_checkpoint >= self.checkpoint_every or stop.requested):
                         journal.checkpoint(self._state(loop, smoother, next_frame, pipeline.timer,
                                                        earlier + time.perf_counter() - started))
@@ -364,7 +388,7 @@ class VideoRun:
                     if stop.requested:
                         if journal is not None:
                             log.warning("%s: stopped after frame %d, its state saved: run again with --resume "
-                                        "to continue", stem, index)
+                                        "to continue", stem, next_frame - 1)
                         stop.stop_now()
                 for step in loop.flush():
                     tracked = smoother(step.tracked)
@@ -417,6 +441,18 @@ class VideoRun:
                 "timers": {k: float(v) for k, v in timer.seconds.items()}}
 
 
+def _windows(frames: Iterable[tuple[int, np.ndarray]], size: int) -> Iterator[list[tuple[int, np.ndarray]]]:
+    """``frames`` in consecutive lists of ``size`` (the last one shorter)."""
+    window: list[tuple[int, np.ndarray]] = []
+    for item in frames:
+        window.append(item)
+        if len(window) >= size:
+            yield window
+            window = []
+    if window:
+        yield window
+
+
 def _next_frame(frames: Iterator[tuple[int, np.ndarray]], index: int) -> np.ndarray:
     """The next frame of ``frames``, which must be frame ``index`` (replaying a saved run)."""
     item = next(frames, None)
@@ -460,7 +496,7 @@ def process_video(video: str | Path, pipeline: Pipeline | None = None,
                   write_video: bool = True, trails: bool = False, start: int = 0, end: int | None = None,
                   device: str = "auto", det_every: int = 1, init_boxes: Instances | None = None,
                   exports: str | tuple[str, ...] = DEFAULT_EXPORTS, reset_each_frame: bool = False,
-                  resume: bool = False, checkpoint_every: int = CHECKPOINT_EVERY) -> VideoRun:
+                  resume: bool = False, checkpoint_every: int = CHECKPOINT_EVERY, batch_frames: int = 1) -> VideoRun:
     """Track the animals of one video; iterate the result for each frame's :class:`Instances`.
 
     Parameters
@@ -502,6 +538,11 @@ def process_video(video: str | Path, pipeline: Pipeline | None = None,
     checkpoint_every : int
         Frames between two saved states (0: none; a run is then not resumable).
         SIGINT and SIGTERM also save one, after the frame being processed.
+    batch_frames : int
+        Frames that go through the detector and the pose network together (a GPU's
+        throughput; the same results). Only where the pipeline
+        :attr:`~aptrack.pipeline.Pipeline.batches_frames` (every frame detected, no
+        ``init_boxes``, not the background detector); otherwise one at a time.
 
     Returns
     -------
@@ -514,4 +555,4 @@ def process_video(video: str | Path, pipeline: Pipeline | None = None,
         For anything a user can fix (video, weights, config, output folder).
     """
     return VideoRun(video, pipeline, config, output, write_video, trails, start, end, device, det_every,
-                    init_boxes, exports, reset_each_frame, resume, checkpoint_every)
+                    init_boxes, exports, reset_each_frame, resume, checkpoint_every, batch_frames)

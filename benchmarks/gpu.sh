@@ -3,8 +3,8 @@
 #
 # Builds a synthetic 5-animal video (five copies of the bundled dog clip tiled on a
 # 1280x720 canvas; the detector sees it at 640 px), then runs `aptrack run --device cuda`
-# on it with the default pipeline (pose in torch with fp16 autocast, flip test in one batch)
-# and, when onnxruntime-gpu is installed, with --backend onnxruntime (ONNX Runtime's CUDA
+# on it with the default pipeline (pose in torch with fp16 autocast, flip test in one batch),
+# then with --batch-frames 8, and, when onnxruntime-gpu is installed, with --backend onnxruntime (ONNX Runtime's CUDA
 # provider). Prints each run's summary (frames/s, ms per stage). Needs a CUDA GPU and the
 # mirror (APTRACK_MIRROR, or ../shared/assets beside the checkout).
 set -euo pipefail
@@ -31,6 +31,9 @@ for i in range(frames):
 writer.commit(); writer.close()
 PY
 "$PY" -m aptrack run "$OUT/five.avi" -o "$OUT/torch" --device cuda --no-video
+# eight frames' crops (40 animals) through the pose network together; the detector batches too
+# when it is a PyTorch model (the bundled int8 ONNX file has its batch fixed at 1)
+"$PY" -m aptrack run "$OUT/five.avi" -o "$OUT/batched" --device cuda --no-video --batch-frames 8
 if "$PY" -c 'import onnxruntime as o, sys; sys.exit("CUDAExecutionProvider" not in o.get_available_providers())'; then
     "$PY" -m aptrack run "$OUT/five.avi" -o "$OUT/ort" --device cuda --backend onnxruntime --no-video
 else

@@ -159,3 +159,24 @@ def test_fp16_precision_needs_a_gpu_and_is_off_on_the_cpu():
         TopDownPoseEstimator(FixedHeatmaps(np.zeros((3, 2))), PRESET, PoseConfig(precision="fp16"))
     with pytest.raises(ConfigError, match="pose.precision"):
         PoseConfig(precision="int4")
+
+
+def test_several_frames_go_through_the_network_together_with_each_frames_own_keypoints():
+    torch.manual_seed(0)
+    model = SimpleBaseline(PRESET.layout.num_keypoints, backbone="mobilenet_v2", deconv_channels=(16, 16, 16)).eval()
+    calls = []
+    model.register_forward_hook(lambda module, inputs, output: calls.append(inputs[0].shape[0]))
+    est = TopDownPoseEstimator(model, PRESET, PoseConfig(flip_test=True, min_box_score=0.5))
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 255, (80, 100, 3), dtype=np.uint8) for _ in range(3)]
+    boxes = [Instances(np.array([[5.0, 5, 60, 70], [30, 10, 90, 75]]), [0.9, 0.2], frame_index=0),  # one too weak
+             Instances.empty(frame_index=1),
+             Instances(np.array([[0.0, 0, 99, 79]]), [0.8], frame_index=2)]
+    together = est.estimate_many(list(zip(frames, boxes)))
+    assert calls == [4]  # the 2 crops to do and their mirror images, in one pass
+    for frame, inst, got in zip(frames, boxes, together):
+        alone = est(frame, inst)
+        assert got.frame_index == inst.frame_index and got.keypoints.shape == (len(inst), 3, 2)
+        np.testing.assert_allclose(got.keypoints, alone.keypoints, atol=1e-3)
+        np.testing.assert_allclose(got.keypoint_scores, alone.keypoint_scores, atol=1e-5)
+    assert together[0].keypoint_scores[1].max() == 0  # the weak box got no keypoints

@@ -161,3 +161,33 @@ def test_a_pipeline_reused_for_a_second_video_times_that_video_alone(tmp_path):
     # the stages' time of the second video fits in its own run (it did not carry the first video's)
     assert sum(pipe.timer.seconds.values()) <= second.summary["seconds"]
     assert second.summary["frames"] == 1
+
+
+class BatchingSquares(SquareDetector):
+    """SquareDetector that also takes several frames at once, noting how many each time."""
+
+    def __init__(self):
+        self.windows = []
+
+    def detect_many(self, frames):
+        self.windows.append(len(frames))
+        return [self(frame, index) for index, frame in frames]
+
+
+def test_batched_frames_give_the_results_of_frames_one_at_a_time(tmp_path):
+    video = write_video(tmp_path / "square.avi", 10)
+    outs = {}
+    for batch in (1, 4):
+        detector = BatchingSquares()
+        pipe = Pipeline(detector, PoseTracker(TrackerConfig(min_hits=1)))
+        run = process_video(video, pipeline=pipe, output=tmp_path / f"b{batch}", write_video=False, batch_frames=batch)
+        assert [t.frame_index for t in run] == list(range(10))
+        outs[batch] = json.loads((tmp_path / f"b{batch}" / "square.json").read_text())["annotations"]
+        assert detector.windows == ([] if batch == 1 else [4, 4, 2])
+    assert outs[1] == outs[4] and len(outs[4]) == 10
+    # frames whose detector depends on the tracker go one at a time: every second frame predicted
+    detector = BatchingSquares()
+    pipe = Pipeline(detector, PoseTracker(TrackerConfig(min_hits=1)), det_every=2)
+    assert len(list(process_video(video, pipeline=pipe, batch_frames=4))) == 10 and detector.windows == []
+    with pytest.raises(ConfigError, match="batch-frames"):
+        process_video(video, pipeline=square_pipeline(), batch_frames=0)

@@ -41,6 +41,10 @@ def add_parser(sub) -> None:
                    help="run the detector every N frames, the tracker predicting in between; auto: when the "
                         "tracked animals look unsure (one fewer, or a weak pose) or every cadence.max_interval "
                         "frames (default 5)")
+    p.add_argument("--batch-frames", type=positive_int, default=1, metavar="N",
+                   help="put N frames through the detector and the pose network together (throughput on a GPU; "
+                        "the same results). With --det-every 1, no --init-boxes and the YOLO detector; a "
+                        "fixed-batch ONNX detector still runs frame by frame (default: 1)")
     p.add_argument("--init-boxes", default=None, metavar="FILE",
                    help="(one input) the animals on the first frame (JSON or CSV of ids and boxes): exactly these "
                         "are followed, each by its own single-object tracker, and no new ids are made")
@@ -139,7 +143,7 @@ def _run_one(args, config, source, pipeline, init_boxes=None) -> dict:
                         write_video=not args.no_video, trails=args.trails, start=args.start, end=args.end,
                         device=args.device, det_every=args.det_every, init_boxes=init_boxes,
                         exports=args.export, reset_each_frame=args.images_as == "independent",
-                        resume=args.resume, checkpoint_every=args.checkpoint_every)
+                        resume=args.resume, checkpoint_every=args.checkpoint_every, batch_frames=args.batch_frames)
     with tqdm(total=run.expected_frames, unit="frame", disable=args.quiet, dynamic_ncols=True,
               desc=run.stem, file=sys.stderr) as bar:
         frames = iter(run)
@@ -198,7 +202,7 @@ def _run_on_ray(args, config, inputs, exports):
                          det_every=args.det_every, start=args.start, end=args.end,
                          write_video=not args.no_video, trails=args.trails, exports=exports,
                          reset_each_frame=args.images_as == "independent", resume=args.resume,
-                         checkpoint_every=args.checkpoint_every)
+                         checkpoint_every=args.checkpoint_every, batch_frames=args.batch_frames)
     frames = 0
     with tqdm(total=len(inputs), unit="input", disable=args.quiet, dynamic_ncols=True, file=sys.stderr,
               desc="ray") as bar:

@@ -88,19 +88,42 @@ class YoloAnimalDetector:
         letterbox, network, NMS, boxes back to frame pixels. It skips the
         per-call source and dataset set-up and the Results objects, which cost
         several milliseconds a frame on a CPU."""
+        return self._predict_batch([frame])[0]
+
+    def _predict_batch(self, frames: list[np.ndarray]) -> list[tuple]:
+        """:meth:`_predict_fast` of several frames in one forward pass (frames of one size)."""
         from ultralytics.utils import nms, ops
 
         cfg = self.config
         predictor = self.model.predictor
-        im = predictor.preprocess([frame])
+        im = predictor.preprocess(list(frames))
         preds = predictor.inference(im)
-        det = nms.non_max_suppression(
+        dets = nms.non_max_suppression(
             preds, cfg.score_threshold, cfg.nms_iou_threshold, self.class_ids, True,
-            max_det=cfg.max_detections, nc=0, end2end=getattr(predictor.model, "end2end", False))[0]
-        if len(det) == 0:
-            return np.zeros((0, 4)), np.zeros(0), np.zeros(0, int)
-        xyxy = ops.scale_boxes(im.shape[2:], det[:, :4].clone(), frame.shape[:2])
-        return (xyxy.cpu().numpy(), det[:, 4].cpu().numpy(), det[:, 5].cpu().numpy().astype(int))
+            max_det=cfg.max_detections, nc=0, end2end=getattr(predictor.model, "end2end", False))
+        out = []
+        for det, frame in zip(dets, frames):
+            if len(det) == 0:
+                out.append((np.zeros((0, 4)), np.zeros(0), np.zeros(0, int)))
+                continue
+            xyxy = ops.scale_boxes(im.shape[2:], det[:, :4].clone(), frame.shape[:2])
+            out.append((xyxy.cpu().numpy(), det[:, 4].cpu().numpy(), det[:, 5].cpu().numpy().astype(int)))
+        return out
+
+    @property
+    def takes_batches(self) -> bool:
+        """Whether several frames can go through the network in one pass: a PyTorch model (an ONNX
+        or TensorRT export usually has its batch size fixed at 1), once the predictor is set up."""
+        predictor = getattr(self.model, "predictor", None)
+        return self._fast_ready and getattr(getattr(predictor, "model", None), "format", None) == "pt"
+
+    def detect_many(self, frames: list[tuple[int, np.ndarray]]) -> list[Instances]:
+        """Detect animals in several frames ``(frame_index, frame)``: in one forward pass where the
+        model :attr:`takes_batches`, else one frame after another. Same results as calling it per frame."""
+        if not frames or not self.takes_batches or len({f.shape for _, f in frames}) > 1:
+            return [self(frame, index) for index, frame in frames]
+        return [self._instances(found, index)
+                for found, (index, _) in zip(self._predict_batch([f for _, f in frames]), frames)]
 
     def __call__(self, frame: np.ndarray, frame_index: int = 0) -> Instances:
         """Detect animals in one frame.
@@ -115,10 +138,15 @@ class YoloAnimalDetector:
         Instances with boxes, scores, label 0 and species names; no keypoints.
         """
         if self._fast_ready:
-            xyxy, scores, cls = self._predict_fast(frame)
+            found = self._predict_fast(frame)
         else:
-            xyxy, scores, cls = self._predict(frame)  # also sets the predictor up
+            found = self._predict(frame)  # also sets the predictor up
             self._fast_ready = self.fast and self._fast_path_available()
+        return self._instances(found, frame_index)
+
+    def _instances(self, found: tuple, frame_index: int) -> Instances:
+        """Instances of one frame's ``(xyxy, scores, classes)``."""
+        xyxy, scores, cls = found
         if len(xyxy) == 0:
             return Instances.empty(frame_index=frame_index)
         return Instances(

@@ -215,16 +215,28 @@ class TopDownPoseEstimator:
         Boxes scoring below ``config.min_box_score`` get keypoints with score 0.
         All boxes of the frame run through the network as one batch.
         """
+        return self.estimate_many([(frame, instances)])[0]
+
+    def estimate_many(self, items: list[tuple[np.ndarray, Instances]]) -> list[Instances]:
+        """:meth:`__call__` of several frames' ``(frame, instances)``, their boxes' crops through
+        the network together (``config.batch_size`` crops a pass): what batching frames
+        (``aptrack run --batch-frames``) gives a GPU."""
         k = self.num_keypoints
-        keypoints = np.zeros((len(instances), k, 2), np.float32)
-        scores = np.zeros((len(instances), k), np.float32)
-        todo = np.flatnonzero(instances.scores >= self.config.min_box_score)
-        if len(todo):
-            centers, scales = self.regions(instances.boxes_xyxy[todo])
-            images, matrices = self._cut(frame, centers, scales)
-            outputs = self.outputs(images)
-            for i, (row, m, c, s) in enumerate(zip(todo, matrices, centers, scales)):
-                kp_crop, kp_score = self.codec.decode(*(o[i] for o in outputs))
+        jobs = []  # (item, rows, centres, scales, crops, matrices) of each frame with boxes to do
+        for n, (frame, instances) in enumerate(items):
+            todo = np.flatnonzero(instances.scores >= self.config.min_box_score)
+            if len(todo):
+                centers, scales = self.regions(instances.boxes_xyxy[todo])
+                jobs.append((n, todo, centers, scales, *self._cut(frame, centers, scales)))
+        outputs = self.outputs(np.concatenate([job[4] for job in jobs])) if jobs else ()
+        results = [(np.zeros((len(inst), k, 2), np.float32), np.zeros((len(inst), k), np.float32))
+                   for _, inst in items]
+        at = 0
+        for n, todo, centers, scales, _, matrices in jobs:
+            keypoints, scores = results[n]
+            for row, m, c, s in zip(todo, matrices, centers, scales):
+                kp_crop, kp_score = self.codec.decode(*(o[at] for o in outputs))
                 keypoints[row] = self.to_frame(kp_crop, m, c, s)
                 scores[row] = kp_score
-        return instances.with_(keypoints=keypoints, keypoint_scores=scores)
+                at += 1
+        return [inst.with_(keypoints=kp, keypoint_scores=sc) for (_, inst), (kp, sc) in zip(items, results)]
