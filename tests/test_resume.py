@@ -308,3 +308,31 @@ def test_state_files_round_trip_values_exactly_and_refuse_damage():
         encode({"f": lambda: 0})
     with pytest.raises(TypeError, match="numeric arrays"):
         encode(np.array(["a"], dtype=object))
+
+
+def test_a_full_disk_while_saving_the_state_is_one_line_and_leaves_no_temporary_file(tmp_path, monkeypatch):
+    import errno
+
+    from aptrack.core import statefile
+    from aptrack.core.errors import OutputError
+
+    video = two_squares(tmp_path / "sq.avi")
+    out = tmp_path / "out"
+    real = statefile.os.fsync
+    calls = []
+
+    def full(fd):
+        calls.append(fd)
+        if len(calls) >= 5:  # file, folder, file, folder: then the second checkpoint's chunk, on a full disk
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real(fd)
+
+    monkeypatch.setattr(statefile.os, "fsync", full)
+    with pytest.raises(OutputError, match=r"cannot save the run's state to .*chunk-000002\.bin: No space left on device"):
+        run(video, out)
+    monkeypatch.setattr(statefile.os, "fsync", real)
+    assert not [p for p in out.rglob("*") if "incomplete" in p.name]  # temporary files removed
+    assert not [p for p in out.iterdir() if not p.name.startswith(".")]  # nothing under a final name
+    assert sorted(p.name for p in journal_folder(out, "sq").iterdir()) == ["chunk-000001.bin", "state-000001.bin"]
+    run(video, out, resume=True)  # room again: the first state still resumes
+    assert run.saved.seq == 1
