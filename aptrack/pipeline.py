@@ -254,7 +254,8 @@ class Pipeline:
                 from aptrack.track.sot import SotFactory
 
                 factory = self.sot_factory = SotFactory(self.propagation.sot_weights)
-            self.propagator = IdentityPropagator(factory, self.propagation, self.tracker.motion, self.embedder)
+            self.propagator = IdentityPropagator(factory, self.propagation, self.tracker.motion, self.embedder,
+                                                 self.tracker.sigmas)
         self._frames = 1
         self.last_detections = animals
         return self.propagator.start(frame, animals, self.estimate_pose)

@@ -328,3 +328,32 @@ def test_hidden_animals_stay_carried_with_the_low_score_that_kept_them_unreporte
     assert prop.step(FRAME, 2, box_pose, Instances.empty()).track_ids.tolist() == []
     assert prop.carried.track_ids.tolist() == [5]
     assert prop.carried.scores[0] < PropagationConfig().visible_min_score
+
+
+def front_pose(frame, animals):
+    """A pose estimator that finds the front animal (the first box's pose) in every overlapping crop."""
+    posed = box_pose(frame, animals)
+    kp = posed.keypoints.copy()
+    for i in range(1, len(kp)):
+        if box_iou_xyxy(animals.boxes_xyxy[:1].astype(float), animals.boxes_xyxy[i:i + 1].astype(float))[0, 0] > 0.3:
+            kp[i] = kp[0]
+    return posed.with_(keypoints=kp)
+
+
+def test_an_animal_whose_pose_repeats_a_better_seen_ones_is_ranked_down_but_still_reported():
+    from aptrack.core.layout import load_layout
+
+    sigmas = load_layout("ap10k").sigmas[:4]
+    front, behind = [([10, 10, 50, 50], 0.9)] * 2, [([14, 12, 54, 52], 0.6)] * 2
+    for oks_limit, ranked_down in ((0.7, True), (1.0, False)):
+        sots = iter([ScriptedSot(front), ScriptedSot(behind)])
+        prop = IdentityPropagator(lambda: next(sots), PropagationConfig(duplicate_pose_oks=oks_limit), sigmas=sigmas)
+        prop.start(FRAME, Instances([[10, 10, 50, 50], [14, 12, 54, 52]], [1, 1], track_ids=[1, 2]), front_pose)
+        out = prop.step(FRAME, 1, front_pose, Instances.empty())
+        assert out.track_ids.tolist() == [1, 2]  # what is reported does not change
+        seen_front, seen_behind = 0.9, 0.6  # the SOTs' scores, no detection
+        assert out.scores[0] == pytest.approx(seen_front)
+        if ranked_down:  # the same pose as the better-seen animal: OKS 1, so its score goes to 0
+            assert out.scores[1] < 0.05 * seen_behind
+        else:
+            assert out.scores[1] == pytest.approx(seen_behind)

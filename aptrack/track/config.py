@@ -175,6 +175,11 @@ class PropagationConfig:
     one that looks like its first-frame self (cosine of appearance embeddings,
     with the pipeline's ``appearance`` section on) by at least the similarity,
     better than any other animal by the margin, within the distance.
+    ``duplicate_pose_oks``: an animal whose pose matches a better-seen animal's
+    by at least this OKS (its crop likely shows the animal in front of it) has
+    its score, the rank keypoint AP gives its pose, multiplied by ``1 - OKS``;
+    whether it is reported still follows ``visible_min_score`` on the score
+    before. 1 turns it off.
     """
 
     sot_weights: str | None = "vittrack"
@@ -194,10 +199,11 @@ class PropagationConfig:
     reacquire_min_similarity: float = 0.7
     reacquire_margin: float = 0.2
     reacquire_max_distance: float = 2.0
+    duplicate_pose_oks: float = 0.7
 
     def __post_init__(self) -> None:
         for name in ("sot_min_score", "detection_min_iou", "keypoint_score_threshold", "reinit_iou",
-                     "visible_min_score", "reacquire_min_similarity"):
+                     "visible_min_score", "reacquire_min_similarity", "duplicate_pose_oks"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"propagation.{name} must be in [0, 1], got {value}")

@@ -117,9 +117,10 @@ class IdentityPropagator:
     """
 
     def __init__(self, sot_factory=None, config: PropagationConfig = PropagationConfig(),
-                 motion: KalmanBoxMotion | None = None, embedder=None):
+                 motion: KalmanBoxMotion | None = None, embedder=None, sigmas=None):
         self.sot_factory = sot_factory
         self.config = config
+        self.sigmas = None if sigmas is None else np.asarray(sigmas, np.float64)
         self.motion = motion or KalmanBoxMotion()
         self.embedder = embedder if embedder is None or getattr(embedder, "enabled", True) else None
         self.reset()
@@ -216,6 +217,29 @@ class IdentityPropagator:
             if sim[i, f] - others.max(initial=-1.0) >= cfg.reacquire_margin:
                 det_rows[i], refound[i] = free[f], True
         return refound
+
+    def _discount_duplicates(self, animals: Instances, boxes_xyxy: np.ndarray, seen: np.ndarray) -> np.ndarray:
+        """Step 8's scores with each animal whose pose repeats a better-seen animal's (OKS of at least
+        ``duplicate_pose_oks``) multiplied by ``1 - OKS``: its crop likely shows the animal in front of it."""
+        limit = self.config.duplicate_pose_oks
+        if limit >= 1.0 or self.sigmas is None or len(seen) < 2 or not animals.num_keypoints:
+            return seen
+        from aptrack.core.oks import oks_matrix
+
+        cfg = self.config
+        visible = animals.keypoint_scores >= cfg.keypoint_score_threshold
+        areas = np.prod(np.maximum(boxes_xyxy[:, 2:] - boxes_xyxy[:, :2], 1.0), axis=1)
+        oks = np.nan_to_num(oks_matrix(animals.keypoints, visible, animals.keypoints, visible, areas, self.sigmas,
+                                       min_common=cfg.min_keypoints), nan=0.0)
+        out = seen.copy()
+        kept: list[int] = []
+        for i in np.argsort(-seen, kind="stable"):  # the best-seen animal keeps its score
+            similar = oks[i, kept].max(initial=0.0)
+            if similar >= limit:
+                out[i] = seen[i] * (1.0 - similar)
+            else:
+                kept.append(int(i))
+        return out
 
     def step(self, frame: np.ndarray, frame_index: int, pose: PoseFn | None = None,
              detections: Instances | None = None, timer=None) -> Instances:
@@ -317,7 +341,8 @@ class IdentityPropagator:
         if self.sot_factory is None and detections is None:
             seen = np.ones(n)  # nothing looks at the image: every animal is taken as seen
         visible = seen >= cfg.visible_min_score
-        out = animals.with_(boxes_xyxy=corrected, scores=seen.astype(np.float32))
+        scores = self._discount_duplicates(animals, corrected, seen)
+        out = animals.with_(boxes_xyxy=corrected, scores=scores.astype(np.float32))
         self._last = out
         return out.take(np.flatnonzero(visible))
 
