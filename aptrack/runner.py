@@ -5,7 +5,9 @@ through :func:`process_video`, ``aptrack bench`` over the frames of each clip,
 a notebook, or a worker on a cluster. :func:`process_video` adds what a
 video needs around it: decoding ahead and drawing/encoding behind on their
 own threads, the annotated video, JSON and CSV (written under temporary names
-and renamed only when the whole video is done), and a summary.
+and renamed only when the whole video is done), a summary, and the saved
+state that lets an interrupted run resume (:mod:`aptrack.io.journal`).
+:class:`FrameLoop` is the loop one frame (or a window of frames) at a time.
 
 >>> import aptrack
 >>> for animals in aptrack.process_video("dog.mp4"):            # doctest: +SKIP

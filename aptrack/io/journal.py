@@ -167,11 +167,6 @@ class RunJournal:
         self._chunks: list[tuple[str, str, int]] = []
         self._pending: list = []
 
-    @property
-    def saved(self) -> bool:
-        """Whether this run saved a state it can be resumed from."""
-        return self.seq > 0
-
     def states(self) -> list[Path]:
         """The saved states, newest first."""
         return sorted(self.folder.glob("state-*.bin"), reverse=True)
