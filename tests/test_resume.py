@@ -336,3 +336,22 @@ def test_a_full_disk_while_saving_the_state_is_one_line_and_leaves_no_temporary_
     assert sorted(p.name for p in journal_folder(out, "sq").iterdir()) == ["chunk-000001.bin", "state-000001.bin"]
     run(video, out, resume=True)  # room again: the first state still resumes
     assert run.saved.seq == 1
+
+
+def test_an_image_folder_resumes_from_the_image_after_the_saved_state(tmp_path):
+    video = two_squares(tmp_path / "sq.avi", 20)
+    folder = tmp_path / "sq"
+    folder.mkdir()
+    cap = cv2.VideoCapture(str(video))
+    for i in range(20):
+        ok, frame = cap.read()
+        cv2.imwrite(str(folder / f"img{i}.png"), frame)  # natural order: img2 before img10
+    cap.release()
+    kw = {"write_video": False}
+    run(folder, tmp_path / "straight", **kw)
+    out = tmp_path / "out"
+    run(folder, out, stop_after=12, **kw)
+    run(folder, out, resume=True, **kw)
+    assert run.saved.state["next_frame"] == 16  # 17 images processed, saved at 8 and 16
+    assert_same(outputs(out), outputs(tmp_path / "straight"))
+    assert json.loads((out / "sq.json").read_text())["summary"]["frames"] == 20
