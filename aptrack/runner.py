@@ -27,7 +27,7 @@ import numpy as np
 from aptrack import __version__
 from aptrack.core.errors import MALFORMED, ConfigError, VideoError, writable_dir
 from aptrack.core.instances import Instances
-from aptrack.io.exports import DEFAULT_EXPORTS, check_exports, make_writers, parse_exports
+from aptrack.io.exports import DEFAULT_EXPORTS, check_exports, make_writers, run_exports
 from aptrack.io.inputs import IMAGE_EXTENSIONS, ImageSequenceReader, RunInput, images_in
 from aptrack.io.journal import (CHECKPOINT_EVERY, DeferredStop, RunJournal, SavedRun, input_identity, journal_folder,
                                 run_fingerprint)
@@ -208,7 +208,7 @@ class VideoRun:
                  device: str = "auto", det_every: int = 1, init_boxes: Instances | None = None,
                  exports: str | tuple[str, ...] = DEFAULT_EXPORTS, reset_each_frame: bool = False,
                  resume: bool = False, checkpoint_every: int = CHECKPOINT_EVERY, batch_frames: int = 1):
-        self.exports = tuple(e for e in parse_exports(exports) if e != "mp4" or write_video)
+        self.exports = run_exports(exports, write_video)
         self.config = config if isinstance(config, PipelineConfig) else load_pipeline(config)
         self.source = as_run_input(video)
         self.video, self.stem = self.source.path, self.source.stem

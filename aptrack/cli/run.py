@@ -124,14 +124,13 @@ def main(args) -> int:
 
 def _finished(args, source) -> bool:
     """With --resume: whether this input's outputs are all there already (and nothing partial)."""
-    from aptrack.io.exports import parse_exports
+    from aptrack.io.exports import run_exports
     from aptrack.io.journal import run_is_finished
     from aptrack.runner import as_run_input
 
     if not args.resume:
         return False
-    exports = tuple(e for e in parse_exports(args.export) if e != "mp4" or not args.no_video)
-    return run_is_finished(Path(args.output), as_run_input(source).stem, exports)
+    return run_is_finished(Path(args.output), as_run_input(source).stem, run_exports(args.export, not args.no_video))
 
 
 def _run_one(args, config, source, pipeline, init_boxes=None) -> dict:

@@ -355,6 +355,11 @@ def make_writers(exports: tuple[str, ...], out_dir: Path, stem: str, info: dict)
     return writers
 
 
+def run_exports(exports: str | tuple[str, ...] | list[str], write_video: bool) -> tuple[str, ...]:
+    """The formats a run writes: ``exports`` (:func:`parse_exports`) without ``mp4`` when no video is written."""
+    return tuple(e for e in parse_exports(exports) if e != "mp4" or write_video)
+
+
 def output_names(exports: tuple[str, ...], stem: str) -> list[str]:
     """The file names a run with these ``exports`` writes for an input named ``stem`` (``mp4``: the
     annotated video)."""

@@ -36,6 +36,7 @@ from aptrack import __version__
 from aptrack.core.errors import ConfigError, OutputError
 from aptrack.core.instances import Instances
 from aptrack.core.statefile import StateFileError, decode, encode, read_state, write_durably, write_state
+from aptrack.io.exports import output_names
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +55,6 @@ def journal_folder(out_dir: Path, stem: str) -> Path:
 def run_is_finished(out_dir: Path, stem: str, exports: tuple[str, ...]) -> bool:
     """Whether the run of the input named ``stem`` into ``out_dir`` is done: every output of
     ``exports`` is there under its final name, and no saved partial run."""
-    from aptrack.io.exports import output_names
-
     folder = journal_folder(out_dir, stem)
     if folder.exists() and any(folder.glob("state-*.bin")):
         return False

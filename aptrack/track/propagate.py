@@ -47,6 +47,7 @@ import numpy as np
 from aptrack.core.boxes import at_least_xyxy, box_iou_xyxy, grown_xyxy, xyah_to_xyxy, xyxy_to_xyah
 from aptrack.core.errors import ConfigError
 from aptrack.core.instances import Instances
+from aptrack.core.oks import oks_matrix
 from aptrack.track.config import PropagationConfig
 from aptrack.track.kalman import KalmanBoxMotion
 from aptrack.track.matching import linear_assignment
@@ -224,8 +225,6 @@ class IdentityPropagator:
         limit = self.config.duplicate_pose_oks
         if limit >= 1.0 or self.sigmas is None or len(seen) < 2 or not animals.num_keypoints:
             return seen
-        from aptrack.core.oks import oks_matrix
-
         cfg = self.config
         visible = animals.keypoint_scores >= cfg.keypoint_score_threshold
         areas = np.prod(np.maximum(boxes_xyxy[:, 2:] - boxes_xyxy[:, :2], 1.0), axis=1)
