@@ -49,6 +49,8 @@ class RunOptions:
     resume: bool = False
     checkpoint_every: int = CHECKPOINT_EVERY
     batch_frames: int = 1
+    streams: int | str = 1
+    """Network streams per task (``aptrack run --streams``); one, each task on its own CPUs, unless given."""
 
 
 @dataclass(frozen=True)
@@ -69,7 +71,8 @@ def run_input(source: RunInput, config: PipelineConfig, options: RunOptions) -> 
                             trails=options.trails, start=options.start, end=options.end,
                             device=options.device, det_every=options.det_every, exports=options.exports,
                             reset_each_frame=options.reset_each_frame, resume=options.resume,
-                            checkpoint_every=options.checkpoint_every, batch_frames=options.batch_frames)
+                            checkpoint_every=options.checkpoint_every, batch_frames=options.batch_frames,
+                            streams=options.streams)
         for _ in run:
             pass
         return TaskResult(source, summary=run.summary)

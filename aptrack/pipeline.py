@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
+import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -112,11 +114,41 @@ def resolve_device(device: str) -> str:
     return device
 
 
+AUTO_STREAMS = 2
+"""``--streams auto`` on a CPU with at least this many cores: this many streams (see :func:`resolve_streams`)."""
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the system has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
+
+
+def resolve_streams(streams: int | str, device: str, cores: int | None = None) -> int:
+    """How many streams (copies of the detector and pose networks, each measuring other frames)
+    a run uses: ``auto`` is :data:`AUTO_STREAMS` on a CPU with that many ``cores`` or more (each
+    stream then gets its share of them), else 1; on a GPU 1.
+
+    Raises
+    ------
+    AptrackError
+        If ``streams`` is neither ``auto`` nor a whole number from 1.
+    """
+    if streams == "auto":
+        cores = available_cores() if cores is None else cores
+        return AUTO_STREAMS if device == "cpu" and cores >= AUTO_STREAMS else 1
+    if isinstance(streams, bool) or not isinstance(streams, int) or streams < 1:
+        raise AptrackError(f"--streams must be a whole number from 1, or auto; got {streams!r}")
+    return streams
+
+
 class StageTimer:
-    """Accumulates wall time per named stage."""
+    """Accumulates wall time per named stage (from any thread: several streams add to it)."""
 
     def __init__(self):
         self.seconds: dict[str, float] = defaultdict(float)
+        self._lock = threading.Lock()
 
     @contextlib.contextmanager
     def __call__(self, stage: str):
@@ -124,7 +156,9 @@ class StageTimer:
         try:
             yield
         finally:
-            self.seconds[stage] += time.perf_counter() - start
+            elapsed = time.perf_counter() - start
+            with self._lock:
+                self.seconds[stage] += elapsed
 
     def ms_per_frame(self, frames: int) -> dict[str, float]:
         return {k: round(1000 * v / max(frames, 1), 2) for k, v in self.seconds.items()}
@@ -178,6 +212,8 @@ class Pipeline:
         self.cadence = cadence
         self.models: dict = {}
         """What :func:`build_pipeline` loaded (file, sha256, source per model), for the outputs' info."""
+        self.more_streams: list[tuple] = []
+        """(detector, pose estimator) copies for :attr:`streams` (:func:`build_pipeline`'s ``streams``)."""
         self.propagator = None
         self._frames = 0
         self._since_detection = 0
@@ -335,19 +371,30 @@ class Pipeline:
         return (self.det_every == 1 and self.propagator is None
                 and not getattr(self.detector, "uses_predictions", False))
 
-    def measure(self, frames: list[tuple[int, np.ndarray]]) -> list[Instances]:
+    @property
+    def streams(self) -> list[tuple]:
+        """The (detector, pose estimator) pairs :meth:`measure` may use at the same time from
+        several threads: this pipeline's own, then :attr:`more_streams`."""
+        return [(self.detector, self.pose), *self.more_streams]
+
+    def measure(self, frames: list[tuple[int, np.ndarray]], stream: int = 0) -> list[Instances]:
         """The detections with poses of several frames ``(frame_index, frame)`` (only when
         :attr:`batches_frames`): the detector on them together where it can (``detect_many``), the
-        pose network on all their crops together. Give each to :meth:`track_measured` in order."""
+        pose network on all their crops together. Give each to :meth:`track_measured` in order.
+
+        ``stream`` picks the networks (an index into :attr:`streams`): calls with different
+        streams may run at the same time on different threads; it touches nothing else of the
+        pipeline but its timer."""
+        detector, pose = self.streams[stream]
         with self.timer("detect"):
-            many = getattr(self.detector, "detect_many", None)
-            found = many(frames) if many is not None else [self.detector(f, i) for i, f in frames]
-        if self.pose is None:
+            many = getattr(detector, "detect_many", None)
+            found = many(frames) if many is not None else [detector(f, i) for i, f in frames]
+        if pose is None:
             return found
         with self.timer("pose"):
-            many = getattr(self.pose, "estimate_many", None)
+            many = getattr(pose, "estimate_many", None)
             items = [(f, d) for (_, f), d in zip(frames, found)]
-            return many(items) if many is not None else [self.pose(f, d) for f, d in items]
+            return many(items) if many is not None else [pose(f, d) for f, d in items]
 
     def track_measured(self, frame: np.ndarray, boxes: Instances) -> Instances:
         """One frame of :meth:`measure` through the tracker: what calling the pipeline on it gives."""
@@ -357,9 +404,10 @@ class Pipeline:
 
 
 def build_detector(config: DetectorConfig, device: str = "cpu", background: BackgroundConfig = BackgroundConfig(),
-                   animals: int | None = None):
+                   animals: int | None = None, threads: int | None = None):
     """The animal detector a :class:`DetectorConfig` names (YOLO, or the background detector
-    with ``background``'s settings, told the known number of ``animals``); returns (detector, info)."""
+    with ``background``'s settings, told the known number of ``animals``); returns (detector, info).
+    ``threads``: a YOLO ONNX model's intra-op threads on the CPU (default: ONNX Runtime's choice)."""
     if config.kind == "background":
         from aptrack.detect.background import BackgroundDetector
 
@@ -368,7 +416,7 @@ def build_detector(config: DetectorConfig, device: str = "cpu", background: Back
     from aptrack.detect.yolo import YoloAnimalDetector
 
     det_weights = hub.resolve(config.weights)
-    detector = YoloAnimalDetector(det_weights.path, config, resolve_device(device))
+    detector = YoloAnimalDetector(det_weights.path, config, resolve_device(device), threads=threads)
     info = {"kind": "yolo", **det_weights.describe(), "arena": config.arena}
     if config.arena is not None:
         from aptrack.detect.background import ArenaFilter
@@ -377,12 +425,13 @@ def build_detector(config: DetectorConfig, device: str = "cpu", background: Back
     return detector, info
 
 
-def build_pose(config: PoseConfig, device: str = "cpu"):
+def build_pose(config: PoseConfig, device: str = "cpu", threads: int | None = None):
     """The top-down pose estimator a :class:`PoseConfig` names (weights must be set).
 
     With ``config.backend`` ``onnxruntime`` (or ``auto`` on the CPU) the
     network is exported to ONNX once (cached under the weights cache, by the
-    checkpoint's sha256) and run by ONNX Runtime; an ``.onnx`` file
+    checkpoint's sha256) and run by ONNX Runtime, with ``threads`` intra-op
+    threads (default: torch's thread count); an ``.onnx`` file
     (``aptrack export``) always is.
 
     Returns (estimator, info) where info holds the model name, file, sha256,
@@ -401,7 +450,7 @@ def build_pose(config: PoseConfig, device: str = "cpu"):
     if pose_weights.path.suffix.lower() == ".onnx":
         from aptrack.models.onnxrt import OnnxPoseNetwork
 
-        model = OnnxPoseNetwork(pose_weights.path, device)
+        model = OnnxPoseNetwork(pose_weights.path, device, threads)
         preset, backend = model.preset, "onnxruntime"
     else:
         named = preset_name_for(config.weights, pose_weights.sha256, config.model)
@@ -418,7 +467,7 @@ def build_pose(config: PoseConfig, device: str = "cpu"):
         if backend == "onnxruntime":
             try:
                 onnx_file = cached_export(model, preset, pose_weights.sha256, hub.cache_dir() / "onnx")
-                model = OnnxPoseNetwork(onnx_file, device)
+                model = OnnxPoseNetwork(onnx_file, device, threads)
             except (OutputError, RuntimeError) as exc:  # an unwritable cache, an op the exporter lacks
                 if config.backend != "auto":
                     if isinstance(exc, OutputError):
@@ -432,8 +481,15 @@ def build_pose(config: PoseConfig, device: str = "cpu"):
                        "input_size": list(preset.input_size), "backend": backend}
 
 
-def build_pipeline(config: PipelineConfig, device: str = "cpu", det_every: int | str = 1):
+def build_pipeline(config: PipelineConfig, device: str = "cpu", det_every: int | str = 1,
+                   streams: int | str = 1):
     """Load the models named by ``config`` and compose a :class:`Pipeline`.
+
+    ``streams`` > 1 (or ``auto``, :func:`resolve_streams`) loads that many copies of the detector
+    and pose networks, each with its share of the CPU cores (intra-op threads; torch's too), for
+    a run to measure several frames at once (:attr:`Pipeline.streams`): on a 2-core CPU two
+    one-thread streams get more from the cores than one two-thread one. They apply when every
+    frame is detected by YOLO (``det_every`` 1); otherwise one stream is loaded.
 
     Returns
     -------
@@ -442,11 +498,17 @@ def build_pipeline(config: PipelineConfig, device: str = "cpu", det_every: int |
         ``{"detector": {...}, "pose": {...} or None}`` with file, sha256 and source.
     """
     device = resolve_device(device)
-    detector, det_info = build_detector(config.detector, device, config.background, config.tracker.max_animals)
+    streams = resolve_streams(streams, device)
+    if streams > 1 and (det_every != 1 or config.detector.kind != "yolo"):
+        log.info("one stream: several apply when YOLO detects every frame (--det-every 1)")
+        streams = 1
+    threads = max(1, available_cores() // streams) if streams > 1 else None
+    detector, det_info = build_detector(config.detector, device, config.background, config.tracker.max_animals,
+                                        threads)
     models = {"detector": det_info, "pose": None}
     pose, layout = None, None
     if config.pose.weights:
-        pose, models["pose"] = build_pose(config.pose, device)
+        pose, models["pose"] = build_pose(config.pose, device, threads)
         layout = pose.layout
     else:
         log.warning("no pose weights are available: running detection + tracking only (--pose none)")
@@ -458,5 +520,13 @@ def build_pipeline(config: PipelineConfig, device: str = "cpu", det_every: int |
         embedder = AppearanceEmbedder(config.appearance)
     pipeline = Pipeline(detector, tracker, pose, layout, det_every, config.propagation, embedder=embedder,
                         interpolation=config.interpolation, cadence=config.cadence)
+    for _ in range(streams - 1):
+        copy, _ = build_detector(config.detector, device, config.background, config.tracker.max_animals, threads)
+        pipeline.more_streams.append((copy, None if pose is None else pose.for_stream(threads)))
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)  # a torch pose network is shared by the streams: each its share
+        log.info("%d streams of %d thread(s) each", streams, threads)
     pipeline.models = models
     return pipeline, models

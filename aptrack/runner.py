@@ -16,9 +16,13 @@ state that lets an interrupted run resume (:mod:`aptrack.io.journal`).
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import datetime as dt
 import logging
+import queue
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, NamedTuple
 
@@ -83,11 +87,23 @@ class FrameLoop:
     def push_many(self, frames: list[tuple[int, np.ndarray]]) -> list[FrameStep]:
         """:meth:`push` of several frames in order, their detector and pose passes together where the
         pipeline :attr:`~aptrack.pipeline.Pipeline.batches_frames` (same results, for a GPU's sake)."""
-        if len(frames) < 2 or self.known is not None or self.boxes is not None or not self.pipeline.batches_frames:
+        if len(frames) < 2 or not self.measures_ahead:
             return [step for index, frame in frames for step in self.push(index, frame)]
+        return self.push_measured(frames, self.pipeline.measure(frames))
+
+    @property
+    def measures_ahead(self) -> bool:
+        """Whether frames can be measured (detector and pose) before the frames ahead of them are
+        tracked: the pipeline :attr:`~aptrack.pipeline.Pipeline.batches_frames`, and no known
+        animals or given boxes."""
+        return self.known is None and self.boxes is None and self.pipeline.batches_frames
+
+    def push_measured(self, frames: list[tuple[int, np.ndarray]], found: list[Instances]) -> list[FrameStep]:
+        """:meth:`push` of frames whose detections with poses ``found`` (one per frame,
+        :meth:`~aptrack.pipeline.Pipeline.measure`) are known: only the tracker's part is left."""
         steps = []
-        for (index, frame), found in zip(frames, self.pipeline.measure(frames)):
-            steps += self._released(index, frame, self.pipeline.track_measured(frame, found))
+        for (index, frame), boxes in zip(frames, found):
+            steps += self._released(index, frame, self.pipeline.track_measured(frame, boxes))
         return steps
 
     def _released(self, index: int, frame: np.ndarray, tracked: Instances) -> list[FrameStep]:
@@ -207,7 +223,8 @@ class VideoRun:
                  write_video: bool = True, trails: bool = False, start: int = 0, end: int | None = None,
                  device: str = "auto", det_every: int = 1, init_boxes: Instances | None = None,
                  exports: str | tuple[str, ...] = DEFAULT_EXPORTS, reset_each_frame: bool = False,
-                 resume: bool = False, checkpoint_every: int = CHECKPOINT_EVERY, batch_frames: int = 1):
+                 resume: bool = False, checkpoint_every: int = CHECKPOINT_EVERY, batch_frames: int = 1,
+                 streams: int | str = "auto"):
         self.exports = run_exports(exports, write_video)
         self.config = config if isinstance(config, PipelineConfig) else load_pipeline(config)
         self.source = as_run_input(video)
@@ -225,7 +242,7 @@ class VideoRun:
         try:
             self.out_dir = writable_dir(Path(output)) if output is not None else None
             if pipeline is None:
-                pipeline, _ = build_pipeline(self.config, device, det_every)
+                pipeline, _ = build_pipeline(self.config, device, det_every, streams)
             models = pipeline.models
         except BaseException:
             self.reader.close()
@@ -369,14 +386,18 @@ class VideoRun:
                     loop.give_frames({i: _next_frame(frames_in, i) for i in loop.held_indices()})
             stream = _each_alone(pipeline, frames_in) if self.reset_each_frame else frames_in
             window = 1 if self.reset_each_frame else self.batch_frames  # reset per frame: one at a time
+            windows = _windows(timed_frames(stream, pipeline.timer), window)
+            ahead = len(pipeline.streams) > 1 and loop.measures_ahead and not self.reset_each_frame
+            measured = measured_ahead(pipeline, windows) if ahead else ((w, None) for w in windows)
             since_checkpoint = 0
-            with DeferredStop() as stop:
-                for frames_now in _windows(timed_frames(stream, pipeline.timer), window):
+            with DeferredStop() as stop, contextlib.closing(measured):
+                for frames_now, found in measured:
                     for index, _ in frames_now:
                         if index != next_frame:
                             raise VideoError(f"{self.video}: frame {index} came where frame {next_frame} was due")
                         next_frame += 1
-                    for step in loop.push_many(frames_now):
+                    steps = loop.push_many(frames_now) if found is None else loop.push_measured(frames_now, found)
+                    for step in steps:
                         tracked = smoother(step.tracked)  # the same object when smoothing is off
                         if journal is not None:
                             journal.record(tracked, step.tracked)
@@ -410,6 +431,7 @@ class VideoRun:
                 "fps": round(frames / elapsed, 2) if elapsed > 0 else float("nan"),
                 "ms_per_frame": {**pipeline.timer.ms_per_frame(frames), **out_timer.ms_per_frame(frames)},
                 "outputs": outputs, "video_codec": video_out.fourcc if video_out else None,
+                "streams": len(pipeline.streams) if ahead else 1,
             }
             if video_out is not None:
                 video_out.commit()
@@ -441,6 +463,44 @@ class VideoRun:
         return {"next_frame": next_frame, "loop": loop.state(), "smoother": smoother.state(),
                 "created": self.info["created"], "elapsed": elapsed,
                 "timers": {k: float(v) for k, v in timer.seconds.items()}}
+
+
+def measured_ahead(pipeline: Pipeline, windows: Iterable[list[tuple[int, np.ndarray]]]
+                   ) -> Iterator[tuple[list[tuple[int, np.ndarray]], list[Instances]]]:
+    """Each window of ``(frame_index, frame)`` with its detections and poses, in order, measured by
+    the pipeline's :attr:`~aptrack.pipeline.Pipeline.streams` on threads of their own.
+
+    One window per stream is in flight while the caller tracks the oldest one; each job takes
+    a stream no other job holds. Closing the generator (a stop, an error) drops the windows not
+    started and waits for those running. An error in a job is raised where its window is due.
+    """
+    streams = len(pipeline.streams)
+    free: queue.SimpleQueue[int] = queue.SimpleQueue()
+    for n in range(streams):
+        free.put(n)
+
+    def job(frames: list[tuple[int, np.ndarray]]) -> list[Instances]:
+        n = free.get()  # never waits: there are as many streams as threads
+        try:
+            return pipeline.measure(frames, n)
+        finally:
+            free.put(n)
+
+    pending: collections.deque = collections.deque()
+    pool = ThreadPoolExecutor(streams, thread_name_prefix="aptrack-stream")
+    try:
+        for window in windows:
+            pending.append((window, pool.submit(job, window)))
+            if len(pending) > streams:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
+    finally:
+        for _, future in pending:
+            future.cancel()
+        pool.shutdown(wait=True)
 
 
 def _windows(frames: Iterable[tuple[int, np.ndarray]], size: int) -> Iterator[list[tuple[int, np.ndarray]]]:
@@ -498,7 +558,8 @@ def process_video(video: str | Path, pipeline: Pipeline | None = None,
                   write_video: bool = True, trails: bool = False, start: int = 0, end: int | None = None,
                   device: str = "auto", det_every: int = 1, init_boxes: Instances | None = None,
                   exports: str | tuple[str, ...] = DEFAULT_EXPORTS, reset_each_frame: bool = False,
-                  resume: bool = False, checkpoint_every: int = CHECKPOINT_EVERY, batch_frames: int = 1) -> VideoRun:
+                  resume: bool = False, checkpoint_every: int = CHECKPOINT_EVERY, batch_frames: int = 1,
+                  streams: int | str = "auto") -> VideoRun:
     """Track the animals of one video; iterate the result for each frame's :class:`Instances`.
 
     Parameters
@@ -545,6 +606,14 @@ def process_video(video: str | Path, pipeline: Pipeline | None = None,
         throughput; the same results). Only where the pipeline
         :attr:`~aptrack.pipeline.Pipeline.batches_frames` (every frame detected, no
         ``init_boxes``, not the background detector); otherwise one at a time.
+    streams : int or "auto"
+        Copies of the detector and pose networks measuring the next frames (or windows of
+        ``batch_frames``) at the same time on their own threads, each with its share of the
+        cores, while the tracker takes the results in order: the same results, more frames
+        a second on a CPU (:func:`aptrack.pipeline.resolve_streams`; ``auto``: 2 on a CPU with
+        2 cores or more, 1 on a GPU). For a ``pipeline`` given, its own
+        :attr:`~aptrack.pipeline.Pipeline.streams`. Where frames cannot be measured ahead
+        (as for ``batch_frames``), one.
 
     Returns
     -------
@@ -557,4 +626,4 @@ def process_video(video: str | Path, pipeline: Pipeline | None = None,
         For anything a user can fix (video, weights, config, output folder).
     """
     return VideoRun(video, pipeline, config, output, write_video, trails, start, end, device, det_every,
-                    init_boxes, exports, reset_each_frame, resume, checkpoint_every, batch_frames)
+                    init_boxes, exports, reset_each_frame, resume, checkpoint_every, batch_frames, streams)

@@ -287,3 +287,35 @@ def test_a_read_only_output_folder_is_one_line_and_nothing_is_written(tmp_path, 
         assert list(out.iterdir()) == []
     finally:
         out.chmod(0o755)
+
+
+def test_two_streams_on_the_dog_clip_give_the_keypoints_of_one(dog_clip, mirror, tmp_path):
+    from aptrack.pipeline import build_pipeline, load_pipeline
+    from aptrack.runner import process_video
+
+    config = load_pipeline("default")
+    two, _ = build_pipeline(config, "cpu", 1, streams=2)
+    assert len(two.streams) == 2
+    for detector, pose in two.streams:  # each stream's networks on one thread of the two cores
+        assert pose.model.session.get_session_options().intra_op_num_threads == 1
+    first = two.streams[0][0]
+    assert two.streams[1][0] is not first and two.streams[1][1].model is not two.streams[0][1].model
+    one, _ = build_pipeline(config, "cpu", 1, streams=1)
+    found = {}
+    for name, pipe in (("one", one), ("two", two)):
+        run = process_video(dog_clip, pipeline=pipe, config=config, output=tmp_path / name, end=30, write_video=False)
+        assert len(list(run)) == 30
+        found[name] = json.loads((tmp_path / name / "dog_clip.json").read_text())
+        assert found[name]["summary"]["streams"] == len(pipe.streams)
+    assert found["one"]["annotations"] == found["two"]["annotations"] and len(found["one"]["annotations"]) >= 27
+    backend = first.model.predictor.model  # set up by the first frame, then given one thread
+    session = getattr(backend, "backend", backend).session
+    assert session.get_session_options().intra_op_num_threads == 1
+
+
+def test_streams_takes_a_whole_number_from_one_or_auto(tmp_path, capsys):
+    for bad in ("0", "-2", "two"):
+        with pytest.raises(SystemExit) as stop:
+            main(["run", str(tmp_path / "any.avi"), "--streams", bad])
+        assert stop.value.code == 2
+        assert "argument --streams" in capsys.readouterr().err

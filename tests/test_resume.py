@@ -27,7 +27,7 @@ LAYOUT = load_layout("ap10k")
 FRAMES = 40
 EVERY = 8
 EXPORTS = "json,csv,mp4,mot,dlc,slp"
-TIMING = ("seconds", "fps", "ms_per_frame")
+TIMING = ("seconds", "fps", "ms_per_frame", "streams")
 
 
 def two_squares(path, frames=FRAMES):
@@ -61,16 +61,18 @@ CONFIG = dataclasses.replace(load_pipeline("default"), smoothing=SmoothingConfig
                              interpolation=InterpolationConfig(max_gap=5))
 
 
-def pipeline():
-    return Pipeline(SquaresWithPoses(), PoseTracker(TrackerConfig(min_hits=1)), layout=LAYOUT,
+def pipeline(streams=1):
+    pipe = Pipeline(SquaresWithPoses(), PoseTracker(TrackerConfig(min_hits=1)), layout=LAYOUT,
                     interpolation=CONFIG.interpolation)
+    pipe.more_streams = [(SquaresWithPoses(), None) for _ in range(streams - 1)]
+    return pipe
 
 
-def run(video, out, stop_after=None, resume=False, config=CONFIG, **kw):
-    """The run of ``video`` into ``out``; stopped (a break, as a killed process leaves it) after
-    ``stop_after`` frames when given. Returns the frames it yielded; ``run.saved`` is the
-    :class:`~aptrack.io.journal.SavedRun` the last one resumed from."""
-    video_run = process_video(video, pipeline=pipeline(), config=config, output=out, exports=EXPORTS,
+def run(video, out, stop_after=None, resume=False, config=CONFIG, streams=1, **kw):
+    """The run of ``video`` into ``out`` (``streams`` detector streams); stopped (a break, as a
+    killed process leaves it) after ``stop_after`` frames when given. Returns the frames it
+    yielded; ``run.saved`` is the :class:`~aptrack.io.journal.SavedRun` the last one resumed from."""
+    video_run = process_video(video, pipeline=pipeline(streams), config=config, output=out, exports=EXPORTS,
                               trails=True, resume=resume, checkpoint_every=EVERY, **kw)
     run.saved = video_run.saved
     frames = iter(video_run)
@@ -162,6 +164,17 @@ def test_a_run_stopped_anywhere_and_resumed_writes_the_files_of_an_uninterrupted
     assert not journal_folder(out, "sq").exists()
 
 
+@pytest.mark.parametrize("streams", [2, 3])
+def test_a_run_on_several_streams_stopped_and_resumed_writes_the_files_of_one_stream(straight, tmp_path, streams):
+    video, expected, _ = straight
+    out = tmp_path / "out"
+    run(video, out, stop_after=13, streams=streams)  # frames measured ahead are not in the saved state
+    run(video, out, resume=True, streams=streams)
+    assert run.saved.frames_saved == 11 and run.saved.state["next_frame"] == 16
+    assert_same(outputs(out), expected)
+    assert json.loads((out / "sq.json").read_text())["summary"]["streams"] == streams
+
+
 def test_a_resumed_run_without_the_video_skips_to_the_first_frame_not_processed(tmp_path):
     video = two_squares(tmp_path / "sq.avi")
     kw = {"write_video": False}
@@ -190,6 +203,8 @@ def test_a_signal_stops_the_run_after_the_frame_with_its_state_saved(straight, t
     video, expected, _ = straight
     out = tmp_path / "out"
     previous = signal.signal(signal.SIGTERM, on_term)
+    # Ctrl-C's own handler, whatever an earlier test's library (Ray's workers, say) left installed
+    previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         frames = iter(process_video(video, pipeline=pipeline(), config=CONFIG, output=out, exports=EXPORTS,
                                     trails=True, checkpoint_every=100))
@@ -202,6 +217,7 @@ def test_a_signal_stops_the_run_after_the_frame_with_its_state_saved(straight, t
         assert signal.getsignal(signal.SIGTERM) is on_term  # the run's own handler is gone again
     finally:
         signal.signal(signal.SIGTERM, previous)
+        signal.signal(signal.SIGINT, previous_int)
     # no periodic checkpoint was due (every 100 frames): the signal saved this one
     state = read_state(RunJournal(journal_folder(out, "sq"), {}).states()[0])
     assert state["state"]["next_frame"] == 11 + CONFIG.interpolation.max_gap

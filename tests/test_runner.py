@@ -1,15 +1,17 @@
 """The one frame loop (iter_frames / process_video) and where resources are found."""
 
 import json
+import threading
+import time
 
 import numpy as np
 import pytest
 from conftest import write_video
 
 from aptrack.core import resources
-from aptrack.core.errors import AptrackError, ConfigError
+from aptrack.core.errors import AptrackError, ConfigError, VideoError
 from aptrack.core.instances import Instances
-from aptrack.pipeline import Pipeline, load_pipeline
+from aptrack.pipeline import Pipeline, load_pipeline, resolve_streams
 from aptrack.runner import iter_frames, process_video
 from aptrack.track import PoseTracker
 from aptrack.track.config import TrackerConfig
@@ -191,3 +193,87 @@ def test_batched_frames_give_the_results_of_frames_one_at_a_time(tmp_path):
     assert len(list(process_video(video, pipeline=pipe, batch_frames=4))) == 10 and detector.windows == []
     with pytest.raises(ConfigError, match="batch-frames"):
         process_video(video, pipeline=square_pipeline(), batch_frames=0)
+
+
+class StreamSquares(SquareDetector):
+    """SquareDetector that notes each call's frame and thread, and fails if two jobs use it at once."""
+
+    def __init__(self, calls: list, fail_at: int | None = None):
+        self.calls, self.fail_at, self.busy = calls, fail_at, False
+
+    def __call__(self, frame, frame_index):
+        assert not self.busy, "one stream used by two jobs at once"
+        self.busy = True
+        try:
+            time.sleep(0.005)  # long enough for the other stream to start
+            if frame_index == self.fail_at:
+                raise VideoError(f"frame {frame_index} is broken")
+            self.calls.append((frame_index, id(self), threading.current_thread().name))
+            return super().__call__(frame, frame_index)
+        finally:
+            self.busy = False
+
+
+def stream_pipeline(calls: list, streams: int, det_every: int = 1, fail_at: int | None = None) -> Pipeline:
+    pipe = Pipeline(StreamSquares(calls, fail_at), PoseTracker(TrackerConfig(min_hits=1)), det_every=det_every)
+    pipe.more_streams = [(StreamSquares(calls, fail_at), None) for _ in range(streams - 1)]
+    return pipe
+
+
+def test_streams_measure_frames_on_their_own_threads_with_the_results_of_one(tmp_path):
+    video = write_video(tmp_path / "square.avi", 12)
+    outs, calls = {}, {}
+    for streams in (1, 2, 3):
+        calls[streams] = []
+        run = process_video(video, pipeline=stream_pipeline(calls[streams], streams), output=tmp_path / f"s{streams}",
+                            write_video=False)
+        assert [t.frame_index for t in run] == list(range(12))
+        assert run.summary["streams"] == streams
+        outs[streams] = json.loads((tmp_path / f"s{streams}" / "square.json").read_text())["annotations"]
+    assert outs[1] == outs[2] == outs[3] and len(outs[1]) == 12
+    assert {thread for _, _, thread in calls[1]} == {threading.current_thread().name}
+    for streams in (2, 3):
+        assert sorted(index for index, _, _ in calls[streams]) == list(range(12))
+        assert len({detector for _, detector, _ in calls[streams]}) == streams  # every stream did some frames
+        assert all(thread.startswith("aptrack-stream") for _, _, thread in calls[streams])
+    # windows of --batch-frames go to the streams whole
+    calls[4] = []
+    run = process_video(video, pipeline=stream_pipeline(calls[4], 2), output=tmp_path / "w", write_video=False,
+                        batch_frames=5)
+    assert [t.frame_index for t in run] == list(range(12))
+    assert json.loads((tmp_path / "w" / "square.json").read_text())["annotations"] == outs[1]
+
+
+def test_streams_stay_off_where_the_detector_follows_the_tracker(tmp_path):
+    video = write_video(tmp_path / "square.avi", 6)
+    calls: list = []
+    run = process_video(video, pipeline=stream_pipeline(calls, 2, det_every=2), write_video=False)
+    assert len(list(run)) == 6 and run.summary["streams"] == 1
+    assert {thread for _, _, thread in calls} == {threading.current_thread().name}
+
+
+def test_an_error_in_a_stream_ends_the_run_at_its_frame_and_stops_the_threads(tmp_path):
+    video = write_video(tmp_path / "square.avi", 12)
+    before = threading.active_count()
+    run = process_video(video, pipeline=stream_pipeline([], 2, fail_at=7), output=tmp_path / "out", write_video=False)
+    seen = []
+    with pytest.raises(VideoError, match="frame 7 is broken"):
+        for tracked in run:
+            seen.append(tracked.frame_index)
+    assert seen == list(range(7))  # every frame before the broken one was tracked, in order
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if not p.name.startswith(".")) == []
+    deadline = time.monotonic() + 5
+    while threading.active_count() > before and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert threading.active_count() <= before
+
+
+def test_auto_streams_are_two_on_a_cpu_with_two_cores_and_one_on_a_gpu():
+    assert resolve_streams("auto", "cpu", cores=2) == 2
+    assert resolve_streams("auto", "cpu", cores=16) == 2
+    assert resolve_streams("auto", "cpu", cores=1) == 1
+    assert resolve_streams("auto", "cuda", cores=16) == 1
+    assert resolve_streams(3, "cuda") == 3
+    for bad in (0, -1, "two", True, 1.5):
+        with pytest.raises(AptrackError, match="--streams"):
+            resolve_streams(bad, "cpu")

@@ -20,6 +20,11 @@ def det_every_value(text: str) -> int | str:
     return positive_int(text)
 
 
+def streams_value(text: str) -> int | str:
+    """``--streams``: a whole number from 1, or ``auto``."""
+    return det_every_value(text)
+
+
 def non_negative_int(text: str) -> int:
     value = int(text)
     if value < 0:

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 from aptrack.cli.common import (add_animals_flag, add_arena_flag, add_backend_flag, add_pose_config_flag, aligned, console_flags, det_every_value,
-                                load_config, non_negative_int, positive_int)
+                                load_config, non_negative_int, positive_int, streams_value)
 from aptrack.io.exports import DEFAULT_EXPORTS, EXPORT_FORMATS
 from aptrack.io.journal import CHECKPOINT_EVERY
 
@@ -45,6 +45,11 @@ def add_parser(sub) -> None:
                    help="put N frames through the detector and the pose network together (throughput on a GPU; "
                         "the same results). With --det-every 1, no --init-boxes and the YOLO detector; a "
                         "fixed-batch ONNX detector still runs frame by frame (default: 1)")
+    p.add_argument("--streams", type=streams_value, default=None, metavar="N|auto",
+                   help="copies of the detector and pose networks measuring the next frames at the same time, "
+                        "each with its share of the CPU cores; the tracker takes them in order (the same "
+                        "results). auto: 2 on a CPU with 2 cores or more, 1 on a GPU (default: auto; with "
+                        "--ray, 1 per task). With --det-every 1 and the YOLO detector")
     p.add_argument("--init-boxes", default=None, metavar="FILE",
                    help="(one input) the animals on the first frame (JSON or CSV of ids and boxes): exactly these "
                         "are followed, each by its own single-object tracker, and no new ids are made")
@@ -85,8 +90,11 @@ def summary_table(summary: dict) -> str:
             ("animals (detections kept)", f"{summary['animals']}"),
             ("max animals in a frame", f"{summary['max_animals_per_frame']}"),
             ("tracks (ids)", f"{summary['tracks']}"),
-            ("interpolated (gap rows)", f"{summary.get('interpolated', 0)}"),
-            ("end-to-end", f"{summary['fps']:.1f} frames/s")]
+            ("interpolated (gap rows)", f"{summary.get('interpolated', 0)}")]
+    streams = summary.get("streams", 1)
+    if streams > 1:
+        rows.append(("streams", f"{streams} (stage times summed over them)"))
+    rows.append(("end-to-end", f"{summary['fps']:.1f} frames/s"))
     for stage, ms in summary["ms_per_frame"].items():
         rows.append((f"  {stage}", f"{ms:.1f} ms/frame"))
     rows += [(f"{key} ->", path) for key, path in summary["outputs"].items() if path]
@@ -133,6 +141,11 @@ def _finished(args, source) -> bool:
     return run_is_finished(Path(args.output), as_run_input(source).stem, run_exports(args.export, not args.no_video))
 
 
+def _streams(args) -> int | str:
+    """``--streams`` on this machine (``auto`` when not given)."""
+    return "auto" if args.streams is None else args.streams
+
+
 def _run_one(args, config, source, pipeline, init_boxes=None) -> dict:
     from tqdm import tqdm
 
@@ -142,7 +155,8 @@ def _run_one(args, config, source, pipeline, init_boxes=None) -> dict:
                         write_video=not args.no_video, trails=args.trails, start=args.start, end=args.end,
                         device=args.device, det_every=args.det_every, init_boxes=init_boxes,
                         exports=args.export, reset_each_frame=args.images_as == "independent",
-                        resume=args.resume, checkpoint_every=args.checkpoint_every, batch_frames=args.batch_frames)
+                        resume=args.resume, checkpoint_every=args.checkpoint_every, batch_frames=args.batch_frames,
+                        streams=_streams(args))
     with tqdm(total=run.expected_frames, unit="frame", disable=args.quiet, dynamic_ncols=True,
               desc=run.stem, file=sys.stderr) as bar:
         frames = iter(run)
@@ -178,7 +192,7 @@ def _run_many(args, config) -> int:
         done, ray_failed = _run_on_ray(args, config, inputs, exports)
         failed += ray_failed
     else:
-        pipeline, _ = build_pipeline(config, args.device, args.det_every)
+        pipeline, _ = build_pipeline(config, args.device, args.det_every, _streams(args))
         done = []
         for source in inputs:
             try:
@@ -201,7 +215,8 @@ def _run_on_ray(args, config, inputs, exports):
                          det_every=args.det_every, start=args.start, end=args.end,
                          write_video=not args.no_video, trails=args.trails, exports=exports,
                          reset_each_frame=args.images_as == "independent", resume=args.resume,
-                         checkpoint_every=args.checkpoint_every, batch_frames=args.batch_frames)
+                         checkpoint_every=args.checkpoint_every, batch_frames=args.batch_frames,
+                         streams=1 if args.streams is None else args.streams)
     frames = 0
     with tqdm(total=len(inputs), unit="input", disable=args.quiet, dynamic_ncols=True, file=sys.stderr,
               desc="ray") as bar:

@@ -44,12 +44,18 @@ class YoloAnimalDetector:
     fast : bool
         After the first frame, call the set-up predictor's steps directly
         instead of ``predict`` (same boxes, less per-frame overhead).
+    threads : int, optional
+        Intra-op threads of an ONNX Runtime model on the CPU (one stream of
+        several, ``aptrack run --streams``); by default ONNX Runtime's own
+        choice (one per core), as Ultralytics makes it.
     """
 
     def __init__(self, weights: str | Path, config: DetectorConfig = DetectorConfig(),
-                 device: str = "cpu", fast: bool = True):
+                 device: str = "cpu", fast: bool = True, threads: int | None = None):
         self.config = config
         self.device = device
+        self.weights = Path(weights)
+        self.threads = threads
         YOLO = _import_yolo()
         try:
             self.model = YOLO(str(weights), task="detect")
@@ -142,7 +148,32 @@ class YoloAnimalDetector:
         else:
             found = self._predict(frame)  # also sets the predictor up
             self._fast_ready = self.fast and self._fast_path_available()
+            if self.threads is not None:
+                self._set_session_threads(self.threads)
         return self._instances(found, frame_index)
+
+    def _set_session_threads(self, threads: int) -> bool:
+        """Rebuild the predictor's ONNX Runtime CPU session with ``threads`` intra-op threads, its
+        workers sleeping between runs (several streams share the cores). Returns whether it did:
+        other model formats, GPU sessions and Ultralytics versions that keep the session
+        elsewhere are left as they are."""
+        backend = getattr(getattr(self.model, "predictor", None), "model", None)
+        holder = getattr(backend, "backend", backend)  # Ultralytics >= 8.4 keeps it on a backend object
+        session = getattr(holder, "session", None)
+        try:
+            import onnxruntime as ort
+        except ImportError:
+            return False
+        if not isinstance(session, ort.InferenceSession) or session.get_providers() != ["CPUExecutionProvider"]:
+            log.debug("detector %s: no ONNX Runtime CPU session to give %d threads", self.weights.name, threads)
+            return False
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        options.log_severity_level = 3
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        holder.session = ort.InferenceSession(str(self.weights), options, providers=["CPUExecutionProvider"])
+        return True
 
     def _instances(self, found: tuple, frame_index: int) -> Instances:
         """Instances of one frame's ``(xyxy, scores, classes)``."""

@@ -176,7 +176,7 @@ class OnnxPoseNetwork:
     def __init__(self, path: str | Path, device: str = "cpu", threads: int | None = None):
         import onnxruntime as ort
 
-        self.path = Path(path)
+        self.path, self.device = Path(path), device
         self.preset = read_onnx_preset(self.path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or torch.get_num_threads()
@@ -216,6 +216,10 @@ class OnnxPoseNetwork:
 
     def eval(self) -> "OnnxPoseNetwork":
         return self
+
+    def with_threads(self, threads: int | None) -> "OnnxPoseNetwork":
+        """The same network in a session of its own with ``threads`` intra-op threads."""
+        return OnnxPoseNetwork(self.path, self.device, threads)
 
 
 def cached_export(model: nn.Module, preset: Preset, sha256: str, cache: Path) -> Path:

@@ -92,6 +92,14 @@ class TopDownPoseEstimator:
         if config.precision == "fp16" and not str(device).startswith("cuda"):
             raise ConfigError("pose.precision fp16 runs under CUDA autocast: it needs --device cuda")
 
+    def for_stream(self, threads: int | None = None) -> "TopDownPoseEstimator":
+        """Another estimator of the same model for a parallel stream (another thread): an ONNX
+        Runtime network gets a session of its own with ``threads`` intra-op threads; a torch
+        network is shared (its inference is safe from several threads)."""
+        copy = getattr(self.model, "with_threads", None)
+        model = self.model if copy is None else copy(threads)
+        return TopDownPoseEstimator(model, self.preset, self.config, self.device)
+
     @property
     def fp16(self) -> bool:
         """Whether the network runs under CUDA fp16 autocast (``precision``; a torch network on a GPU)."""
