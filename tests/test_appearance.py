@@ -105,9 +105,9 @@ def test_a_detection_that_looks_more_like_a_tracked_animal_does_not_take_a_lost_
 def test_appearance_decides_between_two_overlapping_animals():
     def first_id_of_right_box(weight):
         # the two first boxes overlap by IoU 0.14: let such crops describe their tracks
-        # (gate off: the weighting alone decides)
+        # (gate and the later correction by look off: the weighting alone decides)
         tracker = PoseTracker(TrackerConfig(appearance_weight=weight, min_hits=1, embedding_max_overlap=0.2,
-                                            appearance_gate=-1.0))
+                                            appearance_gate=-1.0, relook_frames=0))
         for f in range(3):
             tracker.update(_frame(f, [[0, 0, 40, 40], [30, 0, 70, 40]], _looks(0, 1)))
         # both jump; the box on the right now overlaps the first track more, but looks like the second
@@ -149,3 +149,42 @@ def test_a_new_track_that_comes_to_look_like_a_lost_animal_gets_its_id_when_conf
     for f, look in zip(range(5, 9), [blurred, blurred, _looks(0), _looks(0)]):
         ids.append(tracker.update(_frame(f, [[200, 150, 240, 180]], look)).track_ids.tolist())
     assert ids == [[], [], [1], [1]] and tracker.num_ids == 1
+
+
+def _two_animals_then_both_hidden(config):
+    """Animals of looks 0 (id 1, left) and 1 (id 2, right) for 5 frames, then 10 frames unseen."""
+    tracker = PoseTracker(config)
+    for f in range(5):
+        tracker.update(_frame(f, [[10, 10, 50, 40], [300, 10, 340, 40]], _looks(0, 1)))
+    for f in range(5, 15):
+        tracker.update(_frame(f, [], None))
+    return tracker
+
+
+def test_an_id_given_on_a_poor_look_is_taken_back_once_the_animal_is_seen_clearly():
+    def ids_of_the_animal_coming_back(relook_frames):
+        tracker = _two_animals_then_both_hidden(TrackerConfig(relook_frames=relook_frames))
+        e0, e1 = _looks(0)[0], _looks(1)[0]
+        poor = (0.8 * e0 + 0.6 * e1)[None]  # more like the first animal (0.8 vs 0.6), but it is the second
+        clear = (0.3 * e0 + 0.954 * e1)[None]  # like the second (0.95); like the first only 0.3 (no veto)
+        clear /= np.linalg.norm(clear)
+        box = [[150, 100, 190, 130]]  # far from both
+        ids = [tracker.update(_frame(15, box, poor)).track_ids.tolist()]
+        ids += [tracker.update(_frame(f, box, clear)).track_ids.tolist() for f in (16, 17)]
+        # the first animal comes back where it hid, looking like itself
+        ids.append(tracker.update(_frame(18, [[150, 100, 190, 130], [10, 10, 50, 40]],
+                                         np.concatenate([clear, _looks(0)]))).track_ids.tolist())
+        return ids
+
+    assert ids_of_the_animal_coming_back(100) == [[1], [2], [2], [1, 2]]
+    assert ids_of_the_animal_coming_back(0) == [[1], [1], [1], [1]]  # never taken back: the first animal is new
+
+
+def test_a_sliver_of_an_animal_coming_out_is_not_reidentified_by_its_look_alone():
+    def first_output(ratio):
+        tracker = _two_animals_then_both_hidden(TrackerConfig(reid_min_area_ratio=ratio))
+        sliver = [[150, 100, 160, 130]]  # a quarter of the animal's box, far from where it hid
+        return tracker.update(_frame(15, sliver, _looks(0))).track_ids.tolist()
+
+    assert first_output(0.0) == [1]
+    assert first_output(0.5) == []  # a new tentative track, named when it is confirmed

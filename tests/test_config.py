@@ -92,7 +92,7 @@ def test_ap10k_layout_facts():
         assert layout.keypoints[a].replace("left", "right") == layout.keypoints[b]
 
 
-def test_every_pipeline_preset_loads_and_lab_differs_from_default_only_in_min_hits():
+def test_every_pipeline_preset_loads_and_lab_differs_from_default_only_in_min_hits_and_merged_boxes():
     import dataclasses
 
     default = load_pipeline("default")
@@ -100,5 +100,7 @@ def test_every_pipeline_preset_loads_and_lab_differs_from_default_only_in_min_hi
         assert load_pipeline(name).name == name
     lab = load_pipeline("lab")
     assert (lab.tracker.min_hits, lab.tracker.min_hits_while_lost, lab.tracker.track_buffer) == (6, 6, 60)
-    same = dataclasses.replace(lab, name="default", base=None, tracker=dataclasses.replace(lab.tracker, min_hits=3))
+    assert (lab.tracker.merged_cover, default.tracker.merged_cover) == (0.75, 0.0)
+    same = dataclasses.replace(lab, name="default", base=None,
+                               tracker=dataclasses.replace(lab.tracker, min_hits=3, merged_cover=0.0))
     assert same == default and lab.base == "default"

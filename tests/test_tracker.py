@@ -90,6 +90,10 @@ def test_tracker_settings_out_of_range_are_config_errors():
         TrackerConfig(lost_buffer_growth=-0.1)
     with pytest.raises(ConfigError, match="high_score_threshold"):
         TrackerConfig(high_score_threshold=1.5)
+    for bad in ({"relook_frames": -1}, {"reid_min_area_ratio": 1.5}, {"relook_margin": -0.1},
+                {"merged_cover": 2.0}, {"merged_min_growth": -1.0}):
+        with pytest.raises(ConfigError, match=next(iter(bad))):
+            TrackerConfig(**bad)
 
 
 def test_low_score_boxes_keep_a_track_alive_but_cannot_start_one():
@@ -244,3 +248,36 @@ def test_a_new_animal_waits_longer_for_an_id_while_another_is_lost():
                 return f
     assert first_output_frame(TrackerConfig(min_hits=3, min_hits_while_lost=0)) == 7
     assert first_output_frame(TrackerConfig(min_hits=3, min_hits_while_lost=6)) == 10
+
+
+def _crossing_with_one_merged_box(config, merged_at=10):
+    """Two animals side by side drifting together; on ``merged_at`` the detector gives one box
+    around both (their union). Returns each frame's output."""
+    tracker = PoseTracker(config)
+    outs = []
+    for f in range(16):
+        a, b = box_at(100 + 2 * f, 100), box_at(160 - 2 * f, 110)
+        boxes = [a, b]
+        if f == merged_at:
+            boxes = [[min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]]
+        outs.append(tracker.update(frame(f, boxes)))
+    return outs
+
+
+def test_one_box_around_two_crossing_animals_goes_to_neither_and_both_keep_their_ids():
+    outs = _crossing_with_one_merged_box(TrackerConfig(merged_cover=0.75))
+    assert ids_by_x(outs[9]) == [1, 2]
+    assert len(outs[10]) == 0  # the merged box is neither animal
+    assert [ids_by_x(o) for o in outs[11:]] == [[1, 2]] * 5
+    # off (the default): one of the two takes the merged box
+    outs = _crossing_with_one_merged_box(TrackerConfig())
+    assert len(outs[10]) == 1 and outs[10].track_ids[0] in (1, 2)
+
+
+def test_a_true_box_that_contains_a_smaller_animal_is_still_matched():
+    tracker = PoseTracker(TrackerConfig(merged_cover=0.75, min_hits=1))
+    for f in range(6):
+        big = box_at(100 + f, 100, w=120, h=90)
+        small = box_at(100 + f, 100, w=30, h=20)  # inside the big one, which covers both predictions
+        out = tracker.update(frame(f, [big, small]))
+    assert sorted(out.track_ids.tolist()) == [1, 2] and len(out) == 2

@@ -52,6 +52,21 @@ class TrackerConfig:
     box, standing still) or ``gap`` (restarted with the mean velocity over the
     gap, as OC-SORT's observation-centric re-update leaves it).
 
+    An animal coming out from cover shows a sliver first, and a sliver's look is close to
+    anything's. Re-identification by look alone takes only detections whose box is at least
+    ``reid_min_area_ratio`` of the lost track's last box. And an id given on a poor look is
+    taken back once the animal is seen clearly (``relook_frames``, 0 for never): a track
+    within that many matched frames of being found or re-found, on a clean crop, whose look
+    matches a lost animal's by at least ``relook_min_similarity`` and beats its own by
+    ``relook_margin``, is that lost animal; the two exchange ids and looks.
+
+    ``merged_cover`` (0 turns it off, the default; ``lab`` uses 0.75): a detection that covers
+    at least this fraction of the predicted boxes of two or more tracked animals, and whose
+    area is at least ``merged_min_growth`` times the largest of them, is the detector's one box
+    around animals that cross: it goes to none of them (they are missed on that frame rather
+    than one taking the other's box and its id). A true box that contains a smaller animal's
+    is about as large as its own animal's prediction, so it is kept.
+
     ``max_animals`` (``--animals N``; null for no limit): the number of animals
     is known and fixed, as in an arena. At most this many ids are ever made
     (on the first frame, the most confident detections get them); once they
@@ -95,18 +110,26 @@ class TrackerConfig:
     known_distance_growth: float = 0.1
     known_appearance_weight: float = 0.5
     known_max_overlap: float = 0.5
+    merged_cover: float = 0.0
+    merged_min_growth: float = 1.2
+    reid_min_area_ratio: float = 0.5
+    relook_frames: int = 100
+    relook_min_similarity: float = 0.6
+    relook_margin: float = 0.3
 
     def __post_init__(self) -> None:
         for name in ("high_score_threshold", "low_score_threshold", "new_track_threshold", "match_cost_threshold",
                      "low_match_cost_threshold", "unconfirmed_match_cost_threshold", "oks_weight",
                      "keypoint_score_threshold", "lost_match_cost_threshold", "appearance_weight",
                      "embedding_momentum", "embedding_max_overlap", "reid_min_similarity", "reid_margin",
-                     "known_appearance_weight", "known_max_overlap"):
+                     "known_appearance_weight", "known_max_overlap", "merged_cover",
+                     "reid_min_area_ratio", "relook_min_similarity", "relook_margin"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"tracker.{name} must be in [0, 1], got {value}")
         for name in ("track_buffer", "min_hits", "min_hits_while_lost", "min_common_keypoints", "lost_motion_frames", "lost_box_buffer",
-                     "lost_buffer_growth", "lost_box_buffer_max", "min_box_area", "known_distance_growth"):
+                     "lost_buffer_growth", "lost_box_buffer_max", "min_box_area", "known_distance_growth",
+                     "merged_min_growth", "relook_frames"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"tracker.{name} must be >= 0, got {getattr(self, name)}")
         if self.max_animals is not None and (isinstance(self.max_animals, bool) or not isinstance(self.max_animals, int)

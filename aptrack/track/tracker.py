@@ -41,6 +41,7 @@ a frame costs about ten compiled calls and a few dozen small NumPy ones.
 from __future__ import annotations
 
 import enum
+import logging
 
 import numba
 import numpy as np
@@ -60,6 +61,8 @@ from aptrack.core.instances import Instances
 from aptrack.track.config import TrackerConfig
 from aptrack.track.kalman import MEAN, PACKED, PP, VEL, KalmanBoxMotion, predict_row, update_row
 from aptrack.track.matching import assign_subsets, known_animal_similarity, track_similarities
+
+log = logging.getLogger(__name__)
 
 _EMPTY = np.zeros(0, np.int64)
 _FOREVER = np.iinfo(np.int64).max // 4  # a track buffer no video reaches
@@ -272,15 +275,6 @@ def _update_embedding_rows(emb, ints, tracks, rows, det_emb, clean, momentum):  
 
 
 @numba.njit(cache=True)
-def _observe_looks(emb, ints, tracks, rows, boxes, det_emb, confident, max_overlap,
-                   momentum):  # pragma: no cover - compiled
-    """:func:`_clean_rows` of the frame's detections, then :func:`_update_embedding_rows`; returns ``clean``."""
-    clean = _clean_rows(boxes, det_emb, confident, max_overlap)
-    _update_embedding_rows(emb, ints, tracks, rows, det_emb, clean, momentum)
-    return clean
-
-
-@numba.njit(cache=True)
 def _appearance_step(emb_tracks, emb_dets, iou, mixed, gate, weight):  # pragma: no cover - compiled
     """Step 2's appearance in one call: the (T, N) cosine table and where both sides have an
     embedding (:func:`_cosine_table`); then, in place on ``iou`` and ``mixed``, pairs that look less
@@ -424,14 +418,60 @@ class PoseTracker:
             t, c = t[keep], c[keep]
         return t, c
 
-    def _reidentify(self, app: np.ndarray, valid: np.ndarray, lost: np.ndarray, rows: np.ndarray,
+    def _reidentify(self, app: np.ndarray, valid: np.ndarray, lost: np.ndarray, dets: Instances, rows: np.ndarray,
                     confirmed: np.ndarray):
-        """Lost tracks against detection ``rows`` by appearance alone (:meth:`_match_looks`).
-        Returns (tracks, rows, unmatched rows)."""
+        """Lost tracks against detection ``rows`` by appearance alone (:meth:`_match_looks`), for
+        detections whose box is at least ``reid_min_area_ratio`` of the lost track's last one (the
+        first sliver of an animal coming out from cover looks like anything). Returns (tracks,
+        rows, unmatched rows)."""
         if not len(lost) or not len(rows):
             return _EMPTY, _EMPTY, rows
-        t, r = self._match_looks(np.where(valid, app, -1.0), lost, rows, confirmed)
+        lost_area = box_area_xyxy(self._box())[:, None]
+        whole = box_area_xyxy(dets.boxes_xyxy)[None, :] >= self.config.reid_min_area_ratio * lost_area  # (T, N)
+        t, r = self._match_looks(np.where(valid & whole, app, -1.0), lost, rows, confirmed)
         return t, r, np.setdiff1d(rows, r, assume_unique=True)
+
+    def _correct_looks(self, app: np.ndarray, valid: np.ndarray, tracks: np.ndarray, rows: np.ndarray,
+                       clean: np.ndarray) -> None:
+        """Ids given by a poor look, taken back once the animal is seen clearly.
+
+        A confirmed track matched to detection row ``rows[i]`` within ``relook_frames`` matched
+        frames of being found (or re-found), on a clean crop, whose look matches a lost track's
+        embedding by at least ``relook_min_similarity`` and beats its own by ``relook_margin``,
+        is that lost animal: the two rows exchange their ids and embeddings (their boxes and
+        motion stay where they are seen). ``app``/``valid``: this frame's (T, N) cosine table of
+        the tracks' embeddings (before this frame's update) against the detections'.
+        """
+        cfg = self.config
+        ints = self._int
+        ok = clean[rows] & (ints[tracks, _HITS] <= cfg.relook_frames) & (ints[tracks, _ID] >= 0)
+        tracks, rows = tracks[ok], rows[ok]
+        lost = np.nonzero((ints[:, _STATE] == _LOST) & (ints[:, _ID] >= 0))[0]
+        if not len(tracks) or not len(lost):
+            return
+        own = np.where(valid[tracks, rows], app[tracks, rows], np.inf)  # no look of its own: never corrected
+        other = np.where(valid[lost][:, rows], app[lost][:, rows], -1.0)  # (L, P)
+        gain = other - own[None, :]
+        gain[(other < cfg.relook_min_similarity) | (gain < cfg.relook_margin)] = -np.inf
+        while np.isfinite(gain).any():
+            li, pi = np.unravel_index(np.argmax(gain), gain.shape)
+            t, l = tracks[pi], lost[li]
+            log.debug("track %d looks like lost track %d: ids exchanged", ints[t, _ID], ints[l, _ID])
+            ints[[t, l], _ID] = ints[[l, t], _ID]
+            self._emb[[t, l]] = self._emb[[l, t]]
+            gain[li, :] = gain[:, pi] = -np.inf
+
+    def _merged_rows(self, dets: Instances, tracked: np.ndarray) -> np.ndarray:
+        """Detection rows whose box covers at least ``merged_cover`` of the predicted boxes of
+        two or more ``tracked`` tracks: the detector's one box around animals that cross."""
+        if len(tracked) < 2 or not len(dets):
+            return _EMPTY
+        pred = self._pred[tracked]
+        area = np.maximum(box_area_xyxy(pred), 1e-9)
+        covered = box_intersection_xyxy(pred, dets.boxes_xyxy) / area[:, None] >= self.config.merged_cover  # (T, M)
+        largest = np.where(covered, area[:, None], 0.0).max(axis=0)
+        bigger = box_area_xyxy(dets.boxes_xyxy) >= self.config.merged_min_growth * largest
+        return np.nonzero((covered.sum(axis=0) >= 2) & bigger)[0]
 
     def _inherit_lost_ids(self, tracks: np.ndarray) -> None:
         """Tentative ``tracks`` about to get a new id that look like a lost track take its id
@@ -578,6 +618,10 @@ class PoseTracker:
         self._predict_all(f)
         iou, mixed = self._similarities(dets)
         state = self._int[:, _STATE]  # a view: writes go into the table
+        if cfg.merged_cover > 0:  # one box around two tracked animals belongs to neither
+            merged = self._merged_rows(dets, np.nonzero(state == _TRACKED)[0])
+            if len(merged):
+                high, low = np.setdiff1d(high, merged), np.setdiff1d(low, merged)
         confirmed = np.nonzero(state != _TENTATIVE)[0]
         tentative = np.nonzero(state == _TENTATIVE)[0]
 
@@ -603,7 +647,7 @@ class PoseTracker:
             state[t4] = _TRACKED
         if use_app and len(candidates):
             lost = np.nonzero(state == _LOST)[0]
-            t4b, r4b, candidates = self._reidentify(app, app_valid, lost, candidates, confirmed)
+            t4b, r4b, candidates = self._reidentify(app, app_valid, lost, dets, candidates, confirmed)
             state[t4b] = _TRACKED
             t4, r4 = np.concatenate([t4, t4b]), np.concatenate([r4, r4b])
         full = cfg.max_animals is not None and self.num_ids >= cfg.max_animals
@@ -625,8 +669,12 @@ class PoseTracker:
         if cfg.refound_velocity != "keep":
             self._restart_motion(refound_tracks, before, gap)
         if use_app:  # the looks of the matched tracks, from this frame's clean crops
-            clean = _observe_looks(self._emb, self._int, matched, matched_rows, dets.boxes_xyxy, dets.embeddings,
-                                   high, cfg.embedding_max_overlap, cfg.embedding_momentum)
+            clean = _clean_rows(dets.boxes_xyxy, dets.embeddings, high, cfg.embedding_max_overlap)
+            if cfg.relook_frames > 0:  # ids given on a poor look, taken back now it is clear
+                self._correct_looks(app, app_valid, np.concatenate([t2, t3, t4]), np.concatenate([r2, r3, r4]),
+                                    clean)
+            _update_embedding_rows(self._emb, self._int, matched, matched_rows, dets.embeddings, clean,
+                                   cfg.embedding_momentum)
         need = cfg.min_hits
         if len(t5) and cfg.min_hits_while_lost > need and np.any(state == _LOST):
             need = cfg.min_hits_while_lost  # a new animal may be a lost one coming out from cover
