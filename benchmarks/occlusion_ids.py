@@ -9,7 +9,8 @@ pipeline's detector and appearance embedder over it once and caches the detectio
 re-tracks the cached detections with each pipeline's tracker (a few seconds a case) and
 scores them with aptrack's tracking evaluation (the one ``aptrack bench`` reports): MOTA,
 IDF1, HOTA, ID switches, false positives, misses, and the frames of every switch.
-``--set relook_frames=0`` (repeatable) overrides tracker settings in every pipeline, to
+``--set relook_frames=0`` (repeatable; the value read as YAML, as a pipeline file's)
+overrides tracker settings in every pipeline, to
 measure one rule on and off. The detector's time is not measured here; the tracker's is.
 Needs the Animal-Pose mirror (``$APTRACK_MIRROR/animalpose``, or ``--source``).
 """
@@ -23,8 +24,9 @@ import os
 import pickle
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+import yaml
 
 
 def build_case(source: Path, work: Path, seed: int, frames: int) -> Path:
@@ -56,32 +58,17 @@ def cached_detections(case: Path, config, clips) -> list:
 
 
 def retrack(tracker_config, sigmas, clips, detections) -> dict:
+    from aptrack.eval.compare import AptrackTracker, track_clip
     from aptrack.eval.tracking import ClipTrackingEval, summarize
     from aptrack.track import PoseTracker
 
-    clip, a = clips.clips[0], clips.animals
-    tracker = PoseTracker(tracker_config, sigmas=sigmas)
     ev = ClipTrackingEval(sigmas)
-    seconds = 0.0
-    for t, dets in enumerate(detections):
-        started = time.perf_counter()
-        out = tracker.update(dets)
-        seconds += time.perf_counter() - started
-        rows = clip.rows[t]
-        ev.update(clips.track_ids[rows], a.boxes_xyxy[rows], a.keypoints[rows], a.visible[rows],
-                  out.track_ids, out.boxes_xyxy)
+    seconds, frames = track_clip(AptrackTracker(PoseTracker(tracker_config, sigmas=sigmas)), clips, 0, detections,
+                                 ev=ev)
     events = ev.boxes.mot_events
     switches = [int(frame) for (frame, _), kind in zip(events.index, events.Type) if kind == "SWITCH"]
     row = summarize([ev])["overall"]
-    return {**row, "switch_frames": switches, "ms_per_frame": 1000 * seconds / max(len(detections), 1)}
-
-
-def parse_value(default, text: str):
-    if isinstance(default, bool):
-        return text.lower() in ("1", "true", "yes")
-    if default is None:
-        return None if text.lower() in ("none", "null") else int(text)
-    return type(default)(text)
+    return {**row, "switch_frames": switches, "ms_per_frame": 1000 * seconds / max(frames, 1)}
 
 
 def main() -> None:
@@ -108,10 +95,7 @@ def main() -> None:
         case = build_case(source, args.work, seed, args.frames)
         for name in args.pipelines.split(","):
             config = load_config(name, "none")
-            overrides = {}
-            for item in args.set:
-                key, _, value = item.partition("=")
-                overrides[key] = parse_value(getattr(config.tracker, key), value)
+            overrides = {key: yaml.safe_load(value) for key, _, value in (item.partition("=") for item in args.set)}
             layout = load_layout(config.layout)
             clips = load_clips(find_annotation_file(case, "hard", "test"), case, layout)
             detections = cached_detections(case, config, clips)

@@ -138,6 +138,29 @@ class AptrackTracker:
         return out.track_ids, out.boxes_xyxy
 
 
+def track_clip(tracker, clip_data, clip_index: int, detections, frame_loader=None, ev=None) -> tuple[float, int]:
+    """Run ``tracker`` (reset first) over clip ``clip_index`` of ``clip_data`` on its per-frame
+    ``detections``, adding each frame's output to ``ev`` (a ClipTrackingEval) when one is given.
+
+    Returns
+    -------
+    (seconds spent in the tracker's ``update`` calls, frames tracked); loading frames is not timed.
+    """
+    a = clip_data.animals
+    clip = clip_data.clips[clip_index]
+    tracker.reset()
+    seconds, frames = 0.0, 0
+    for t, (rows, found) in enumerate(zip(clip.rows, detections)):
+        image = frame_loader(clip_index, t) if frame_loader is not None else None
+        start = time.perf_counter()
+        ids, boxes = tracker.update(found, image)
+        seconds += time.perf_counter() - start
+        frames += 1
+        if ev is not None:
+            ev.update(clip_data.track_ids[rows], a.boxes_xyxy[rows], a.keypoints[rows], a.visible[rows], ids, boxes)
+    return seconds, frames
+
+
 def compare_trackers(trackers, clip_data, detections_per_clip, frame_loader=None, rounds: int = 3) -> dict:
     """Score each tracker on the same per-frame detections, and time it.
 
@@ -164,29 +187,18 @@ def compare_trackers(trackers, clip_data, detections_per_clip, frame_loader=None
     """
     from aptrack.eval.tracking import ClipTrackingEval, summarize
 
-    a = clip_data.animals
     times = {t.name: [] for t in trackers}
     results = {}
     for tracker in trackers:
         if detections_per_clip:  # warm-up on the first clip: first calls import, allocate, load compiled code
-            tracker.reset()
-            for t, found in enumerate(detections_per_clip[0]):
-                tracker.update(found, frame_loader(0, t) if frame_loader else None)
+            track_clip(tracker, clip_data, 0, detections_per_clip[0], frame_loader)
     for round_ in range(max(1, rounds)):
         for tracker in trackers:
             evals, seconds, n = [], 0.0, 0
-            for c, (clip, dets) in enumerate(zip(clip_data.clips, detections_per_clip)):
-                tracker.reset()
+            for c, (_, dets) in enumerate(zip(clip_data.clips, detections_per_clip)):
                 ev = ClipTrackingEval(clip_data.layout.sigmas) if round_ == 0 else None
-                for t, (rows, found) in enumerate(zip(clip.rows, dets)):
-                    image = frame_loader(c, t) if frame_loader is not None else None
-                    start = time.perf_counter()
-                    ids, boxes = tracker.update(found, image)
-                    seconds += time.perf_counter() - start
-                    n += 1
-                    if ev is not None:
-                        ev.update(clip_data.track_ids[rows], a.boxes_xyxy[rows], a.keypoints[rows],
-                                  a.visible[rows], ids, boxes)
+                clip_seconds, frames = track_clip(tracker, clip_data, c, dets, frame_loader, ev)
+                seconds, n = seconds + clip_seconds, n + frames
                 if ev is not None:
                     evals.append(ev)
             times[tracker.name].append(1000 * seconds / max(1, n))
