@@ -188,3 +188,38 @@ def test_a_sliver_of_an_animal_coming_out_is_not_reidentified_by_its_look_alone(
 
     assert first_output(0.0) == [1]
     assert first_output(0.5) == []  # a new tentative track, named when it is confirmed
+
+
+def _animal_sliding_behind_cover(config):
+    """Look 0 seen whole (40x30 box) for 5 frames, then, at a low score (a crop that teaches no
+    look), narrowed to a 16 px sliver as it slides behind cover, then 10 frames unseen."""
+    tracker = PoseTracker(config)
+    for f in range(5):
+        tracker.update(_frame(f, [[10, 10, 50, 40]], _looks(0)))
+    for f, width in enumerate((32, 25, 20, 16), start=5):
+        low = _frame(f, [[10, 10, 10 + width, 40]], _looks(0))
+        assert tracker.update(low.with_(scores=np.full(1, 0.3, np.float32))).track_ids.tolist() == [1]
+    for f in range(9, 19):
+        tracker.update(_frame(f, [], None))
+    return tracker
+
+
+def test_a_sliver_is_measured_against_the_animal_seen_whole_not_against_its_last_sliver():
+    tracker = _animal_sliding_behind_cover(TrackerConfig(reid_min_area_ratio=0.5))
+    coming_out = [[150, 100, 165, 130]]  # 15x30: most of the last sliver (16x30), under half the animal
+    assert tracker.update(_frame(19, coming_out, _looks(0))).track_ids.tolist() == []
+    tracker = _animal_sliding_behind_cover(TrackerConfig(reid_min_area_ratio=0.5))
+    assert tracker.update(_frame(19, [[150, 100, 180, 130]], _looks(0))).track_ids.tolist() == [1]  # 30x30
+
+
+def test_a_crop_that_looks_unlike_its_track_does_not_change_the_track_look():
+    def look_after_a_poor_crop(min_similarity):
+        tracker = PoseTracker(TrackerConfig(look_min_similarity=min_similarity, appearance_gate=-1.0))
+        for f in range(3):
+            tracker.update(_frame(f, [[10, 10, 50, 40]], _looks(0)))
+        poor = (0.3 * _looks(0) + 0.954 * _looks(1))  # cosine 0.3 with the track's look
+        tracker.update(_frame(3, [[10, 10, 50, 40]], poor / np.linalg.norm(poor)))
+        return tracker.state()["_emb"][0]
+
+    np.testing.assert_allclose(look_after_a_poor_crop(0.5), _looks(0)[0])
+    assert look_after_a_poor_crop(-1.0)[1] > 0.05  # without the rule it mixes in

@@ -58,7 +58,12 @@ class TrackerConfig:
     taken back once the animal is seen clearly (``relook_frames``, 0 for never): a track
     within that many matched frames of being found or re-found, on a clean crop, whose look
     matches a lost animal's by at least ``relook_min_similarity`` and beats its own by
-    ``relook_margin``, is that lost animal; the two exchange ids and looks.
+    ``relook_margin``, is that lost animal; the two exchange ids and looks. A track's size for
+    these ratios is the area of the box whose crop last taught it its look, not its last box
+    (an animal sliding behind cover leaves ever smaller slivers). ``look_min_similarity`` (a
+    cosine in [-1, 1]; -1 for none): a clean crop that looks less like its track than this
+    teaches it nothing (a half-hidden animal's crop is mostly cover). ``refind_min_area_ratio``
+    (0 for none): the widened-box step ignores detections under this share of a lost track's size.
 
     ``merged_cover`` (0 turns it off, the default; ``lab`` uses 0.75): a detection that covers
     at least this fraction of the predicted boxes of two or more tracked animals, and whose
@@ -116,6 +121,8 @@ class TrackerConfig:
     relook_frames: int = 100
     relook_min_similarity: float = 0.6
     relook_margin: float = 0.3
+    look_min_similarity: float = -1.0
+    refind_min_area_ratio: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("high_score_threshold", "low_score_threshold", "new_track_threshold", "match_cost_threshold",
@@ -123,7 +130,8 @@ class TrackerConfig:
                      "keypoint_score_threshold", "lost_match_cost_threshold", "appearance_weight",
                      "embedding_momentum", "embedding_max_overlap", "reid_min_similarity", "reid_margin",
                      "known_appearance_weight", "known_max_overlap", "merged_cover",
-                     "reid_min_area_ratio", "relook_min_similarity", "relook_margin"):
+                     "reid_min_area_ratio", "relook_min_similarity", "relook_margin",
+                     "refind_min_area_ratio"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"tracker.{name} must be in [0, 1], got {value}")
@@ -138,8 +146,9 @@ class TrackerConfig:
                               f"got {self.max_animals}")
         if self.refound_velocity not in ("keep", "reset", "gap"):
             raise ConfigError(f"tracker.refound_velocity must be keep, reset or gap, got {self.refound_velocity!r}")
-        if not -1.0 <= self.appearance_gate <= 1.0:
-            raise ConfigError(f"tracker.appearance_gate must be in [-1, 1], got {self.appearance_gate}")
+        for name in ("appearance_gate", "look_min_similarity"):
+            if not -1.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"tracker.{name} must be in [-1, 1], got {getattr(self, name)}")
 
 
 APPEARANCE_KINDS = ("none", "thumbnail")

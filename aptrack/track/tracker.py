@@ -249,9 +249,12 @@ def _clean_rows(boxes, emb, confident, max_overlap):  # pragma: no cover - compi
 
 
 @numba.njit(cache=True)
-def _update_embedding_rows(emb, ints, tracks, rows, det_emb, clean, momentum):  # pragma: no cover - compiled
-    """In place: each track's embedding mixed with its detection's where ``clean[row]`` (``momentum``
-    the old one's weight), renormalised; tracks without one, and tentative ones, take the detection's."""
+def _update_embedding_rows(emb, look_area, ints, tracks, rows, det_emb, det_boxes, clean, momentum,
+                           min_similarity):  # pragma: no cover - compiled
+    """In place: each track's embedding mixed with its detection's where ``clean[row]`` and the two
+    look at least ``min_similarity`` alike (``momentum`` the old one's weight), renormalised;
+    tracks without one, and tentative ones, take the detection's. ``look_area`` (T,) records the
+    area (pixels^2) of the box whose crop last taught each updated track its look."""
     dim = emb.shape[1]
     mixed = np.empty(dim)
     for p in range(tracks.shape[0]):
@@ -265,6 +268,12 @@ def _update_embedding_rows(emb, ints, tracks, rows, det_emb, clean, momentum):  
                 if emb[t, d] != 0:
                     fresh = False
                     break
+        if not fresh:
+            agree = 0.0
+            for d in range(dim):
+                agree += emb[t, d] * det_emb[r, d]
+            if agree < min_similarity:  # a crop unlike the animal (half hidden, say) teaches it nothing
+                continue
         norm = 0.0
         for d in range(dim):
             mixed[d] = det_emb[r, d] if fresh else momentum * emb[t, d] + (1.0 - momentum) * det_emb[r, d]
@@ -272,6 +281,8 @@ def _update_embedding_rows(emb, ints, tracks, rows, det_emb, clean, momentum):  
         norm = np.sqrt(norm)
         for d in range(dim):
             emb[t, d] = mixed[d] / norm if norm > 0 else 0.0
+        look_area[t] = box_area_scalar(np.float64(det_boxes[r, 0]), np.float64(det_boxes[r, 1]),
+                                       np.float64(det_boxes[r, 2]), np.float64(det_boxes[r, 3]))
 
 
 @numba.njit(cache=True)
@@ -321,7 +332,8 @@ class PoseTracker:
         self.updates = 0  # calls of update() (frames with detections)
         self._init_table(0)
 
-    _STATE_FIELDS = ("num_ids", "frames_seen", "updates", "_kf", "_obs", "_int", "_pred", "_emb", "_source")
+    _STATE_FIELDS = ("num_ids", "frames_seen", "updates", "_kf", "_obs", "_int", "_pred", "_emb", "_look_area",
+                     "_source")
 
     def state(self) -> dict:
         """Everything :meth:`update` remembers between frames (tracks, Kalman states, lost buffer,
@@ -330,6 +342,8 @@ class PoseTracker:
 
     def load_state(self, state: dict) -> None:
         """Continue from a :meth:`state` (of a tracker with the same config)."""
+        if "_look_area" not in state and "_obs" in state:  # a state saved before looks had a size
+            state = {**state, "_look_area": box_area_xyxy(state["_obs"][:, :OBS_BOX])}
         missing = set(self._STATE_FIELDS) - set(state)
         if missing:
             raise ValueError(f"tracker state lacks {sorted(missing)}")
@@ -351,6 +365,7 @@ class PoseTracker:
         self._int = np.zeros((0, _INT_COLUMNS), np.int64)
         self._pred = np.zeros((0, 4))
         self._emb = np.zeros((0, 0), np.float32)  # appearance embedding per track (zeros: none yet)
+        self._look_area = np.zeros(0)  # area of the box whose crop last taught each track its look (0: none)
         self._source: list[Instances] = []
 
     @property
@@ -387,13 +402,14 @@ class PoseTracker:
         self._int = np.concatenate([self._int, ints])
         self._pred = np.concatenate([self._pred, obs[:, :OBS_BOX]])
         self._emb = np.concatenate([self._emb, np.zeros((n, self._emb.shape[1]), np.float32)])
+        self._look_area = np.concatenate([self._look_area, np.zeros(n)])
         self._source.extend([dets] * n)
         return np.arange(start, start + n)
 
     def _keep(self, keep: np.ndarray) -> None:
         self._kf, self._obs, self._int, self._pred = (self._kf[keep], self._obs[keep], self._int[keep],
                                                       self._pred[keep])
-        self._emb = self._emb[keep]
+        self._emb, self._look_area = self._emb[keep], self._look_area[keep]
         self._source = [s for s, k in zip(self._source, keep.tolist()) if k]
 
     def _observe(self, tracks: np.ndarray, dets: Instances, rows: np.ndarray, frame_index: int) -> None:
@@ -426,8 +442,7 @@ class PoseTracker:
         rows, unmatched rows)."""
         if not len(lost) or not len(rows):
             return _EMPTY, _EMPTY, rows
-        lost_area = box_area_xyxy(self._box())[:, None]
-        whole = box_area_xyxy(dets.boxes_xyxy)[None, :] >= self.config.reid_min_area_ratio * lost_area  # (T, N)
+        whole = self._whole(dets, self.config.reid_min_area_ratio)
         t, r = self._match_looks(np.where(valid & whole, app, -1.0), lost, rows, confirmed)
         return t, r, np.setdiff1d(rows, r, assume_unique=True)
 
@@ -459,6 +474,7 @@ class PoseTracker:
             log.debug("track %d looks like lost track %d: ids exchanged", ints[t, _ID], ints[l, _ID])
             ints[[t, l], _ID] = ints[[l, t], _ID]
             self._emb[[t, l]] = self._emb[[l, t]]
+            self._look_area[[t, l]] = self._look_area[[l, t]]
             gain[li, :] = gain[:, pi] = -np.inf
 
     def _merged_rows(self, dets: Instances, tracked: np.ndarray) -> np.ndarray:
@@ -579,7 +595,15 @@ class PoseTracker:
                                       widened_xyxy(dets.boxes_xyxy, grown[t]))[0]
         if veto is not None:
             sim = np.where(veto, 0.0, sim)
+        if cfg.refind_min_area_ratio > 0:
+            sim = np.where(self._whole(dets, cfg.refind_min_area_ratio), sim, 0.0)
         return _match(sim, tracks, rows, cfg.lost_match_cost_threshold)
+
+    def _whole(self, dets: Instances, ratio: float) -> np.ndarray:
+        """(T, N) bool: detections whose box is at least ``ratio`` of each track's size, the area of
+        the box that last taught it its look (of its last box when it has no look yet)."""
+        size = np.where(self._look_area > 0, self._look_area, box_area_xyxy(self._box()))
+        return box_area_xyxy(dets.boxes_xyxy)[None, :] >= ratio * size[:, None]
 
     # -- main loop -----------------------------------------------------------
     def update(self, detections: Instances) -> Instances:
@@ -673,8 +697,8 @@ class PoseTracker:
             if cfg.relook_frames > 0:  # ids given on a poor look, taken back now it is clear
                 self._correct_looks(app, app_valid, np.concatenate([t2, t3, t4]), np.concatenate([r2, r3, r4]),
                                     clean)
-            _update_embedding_rows(self._emb, self._int, matched, matched_rows, dets.embeddings, clean,
-                                   cfg.embedding_momentum)
+            _update_embedding_rows(self._emb, self._look_area, self._int, matched, matched_rows, dets.embeddings,
+                                   dets.boxes_xyxy, clean, cfg.embedding_momentum, cfg.look_min_similarity)
         need = cfg.min_hits
         if len(t5) and cfg.min_hits_while_lost > need and np.any(state == _LOST):
             need = cfg.min_hits_while_lost  # a new animal may be a lost one coming out from cover
@@ -691,8 +715,8 @@ class PoseTracker:
         if len(new_rows):
             new = self._append(dets, new_rows, f)
             if use_app:
-                _update_embedding_rows(self._emb, self._int, new, new_rows, dets.embeddings, clean,
-                                       cfg.embedding_momentum)
+                _update_embedding_rows(self._emb, self._look_area, self._int, new, new_rows, dets.embeddings,
+                                       dets.boxes_xyxy, clean, cfg.embedding_momentum, cfg.look_min_similarity)
             if cfg.min_hits <= 1 or first_frame:
                 new = self._known_room(new, scores)
                 self._confirm(new)
