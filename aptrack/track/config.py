@@ -62,8 +62,7 @@ class TrackerConfig:
     these ratios is the area of the box whose crop last taught it its look, not its last box
     (an animal sliding behind cover leaves ever smaller slivers). ``look_min_similarity`` (a
     cosine in [-1, 1]; -1 for none): a clean crop that looks less like its track than this
-    teaches it nothing (a half-hidden animal's crop is mostly cover). ``refind_min_area_ratio``
-    (0 for none): the widened-box step ignores detections under this share of a lost track's size.
+    teaches it nothing (a half-hidden animal's crop is mostly cover).
 
     ``merged_cover`` (0 turns it off, the default; ``lab`` uses 0.75): a detection that covers
     at least this fraction of the predicted boxes of two or more tracked animals, and whose
@@ -122,7 +121,6 @@ class TrackerConfig:
     relook_min_similarity: float = 0.6
     relook_margin: float = 0.3
     look_min_similarity: float = -1.0
-    refind_min_area_ratio: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("high_score_threshold", "low_score_threshold", "new_track_threshold", "match_cost_threshold",
@@ -130,8 +128,7 @@ class TrackerConfig:
                      "keypoint_score_threshold", "lost_match_cost_threshold", "appearance_weight",
                      "embedding_momentum", "embedding_max_overlap", "reid_min_similarity", "reid_margin",
                      "known_appearance_weight", "known_max_overlap", "merged_cover",
-                     "reid_min_area_ratio", "relook_min_similarity", "relook_margin",
-                     "refind_min_area_ratio"):
+                     "reid_min_area_ratio", "relook_min_similarity", "relook_margin"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"tracker.{name} must be in [0, 1], got {value}")

@@ -342,8 +342,6 @@ class PoseTracker:
 
     def load_state(self, state: dict) -> None:
         """Continue from a :meth:`state` (of a tracker with the same config)."""
-        if "_look_area" not in state and "_obs" in state:  # a state saved before looks had a size
-            state = {**state, "_look_area": box_area_xyxy(state["_obs"][:, :OBS_BOX])}
         missing = set(self._STATE_FIELDS) - set(state)
         if missing:
             raise ValueError(f"tracker state lacks {sorted(missing)}")
@@ -595,8 +593,6 @@ class PoseTracker:
                                       widened_xyxy(dets.boxes_xyxy, grown[t]))[0]
         if veto is not None:
             sim = np.where(veto, 0.0, sim)
-        if cfg.refind_min_area_ratio > 0:
-            sim = np.where(self._whole(dets, cfg.refind_min_area_ratio), sim, 0.0)
         return _match(sim, tracks, rows, cfg.lost_match_cost_threshold)
 
     def _whole(self, dets: Instances, ratio: float) -> np.ndarray:
