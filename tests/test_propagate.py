@@ -136,6 +136,9 @@ def test_first_frame_animals_without_ids_are_numbered_after_the_given_ones():
     ({"sot_min_score": 1.5}, "sot_min_score must be in [0, 1]"),
     ({"pose_weight": -1}, "pose_weight must be >= 0"),
     ({"pose_box_growth": 3.0}, "pose_box_growth must lie in"),
+    ({"appearance_weight": 1.2}, "appearance_weight must be in [0, 1]"),
+    ({"appearance_gate": -2}, "appearance_gate must be in [-1, 1]"),
+    ({"look_evidence": -0.1}, "look_evidence must be in [0, 1]"),
 ])
 def test_propagation_settings_out_of_range_are_refused(changes, needle):
     with pytest.raises(ConfigError) as err:
@@ -357,3 +360,35 @@ def test_an_animal_whose_pose_repeats_a_better_seen_ones_is_ranked_down_but_stil
             assert out.scores[1] < 0.05 * seen_behind
         else:
             assert out.scores[1] == pytest.approx(seen_behind)
+
+
+def test_a_detection_between_two_animals_goes_to_the_one_it_looks_like():
+    a, b = np.array([[0, 0, 40, 40]], float), np.array([[10, 0, 50, 40]], float)
+    det = np.array([[8, 0, 48, 40]], float)  # IoU 0.82 with a, 0.90 with b
+    looks = np.array([[0.9], [-0.2]])         # but it looks like a
+    known = np.concatenate([a, b])
+    assert match_known(known, det, 0.4).tolist() == [-1, 0]
+    assert match_known(known, det, 0.4, looks, appearance_weight=0.3).tolist() == [0, -1]
+    # the gate: a pair that looks less alike than it is never matched, however well it overlaps
+    assert match_known(b, det, 0.4, looks[1:], appearance_weight=0.3, appearance_gate=0.0).tolist() == [-1]
+    assert match_known(b, det, 0.4, looks[1:], appearance_weight=0.3).tolist() == [0]
+
+
+def test_a_matched_detection_that_looks_like_its_animal_raises_how_well_the_animal_is_seen():
+    from aptrack.track.appearance import AppearanceEmbedder
+
+    a_box, b_box = [10, 10, 50, 50], [100, 10, 140, 50]
+    first = textured(textured(FRAME, a_box, 1), b_box, 2)
+    later = textured(textured(FRAME, a_box, 1), b_box, 3)  # B's box now shows something else
+    scores = {}
+    for evidence in (0.0, 1.0):
+        prop, _ = propagator_with([[(a_box, 0.2)], [(b_box, 0.2)]], look_evidence=evidence)
+        prop.embedder = AppearanceEmbedder()
+        prop.start(first, Instances([a_box, b_box], [1, 1], track_ids=[1, 2]), box_pose)
+        prop.step(later, 1, box_pose, Instances([a_box, b_box], [0.3, 0.3]))
+        scores[evidence] = prop.carried.scores.astype(float)
+    seen_without_look = 1 - (1 - 0.2) * (1 - 0.3)
+    np.testing.assert_allclose(scores[0.0], [seen_without_look] * 2, atol=1e-6)
+    assert scores[1.0][0] > 0.95                                   # A's detection is A's first-frame look
+    assert scores[1.0][1] < scores[1.0][0] - 0.3                    # B's shows another texture
+    assert scores[1.0][1] >= seen_without_look - 1e-6               # a look never lowers the evidence

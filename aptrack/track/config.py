@@ -209,6 +209,16 @@ class PropagationConfig:
     its score, the rank keypoint AP gives its pose, multiplied by ``1 - OKS``;
     whether it is reported still follows ``visible_min_score`` on the score
     before. 1 turns it off.
+
+    Looks (with the pipeline's ``appearance`` section on; each animal's look is
+    the embedding of its first-frame box): ``appearance_weight`` (0 for none)
+    is the cosine similarity's share, against the IoU, in step 3's matching of
+    detections to animals, so a detection between two animals goes to the one
+    it looks like; ``appearance_gate`` (a cosine in [-1, 1], -1 for none): a
+    pair that looks less alike is never matched. ``look_evidence`` (0 for
+    none): a matched detection's cosine with its animal's look, times this, is
+    one more piece of evidence in step 8's noisy-or, so a detection that looks
+    like the animal counts as seeing it more surely than one that does not.
     """
 
     sot_weights: str | None = "vittrack"
@@ -229,10 +239,17 @@ class PropagationConfig:
     reacquire_margin: float = 0.2
     reacquire_max_distance: float = 2.0
     duplicate_pose_oks: float = 0.7
+    appearance_weight: float = 0.3
+    appearance_gate: float = -1.0
+    look_evidence: float = 1.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.appearance_weight <= 1.0:
+            raise ConfigError(f"propagation.appearance_weight must be in [0, 1], got {self.appearance_weight}")
+        if not -1.0 <= self.appearance_gate <= 1.0:
+            raise ConfigError(f"propagation.appearance_gate must be in [-1, 1], got {self.appearance_gate}")
         for name in ("sot_min_score", "detection_min_iou", "keypoint_score_threshold", "reinit_iou",
-                     "visible_min_score", "reacquire_min_similarity", "duplicate_pose_oks"):
+                     "visible_min_score", "reacquire_min_similarity", "duplicate_pose_oks", "look_evidence"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"propagation.{name} must be in [0, 1], got {value}")

@@ -10,7 +10,10 @@ identity is created or lost for good. Every frame runs these steps:
    motion alone would drift;
 3. with detections (optional), match them to the animals by IoU, each
    animal by the better of its step 1 and step 2 boxes (so a drifting SOT
-   does not take its animal's detection away);
+   does not take its animal's detection away), and with an appearance
+   embedder by look too: the IoU mixed with the cosine of the detection's
+   embedding and the animal's first-frame look (``appearance_weight``), so a
+   detection between two animals goes to the one it looks like;
    3b. with an appearance embedder, re-acquire by look: an animal left
    without a detection takes a leftover detection that looks like its
    first-frame self (cosine of their embeddings at least
@@ -30,7 +33,9 @@ identity is created or lost for good. Every frame runs these steps:
    confidence or moved away from it, so a drifting SOT is pulled back by the
    pose and the detector instead of compounding its error;
 8. report the animals that the SOT or the detector sees (the noisy-or of
-   their scores, which becomes the output score); keypoint scores do not
+   their scores, which becomes the output score; a matched detection that
+   looks like its animal's first-frame self adds its cosine, times
+   ``look_evidence``, to the detector's side); keypoint scores do not
    tell a hidden animal, as a top-down model finds a pose on whatever covers
    it. Hidden animals keep being predicted (with the motion and the SOT)
    and come back under their own id. All carried animals, hidden ones
@@ -56,6 +61,9 @@ from aptrack.track.matching import linear_assignment
 MIN_BOX_SIDE = 2.0
 """Pixels: the least width and height of a box this module hands on."""
 
+NEVER = 1e6
+"""The assignment cost of a pair that must not be matched (every allowed pair costs at most 2)."""
+
 
 def keypoint_box_xyxy(keypoints, scores, threshold: float, min_keypoints: int):
     """The box (4,) around the keypoints scoring at least ``threshold``; None with fewer than ``min_keypoints``.
@@ -80,19 +88,31 @@ def fuse_boxes_xyxy(boxes_xyxy, weights) -> np.ndarray:
     return xyah_to_xyxy(mean[None])[0]
 
 
-def match_known(boxes_xyxy, detections_xyxy: np.ndarray, min_iou: float) -> np.ndarray:
+def match_known(boxes_xyxy, detections_xyxy: np.ndarray, min_iou: float, similarity=None,
+                appearance_weight: float = 0.0, appearance_gate: float = -1.0) -> np.ndarray:
     """Detection row matched to each known animal (N,), -1 where none reaches ``min_iou``.
 
     ``boxes_xyxy`` is (N, 4), or a list of such arrays (several guesses of
     each animal's box: an animal takes its best IoU over them). Hungarian
-    assignment on ``1 - IoU``.
+    assignment on ``1 - similarity``, where the similarity is the IoU, or with
+    ``similarity`` (N, M) (the cosine of each animal's look and each
+    detection's) ``(1 - appearance_weight) * IoU + appearance_weight * cosine``;
+    pairs under ``min_iou`` or looking less alike than ``appearance_gate`` are
+    never matched.
     """
     guesses = [np.asarray(boxes_xyxy, np.float64)] if not isinstance(boxes_xyxy, list) else boxes_xyxy
     out = np.full(len(guesses[0]), -1, np.int64)
     if not len(out) or not len(detections_xyxy):
         return out
     iou = np.max([box_iou_xyxy(np.asarray(g, np.float64), detections_xyxy) for g in guesses], axis=0)
-    matches, _, _ = linear_assignment(1.0 - iou, 1.0 - min_iou)
+    allowed = iou >= min_iou
+    if similarity is None:
+        score = iou
+    else:
+        similarity = np.asarray(similarity, np.float64)
+        score = (1.0 - appearance_weight) * iou + appearance_weight * similarity
+        allowed &= similarity >= appearance_gate
+    matches, _, _ = linear_assignment(np.where(allowed, 1.0 - score, NEVER), NEVER / 2)
     out[matches[:, 0]] = matches[:, 1]
     return out
 
@@ -190,6 +210,13 @@ class IdentityPropagator:
         self._last = animals
         return animals
 
+    def _with_looks(self, frame: np.ndarray, detections: Instances) -> Instances:
+        """``detections`` with embeddings comparable with the animals' looks (made here when missing)."""
+        emb = detections.embeddings
+        if emb is not None and emb.shape[1] == self._looks.shape[1]:
+            return detections
+        return self.embedder(frame, detections)
+
     def _reacquire(self, frame: np.ndarray, predicted: np.ndarray, detections: Instances,
                    det_rows: np.ndarray) -> np.ndarray:
         """Step 3b: give animals without a detection (``det_rows`` -1, filled in place) a leftover
@@ -200,11 +227,7 @@ class IdentityPropagator:
         free = np.setdiff1d(np.arange(len(detections)), det_rows[det_rows >= 0])
         if self._looks is None or not len(lone) or not len(free):
             return refound
-        emb = detections.embeddings
-        if emb is None or emb.shape[1] != self._looks.shape[1]:
-            emb = self.embedder(frame, detections.take(free)).embeddings
-        else:
-            emb = emb[free]
+        emb = self._with_looks(frame, detections).embeddings[free]
         sim = self._looks.astype(np.float64) @ emb.astype(np.float64).T  # (N, F): every animal's look
         centres = 0.5 * (predicted[:, :2] + predicted[:, 2:])
         diag = np.hypot(*(predicted[:, 2:] - predicted[:, :2]).T)
@@ -282,7 +305,12 @@ class IdentityPropagator:
             det_rows = np.full(n, -1, np.int64)
             if detections is not None and len(detections):
                 guesses = [predicted, np.where(use_sot[:, None], sot_boxes, predicted)]
-                det_rows = match_known(guesses, detections.boxes_xyxy.astype(np.float64), cfg.detection_min_iou)
+                similarity = None
+                if self._looks is not None and cfg.appearance_weight > 0:
+                    detections = self._with_looks(frame, detections)
+                    similarity = self._looks.astype(np.float64) @ detections.embeddings.astype(np.float64).T
+                det_rows = match_known(guesses, detections.boxes_xyxy.astype(np.float64), cfg.detection_min_iou,
+                                       similarity, cfg.appearance_weight, cfg.appearance_gate)
                 refound = self._reacquire(frame, predicted, detections, det_rows)
             else:
                 refound = np.zeros(n, bool)
@@ -334,8 +362,15 @@ class IdentityPropagator:
         # 8. the visible animals: seen by the SOT or the detector (noisy-or of their scores)
         det_scores = np.zeros(n)
         if detections is not None and len(detections):
-            matched = det_rows >= 0
+            matched = np.flatnonzero(det_rows >= 0)
             det_scores[matched] = detections.scores[det_rows[matched]]
+            if self._looks is not None and cfg.look_evidence > 0 and len(matched):
+                # a matched detection that looks like the animal's first-frame self is more evidence it is seen
+                detections = self._with_looks(frame, detections)
+                cosine = np.einsum("ij,ij->i", self._looks[matched].astype(np.float64),
+                                   detections.embeddings[det_rows[matched]].astype(np.float64))
+                look = cfg.look_evidence * np.clip(cosine, 0.0, 1.0)
+                det_scores[matched] = 1.0 - (1.0 - det_scores[matched]) * (1.0 - look)
         seen = 1.0 - (1.0 - np.where(use_sot, sot_scores, 0.0)) * (1.0 - det_scores)
         if self.sot_factory is None and detections is None:
             seen = np.ones(n)  # nothing looks at the image: every animal is taken as seen
