@@ -92,7 +92,7 @@ def test_ap10k_layout_facts():
         assert layout.keypoints[a].replace("left", "right") == layout.keypoints[b]
 
 
-def test_every_pipeline_preset_loads_and_lab_differs_from_default_only_in_min_hits_buffer_and_merged_boxes():
+def test_every_pipeline_preset_loads_and_lab_differs_from_default_only_in_min_hits_buffer_merged_boxes_and_looks():
     import dataclasses
 
     default = load_pipeline("default")
@@ -101,6 +101,8 @@ def test_every_pipeline_preset_loads_and_lab_differs_from_default_only_in_min_hi
     lab = load_pipeline("lab")
     assert (lab.tracker.min_hits, lab.tracker.min_hits_while_lost, lab.tracker.track_buffer) == (6, 6, 100)
     assert (lab.tracker.merged_cover, default.tracker.merged_cover) == (0.75, 0.0)
+    assert (lab.tracker.look_min_similarity, default.tracker.look_min_similarity) == (0.5, -1.0)
     same = dataclasses.replace(lab, name="default", base=None,
-                               tracker=dataclasses.replace(lab.tracker, min_hits=3, merged_cover=0.0, track_buffer=60))
+                               tracker=dataclasses.replace(lab.tracker, min_hits=3, merged_cover=0.0, track_buffer=60,
+                                                           look_min_similarity=-1.0))
     assert same == default and lab.base == "default"
