@@ -210,25 +210,26 @@ class IdentityPropagator:
         self._last = animals
         return animals
 
-    def _with_looks(self, frame: np.ndarray, detections: Instances) -> Instances:
-        """``detections`` with embeddings comparable with the animals' looks (made here when missing)."""
+    def _look_similarity(self, frame: np.ndarray, detections: Instances) -> np.ndarray:
+        """(N, M) cosine of every animal's first-frame look with every detection's embedding (made here when
+        the detections carry none of the looks' size); computed once per frame for steps 3, 3b and 8."""
         emb = detections.embeddings
-        if emb is not None and emb.shape[1] == self._looks.shape[1]:
-            return detections
-        return self.embedder(frame, detections)
+        if emb is None or emb.shape[1] != self._looks.shape[1]:
+            emb = self.embedder(frame, detections).embeddings
+        return self._looks.astype(np.float64) @ emb.astype(np.float64).T
 
-    def _reacquire(self, frame: np.ndarray, predicted: np.ndarray, detections: Instances,
-                   det_rows: np.ndarray) -> np.ndarray:
+    def _reacquire(self, predicted: np.ndarray, detections: Instances, det_rows: np.ndarray,
+                   similarity: np.ndarray | None) -> np.ndarray:
         """Step 3b: give animals without a detection (``det_rows`` -1, filled in place) a leftover
-        detection by look; returns which animals (N,) bool were re-acquired."""
+        detection by look (``similarity``, :meth:`_look_similarity`; None without looks); returns
+        which animals (N,) bool were re-acquired."""
         cfg = self.config
         refound = np.zeros(len(det_rows), bool)
         lone = np.flatnonzero(det_rows < 0)
         free = np.setdiff1d(np.arange(len(detections)), det_rows[det_rows >= 0])
-        if self._looks is None or not len(lone) or not len(free):
+        if similarity is None or not len(lone) or not len(free):
             return refound
-        emb = self._with_looks(frame, detections).embeddings[free]
-        sim = self._looks.astype(np.float64) @ emb.astype(np.float64).T  # (N, F): every animal's look
+        sim = similarity[:, free]  # (N, F): every animal's look
         centres = 0.5 * (predicted[:, :2] + predicted[:, 2:])
         diag = np.hypot(*(predicted[:, 2:] - predicted[:, :2]).T)
         det_xyxy = detections.boxes_xyxy[free].astype(np.float64)
@@ -303,15 +304,14 @@ class IdentityPropagator:
         with timed("track"):
             # 3. detections, matched to the known animals only
             det_rows = np.full(n, -1, np.int64)
+            similarity = None
             if detections is not None and len(detections):
                 guesses = [predicted, np.where(use_sot[:, None], sot_boxes, predicted)]
-                similarity = None
-                if self._looks is not None and cfg.appearance_weight > 0:
-                    detections = self._with_looks(frame, detections)
-                    similarity = self._looks.astype(np.float64) @ detections.embeddings.astype(np.float64).T
+                similarity = None if self._looks is None else self._look_similarity(frame, detections)
                 det_rows = match_known(guesses, detections.boxes_xyxy.astype(np.float64), cfg.detection_min_iou,
-                                       similarity, cfg.appearance_weight, cfg.appearance_gate)
-                refound = self._reacquire(frame, predicted, detections, det_rows)
+                                       similarity if cfg.appearance_weight > 0 else None,
+                                       cfg.appearance_weight, cfg.appearance_gate)
+                refound = self._reacquire(predicted, detections, det_rows, similarity)
             else:
                 refound = np.zeros(n, bool)
 
@@ -364,12 +364,9 @@ class IdentityPropagator:
         if detections is not None and len(detections):
             matched = np.flatnonzero(det_rows >= 0)
             det_scores[matched] = detections.scores[det_rows[matched]]
-            if self._looks is not None and cfg.look_evidence > 0 and len(matched):
+            if similarity is not None and cfg.look_evidence > 0 and len(matched):
                 # a matched detection that looks like the animal's first-frame self is more evidence it is seen
-                detections = self._with_looks(frame, detections)
-                cosine = np.einsum("ij,ij->i", self._looks[matched].astype(np.float64),
-                                   detections.embeddings[det_rows[matched]].astype(np.float64))
-                look = cfg.look_evidence * np.clip(cosine, 0.0, 1.0)
+                look = cfg.look_evidence * np.clip(similarity[matched, det_rows[matched]], 0.0, 1.0)
                 det_scores[matched] = 1.0 - (1.0 - det_scores[matched]) * (1.0 - look)
         seen = 1.0 - (1.0 - np.where(use_sot, sot_scores, 0.0)) * (1.0 - det_scores)
         if self.sot_factory is None and detections is None:
