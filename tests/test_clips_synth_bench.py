@@ -14,7 +14,8 @@ from aptrack.core.errors import DatasetError
 from aptrack.core.layout import load_layout
 from aptrack.data.clips import find_annotation_file, load_clips
 from aptrack.data.datasets import load_keypoint_dataset
-from aptrack.data.synth import SynthConfig, feather_mask, free_region, synthesize
+from aptrack.data.synth import (HIDDEN_TRUTH, ClipSynthesizer, SynthConfig, feather_mask, free_region,
+                                load_hidden_truth, synthesize)
 
 AP10K = load_layout("ap10k")
 
@@ -59,6 +60,56 @@ def test_synth_writes_aptv2_layout_with_exact_tracks(synthetic):
         assert max(len(v) for v in per_image.values()) <= hi
         if split == "hard":
             assert max(len(v) for v in per_image.values()) >= 3
+
+
+def test_render_tells_the_hidden_truth_of_an_animal_behind_another():
+    synth = ClipSynthesizer.__new__(ClipSynthesizer)  # render needs only the config
+    synth.config = SynthConfig(width=60, height=40, feather=0.0)
+    patch = np.full((10, 20, 3), 200, np.uint8)
+    kp, vis = np.array([[2.0, 2.0], [15.0, 8.0]]), np.array([True, True])
+    patches = [(patch, kp, vis, "dog"), (patch, kp, vis, "cat")]
+    # 20 x 10 px animals, boxes [10, 15, 30, 25] and [14, 15, 34, 25]: four columns of either show past the other
+    placements = [(np.array([20.0, 20.0]), 10.0), (np.array([24.0, 20.0]), 10.0)]
+    _, anns = synth.render(np.zeros((40, 60, 3), np.uint8), patches, placements, order=[0, 1])
+    behind, front = anns
+    assert behind["box_xyxy_full"] == [10.0, 15.0, 30.0, 25.0] and behind["depth"] == 0
+    assert behind["visible_fraction"] == pytest.approx(4 / 20)
+    assert not behind["annotated"] and "box_xyxy" not in behind  # under min_visible_fraction 0.3
+    assert front["visible_fraction"] == pytest.approx(1.0) and front["depth"] == 1 and front["annotated"]
+    assert front["box_xyxy"] == front["box_xyxy_full"] == [14.0, 15.0, 34.0, 25.0]
+    _, anns = synth.render(np.zeros((40, 60, 3), np.uint8), patches, placements, order=[1, 0])
+    assert [a["depth"] for a in anns] == [1, 0]
+    assert anns[1]["visible_fraction"] == pytest.approx(4 / 20) and anns[0]["annotated"]
+
+
+def test_synth_hidden_truth_covers_every_annotation_and_the_hidden_animals(synthetic):
+    out, summary = synthetic
+    assert summary["files"]["hidden_truth"] == str(out / HIDDEN_TRUTH)
+    truth = json.loads((out / HIDDEN_TRUTH).read_text())
+    limit = truth["info"]["min_visible_fraction"]
+    anns = {a["id"]: a for a in json.loads((out / "test_annotations.json").read_text())["annotations"]}
+    by_ann = {h["annotation_id"]: h for h in truth["animals"] if h["annotation_id"] is not None}
+    assert set(by_ann) == set(anns)
+    assert len(truth["animals"]) > len(anns)  # the hard clips' crossings hide some animals for a while
+    depth = {}
+    for h in truth["animals"]:
+        assert (h["annotation_id"] is not None) == (h["visible_fraction"] >= limit)
+        assert depth.setdefault(h["track_id"], h["depth"]) == h["depth"]  # one drawing order per clip
+    for i, a in anns.items():
+        h = by_ann[i]
+        assert (h["image_id"], h["track_id"]) == (a["image_id"], a["track_id"])
+        x, y, w, hgt = a["bbox"]
+        fx1, fy1, fx2, fy2 = h["box_xyxy_full"]
+        assert fx1 - 1 <= x and fy1 - 1 <= y and x + w <= fx2 + 1 and y + hgt <= fy2 + 1  # visible part inside
+    loaded = load_hidden_truth(out)
+    assert len(loaded) == len(truth["animals"])
+    h = truth["animals"][0]
+    assert loaded[(h["image_id"], h["track_id"])]["box_xyxy_full"].tolist() == h["box_xyxy_full"]
+
+
+def test_hidden_truth_missing_is_a_clear_error(tmp_path):
+    with pytest.raises(DatasetError, match="hidden_truth.json not found.*aptrack synth"):
+        load_hidden_truth(tmp_path)
 
 
 def test_synth_keypoints_sit_on_the_pasted_animal(synthetic):
@@ -150,6 +201,29 @@ def test_bench_gt_boxes_ap_equals_pycocotools(synthetic, mirror, random_pose_che
     assert head["id_switches"] == 0 and head["MOTA"] > 0.8
     for name in ("report.json", "report.md", "ap_per_species.png", "tracking_per_clip.png"):
         assert (report_dir / name).is_file()
+
+
+def test_score_outputs_gives_perfect_outputs_perfect_scores_and_counts_a_dropped_animal(synthetic):
+    from aptrack.core.instances import Instances
+    from aptrack.eval.bench import score_outputs
+    out, _ = synthetic
+    clips = load_clips(out / "test_annotations_hard.json", out, AP10K)
+    a = clips.animals
+
+    def perfect(rows, t):
+        return Instances(a.boxes_xyxy[rows], np.ones(len(rows), np.float32), categories=a.categories[rows],
+                         keypoints=a.keypoints[rows], keypoint_scores=a.visible[rows].astype(np.float32),
+                         track_ids=clips.track_ids[rows], frame_index=t)
+
+    outputs = [[(perfect(rows, t), perfect(rows, t)) for t, rows in enumerate(clip.rows)] for clip in clips.clips]
+    r = score_outputs(clips, outputs, "gt-first-frame")
+    assert r["keypoints"]["AP"] == pytest.approx(1.0)
+    tr = r["tracking"]["overall"]
+    assert (tr["MOTA"], tr["IDF1"], tr["id_switches"], tr["misses"]) == (pytest.approx(1.0), pytest.approx(1.0), 0, 0)
+    scored, tracked = outputs[0][5]
+    outputs[0][5] = (scored, tracked.take(np.arange(1, len(tracked))))  # one animal not reported in one frame
+    tr = score_outputs(clips, outputs, "gt-first-frame")["tracking"]["overall"]
+    assert tr["misses"] == 1 and tr["false_positives"] == 0
 
 
 def test_gt_first_frame_keeps_first_frame_identities_and_follows_the_animals(synthetic, mirror):

@@ -19,11 +19,23 @@ Output (the dataset's own APTv2 layout)::
     OUT/test_annotations.json         every clip
     OUT/test_annotations_easy.json    easy clips
     OUT/test_annotations_hard.json    hard clips
+    OUT/hidden_truth.json             what no annotation says (below)
+
+``hidden_truth.json`` holds, for every animal drawn in every frame (the
+mostly hidden ones too, which get no annotation), ``image_id``,
+``video_id``, ``track_id``, ``box_xyxy_full`` (the whole pasted animal,
+hidden parts included), ``visible_fraction`` (the share of that box's
+pixels it shows; it is annotated when this is at least
+``info.min_visible_fraction``), ``depth`` (its place in the drawing order,
+higher in front) and ``annotation_id`` (null when not annotated). It lets a
+benchmark tell where a tracker fails: behind which animal, how hidden
+(``benchmarks/known_animals_breakdown.py``).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +51,8 @@ from aptrack.io.video import AtomicVideoWriter
 from aptrack.pose.transforms import swap_pairs
 
 log = logging.getLogger(__name__)
+
+HIDDEN_TRUTH = "hidden_truth.json"
 
 
 @dataclass(frozen=True)
@@ -182,7 +196,13 @@ class ClipSynthesizer:
         fractions ``a`` and ``b`` of its width (the rest is behind cover), or
         None when it is hidden in this frame; animals are drawn in ``order``
         (later ones cover earlier ones). Returns the (H, W, 3) uint8 frame and
-        the annotation dicts of the animals at least ``min_visible_fraction`` seen.
+        one dict per drawn animal: the hidden truth (``box_xyxy_full``, the
+        whole pasted animal's box, hidden parts and parts outside the frame
+        included; ``visible_fraction``, the share of that box's pixels it
+        shows; ``depth``, its place in the drawing order, higher in front) and
+        ``annotated``, true for the animals at least ``min_visible_fraction``
+        seen, which also get their annotation (``box_xyxy``, the visible part,
+        ``keypoints`` and ``visible``).
         """
         cfg = self.config
         n = len(patches)
@@ -219,26 +239,31 @@ class ClipSynthesizer:
             sx, sy = w_t / pw, h_t / ph
             frame_kp = np.stack([(kp[:, 0] + 0.5) * sx - 0.5 + x0,
                                  (kp[:, 1] + 0.5) * sy - 0.5 + y0], axis=1)
-            placed[i] = (frame_kp, vis.copy(), w_t * h_t, species)
+            placed[i] = (frame_kp, vis.copy(), w_t * h_t, species, (x0, y0, x0 + w_t, y0 + h_t))
 
+        depth = {int(a): d for d, a in enumerate(order)}
         frame_anns = []
         for i in range(n):
             item = placed[i]
             if item is None:
                 continue
-            frame_kp, vis, full_area, species = item
+            frame_kp, vis, full_area, species, full_box = item
             owned = cover == i
-            if owned.sum() < cfg.min_visible_fraction * full_area:
+            fraction = float(owned.sum()) / full_area
+            truth = {"track": i, "species": species, "box_xyxy_full": [float(v) for v in full_box],
+                     "visible_fraction": fraction, "depth": depth[i],
+                     "annotated": fraction >= cfg.min_visible_fraction}
+            frame_anns.append(truth)
+            if not truth["annotated"]:
                 continue  # mostly hidden or outside the frame: not annotated in this frame
             ys, xs = np.nonzero(owned)
-            box = [float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)]
             xi = np.round(frame_kp[:, 0]).astype(int)
             yi = np.round(frame_kp[:, 1]).astype(int)
             inside = (xi >= 0) & (xi < cfg.width) & (yi >= 0) & (yi < cfg.height)
             seen = vis & inside
             seen[seen] = cover[yi[seen], xi[seen]] == i  # hidden under another animal -> unlabelled
-            frame_anns.append({"track": i, "box_xyxy": box, "keypoints": frame_kp, "visible": seen,
-                               "species": species})
+            truth.update(box_xyxy=[float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1)],
+                         keypoints=frame_kp, visible=seen)
         return np.clip(canvas, 0, 255).astype(np.uint8), frame_anns
 
     def clip(self, video_id: int, hard: bool, rng: np.random.Generator):
@@ -382,6 +407,7 @@ class _AnnotationWriter:
                             "keypoints": list(layout.keypoints),
                             "skeleton": [[a + 1, b + 1] for a, b in layout.skeleton]} for n in species]
         self.image_id = self.ann_id = 0
+        self.hidden_truth: list[dict] = []  # every drawn animal, annotated or not
 
     def clip(self, video_id: int, frames, frame_anns, images: list, anns: list) -> None:
         """Write one clip's frames; append its records to ``images`` and ``anns``."""
@@ -395,7 +421,14 @@ class _AnnotationWriter:
             images.append({"id": self.image_id, "file_name": name, "width": cfg.width, "height": cfg.height,
                            "video_id": video_id, "frame_id": t})
             for a in animals_here:
+                hidden = {"image_id": self.image_id, "video_id": video_id, "track_id": video_id * 100 + a["track"],
+                          "box_xyxy_full": a["box_xyxy_full"], "visible_fraction": a["visible_fraction"],
+                          "depth": a["depth"], "annotation_id": None}
+                self.hidden_truth.append(hidden)
+                if not a["annotated"]:
+                    continue
                 self.ann_id += 1
+                hidden["annotation_id"] = self.ann_id
                 x1, y1, x2, y2 = a["box_xyxy"]
                 kp = np.concatenate([a["keypoints"], 2.0 * a["visible"][:, None]], axis=1)
                 kp[~a["visible"]] = 0
@@ -409,6 +442,13 @@ class _AnnotationWriter:
     def write(self, path: Path, info: dict, images: list, anns: list) -> str:
         write_json_atomic(path, {"info": info, "images": images, "annotations": anns,
                                  "categories": self.categories})
+        return str(path)
+
+    def write_hidden_truth(self, info: dict) -> str:
+        """``OUT/hidden_truth.json``: every drawn animal of every frame, annotated or not (see the module)."""
+        path = self.out / HIDDEN_TRUTH
+        write_json_atomic(path, {"info": {**info, "min_visible_fraction": self.config.min_visible_fraction},
+                                 "animals": self.hidden_truth})
         return str(path)
 
 
@@ -426,6 +466,27 @@ def _prepare(animals: KeypointDataset, out_dir: str | Path, config: SynthConfig)
     if len(animals) < 2:
         raise DatasetError(f"the source holds {len(animals)} animal(s): a split for clips needs at least 2")
     return out, ClipSynthesizer(select_split(animals, "val", held_out, config.split_seed), config)
+
+
+def load_hidden_truth(data_dir: str | Path) -> dict[tuple[int, int], dict]:
+    """An ``aptrack synth`` set's ``hidden_truth.json``, keyed by ``(image_id, track_id)``.
+
+    Each value holds ``box_xyxy_full`` ((4,) float64 pixels, the whole animal),
+    ``visible_fraction``, ``depth`` and ``annotation_id`` (None when not
+    annotated); see the module. Raises DatasetError when the folder has none
+    (it was not built by ``aptrack synth``, or by an older one).
+    """
+    path = Path(data_dir) / HIDDEN_TRUTH
+    try:
+        with open(path, encoding="utf-8") as f:
+            records = json.load(f)["animals"]
+    except FileNotFoundError:
+        raise DatasetError(f"{path} not found: the hidden truth comes with sets built by 'aptrack synth' "
+                           f"(rebuild older ones)") from None
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(f"{path} is not a hidden-truth file: {exc}") from None
+    return {(int(r["image_id"]), int(r["track_id"])): {**r, "box_xyxy_full": np.asarray(r["box_xyxy_full"], np.float64)}
+            for r in records}
 
 
 def synthesize(animals: KeypointDataset, out_dir: str | Path, clips: int, seed: int,
@@ -465,6 +526,7 @@ def synthesize(animals: KeypointDataset, out_dir: str | Path, clips: int, seed: 
                                  images[split], anns[split]) for split in ("easy", "hard")}
     files["all"] = writer.write(out / "test_annotations.json", {**info, "split": "all"},
                                 images["easy"] + images["hard"], anns["easy"] + anns["hard"])
+    files["hidden_truth"] = writer.write_hidden_truth(info)
     return {"clips": {s: len({im["video_id"] for im in images[s]}) for s in images},
             "frames": {s: len(images[s]) for s in images},
             "animals": {s: len(anns[s]) for s in anns}, "files": files}
@@ -499,7 +561,7 @@ def synthesize_occlusion(animals: KeypointDataset, out_dir: str | Path, frames: 
             "frames": frames, "occlusion": dataclasses.asdict(occlusion)}
     files = {"all": writer.write(out / "test_annotations.json", {**info, "split": "all"}, images, anns),
              "hard": writer.write(out / "test_annotations_hard.json", {**info, "split": "hard"}, images, anns),
-             "video": str(video)}
-    seen = {i: sum(any(a["track"] == i for a in f) for f in frame_anns) for i in (0, 1)}
+             "video": str(video), "hidden_truth": writer.write_hidden_truth(info)}
+    seen = {i: sum(any(a["track"] == i and a["annotated"] for a in f) for f in frame_anns) for i in (0, 1)}
     return {"frames": frames, "animals": len(anns), "hidden_frames": {i: frames - seen[i] for i in seen},
             "files": files}

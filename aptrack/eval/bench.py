@@ -103,7 +103,6 @@ def run_benchmark(pipeline: Pipeline, clip_data: ClipDataset, source: str, progr
     evals, names = [], []
     pipeline.timer = StageTimer()
     frames = 0
-    k = clip_data.layout.num_keypoints
     started = time.perf_counter()
     detections_per_clip = []
     adapters = []
@@ -116,16 +115,9 @@ def run_benchmark(pipeline: Pipeline, clip_data: ClipDataset, source: str, progr
         detections = [] if adapters else None
         outputs = run_clip(pipeline, clip_data, clip, source, detections=detections)
         detections_per_clip.append(detections)
-        ev = ClipTrackingEval(layout.sigmas)
-        for t, (inst, tracked) in enumerate(outputs):
-            rows = clip.rows[t]
-            a = clip_data.animals
-            ev.update(clip_data.track_ids[rows], a.boxes_xyxy[rows], a.keypoints[rows], a.visible[rows],
-                      tracked.track_ids, tracked.boxes_xyxy, *keypoints_or_zeros(tracked, k))
-            pred.add(clip.image_ids[t], inst, _rows_of(clip_data, rows, inst, source))
-            frames += 1
-        evals.append(ev)
+        evals.append(score_clip(clip_data, clip, outputs, source, layout.sigmas, pred))
         names.append(str(clip.video_id))
+        frames += len(outputs)
         if progress is not None:
             progress(done)
     seconds = time.perf_counter() - started
@@ -134,13 +126,41 @@ def run_benchmark(pipeline: Pipeline, clip_data: ClipDataset, source: str, progr
         from aptrack.eval.compare import compare_trackers
         trackers = compare_trackers(adapters, clip_data, detections_per_clip,
                                     lambda c, t: load_image(clip_data.clips[c].files[t]))
-    keypoints = evaluate_predictions(clip_data.animals, pred.arrays(), class_agnostic=source == "detector")
-    coco = {"gt": keypoints.pop("gt"), "results": keypoints.pop("results")}
-    return {"source": source, "clips": len(clip_data.clips), "frames": frames, "coco": coco,
-            "trackers": trackers,
-            "keypoints": keypoints, "tracking": summarize(evals, names),
+    return {"source": source, "clips": len(clip_data.clips), "frames": frames,
+            **_summary(clip_data, pred, evals, names, source), "trackers": trackers,
             "speed": {"fps": frames / seconds if seconds > 0 else float("nan"),
                       "ms_per_frame": pipeline.timer.ms_per_frame(frames)}}
+
+
+def score_clip(clip_data: ClipDataset, clip: Clip, outputs: list[tuple[Instances, Instances]], source: str,
+               sigmas, pred: PredictionLog) -> ClipTrackingEval:
+    """Score one clip's :func:`run_clip` outputs: its tracking metrics (returned) and its poses (added to ``pred``)."""
+    k = clip_data.layout.num_keypoints
+    ev = ClipTrackingEval(sigmas)
+    a = clip_data.animals
+    for t, (inst, tracked) in enumerate(outputs):
+        rows = clip.rows[t]
+        ev.update(clip_data.track_ids[rows], a.boxes_xyxy[rows], a.keypoints[rows], a.visible[rows],
+                  tracked.track_ids, tracked.boxes_xyxy, *keypoints_or_zeros(tracked, k))
+        pred.add(clip.image_ids[t], inst, _rows_of(clip_data, rows, inst, source))
+    return ev
+
+
+def score_outputs(clip_data: ClipDataset, outputs_per_clip: list, source: str, sigmas=None) -> dict:
+    """:func:`run_clip`'s outputs of every clip of ``clip_data`` (in order) scored as :func:`run_benchmark`
+    scores them: ``keypoints``, ``coco`` and ``tracking``. ``sigmas``: the layout's OKS constants
+    (default: the clips' layout's)."""
+    sigmas = clip_data.layout.sigmas if sigmas is None else sigmas
+    pred = PredictionLog(clip_data.layout.num_keypoints)
+    evals = [score_clip(clip_data, clip, outputs, source, sigmas, pred)
+             for clip, outputs in zip(clip_data.clips, outputs_per_clip)]
+    return _summary(clip_data, pred, evals, [str(c.video_id) for c in clip_data.clips], source)
+
+
+def _summary(clip_data: ClipDataset, pred: PredictionLog, evals: list, names: list[str], source: str) -> dict:
+    keypoints = evaluate_predictions(clip_data.animals, pred.arrays(), class_agnostic=source == "detector")
+    coco = {"gt": keypoints.pop("gt"), "results": keypoints.pop("results")}
+    return {"keypoints": keypoints, "coco": coco, "tracking": summarize(evals, names)}
 
 
 def _rows_of(clip_data: ClipDataset, rows: np.ndarray, inst: Instances, source: str) -> np.ndarray:

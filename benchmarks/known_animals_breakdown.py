@@ -1,0 +1,181 @@
+"""Where the known-animals mode (``--boxes gt-first-frame``) loses, by how hidden each animal is.
+
+    python benchmarks/known_animals_breakdown.py --data DIR [--split hard] [--max-clips N]
+        [--set KEY=VALUE ...] [--work DIR] [--out FILE.md]
+
+``DIR`` is a set built by ``aptrack synth`` (it carries ``hidden_truth.json``: every animal
+drawn in every frame, with its whole box, the share of it that shows and its depth, the
+hidden ones included). The default pipeline carries the first frame's animals through every
+clip of the split, as ``aptrack bench --boxes gt-first-frame`` does (the outputs are cached
+under ``--work``, keyed by the settings, so re-scoring costs seconds), and this prints:
+
+* the bench's scores (AP, MOTA, IDF1, switches, false positives, misses);
+* per band of ``visible_fraction`` (an animal is annotated from 0.3): animal-frames, how many
+  are annotated and reported, the reported ones that are not annotated (false positives), the
+  annotated ones not reported (misses), and how well the carried box follows the whole animal
+  (mean IoU with ``box_xyxy_full``, share >= 0.5);
+* the same run re-scored with the report decision given by the hidden truth: exactly the
+  annotated animals (a perfect seen/hidden decision), and "not reported when covered by at least
+  X of an animal in front of it" (the true depth order, the carried boxes), the ceiling of a
+  depth-aware report rule.
+
+``--set appearance_weight=0`` (repeatable; the value read as YAML) overrides
+``propagation`` settings. Needs the pose model and the SOT weights (``$APTRACK_MIRROR``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import pickle
+import sys
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+BANDS = ((0.0, 0.3), (0.3, 0.5), (0.5, 0.8), (0.8, 1.01))
+COVER_LIMITS = (0.5, 0.6, 0.7, 0.8)
+
+
+def run_outputs(config, clips, work: Path) -> list:
+    """``run_clip`` outputs (scored, tracked) per clip, cached under ``work`` by settings and clips."""
+    from aptrack.eval.bench import run_clip
+    from aptrack.pipeline import build_pipeline
+
+    key = hashlib.sha256(repr((config, [list(map(str, c.files)) for c in clips.clips])).encode()).hexdigest()[:12]
+    path = work / f"gt_first_frame_{key}.pkl"
+    if path.exists():
+        with open(path, "rb") as f:
+            return pickle.load(f)
+    pipeline, _ = build_pipeline(config, "cpu", 1)
+    outputs = []
+    for n, clip in enumerate(clips.clips, 1):
+        outputs.append(run_clip(pipeline, clips, clip, "gt-first-frame"))
+        print(f"clip {n}/{len(clips.clips)}", file=sys.stderr, flush=True)
+    work.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "wb") as f:
+        pickle.dump(outputs, f)
+    tmp.replace(path)
+    return outputs
+
+
+def scores(clips, outputs) -> dict:
+    from aptrack.eval.bench import score_outputs
+
+    r = score_outputs(clips, outputs, "gt-first-frame")
+    tr = r["tracking"]["overall"]
+    return {"AP": r["keypoints"]["AP"], "MOTA": tr["MOTA"], "IDF1": tr["IDF1"], "switches": tr["id_switches"],
+            "FP": tr["false_positives"], "misses": tr["misses"]}
+
+
+def covered_by_front(boxes_xyxy, depth) -> np.ndarray:
+    """(N,) the largest share of each box covered by the box of an animal drawn in front of it."""
+    from aptrack.core.boxes import box_area_xyxy
+
+    b = np.asarray(boxes_xyxy, np.float64)
+    inter = np.clip(np.minimum(b[:, None, 2:], b[None, :, 2:]) - np.maximum(b[:, None, :2], b[None, :, :2]),
+                    0.0, None).prod(axis=2)
+    share = inter / np.maximum(box_area_xyxy(b), 1e-9)[:, None]
+    front = np.asarray(depth)[None, :] > np.asarray(depth)[:, None]
+    return np.where(front, share, 0.0).max(axis=1, initial=0.0)
+
+
+def breakdown(clips, outputs, truth: dict) -> list[dict]:
+    """Per band of visible fraction: counts and box quality of the carried animals (frames after the first)."""
+    from aptrack.core.boxes import box_iou_xyxy
+
+    rows = []  # (visible fraction, annotated, reported, IoU with the whole animal)
+    for clip, outs in zip(clips.clips, outputs):
+        for t in range(1, len(outs)):
+            carried, tracked = outs[t]
+            reported = set(tracked.track_ids.tolist())
+            for i, tid in enumerate(carried.track_ids.tolist()):
+                h = truth.get((int(clip.image_ids[t]), tid))
+                if h is None:
+                    continue  # drawn nowhere in this frame (outside it)
+                iou = box_iou_xyxy(carried.boxes_xyxy[i:i + 1].astype(np.float64), h["box_xyxy_full"][None])[0, 0]
+                rows.append((h["visible_fraction"], h["annotation_id"] is not None, tid in reported, iou))
+    table = np.array(rows, np.float64).reshape(-1, 4)
+    out = []
+    for lo, hi in BANDS:
+        r = table[(table[:, 0] >= lo) & (table[:, 0] < hi)]
+        ann, rep = r[:, 1] > 0, r[:, 2] > 0
+        out.append({"band": f"{lo:.1f}-{min(hi, 1.0):.1f}", "n": len(r), "annotated": int(ann.sum()),
+                    "reported": int(rep.sum()), "FP": int((rep & ~ann).sum()), "missed": int((ann & ~rep).sum()),
+                    "iou_whole": float(r[:, 3].mean()) if len(r) else float("nan"),
+                    "iou_whole>=0.5": float((r[:, 3] >= 0.5).mean()) if len(r) else float("nan")})
+    return out
+
+
+def with_report(clips, outputs, rule) -> list:
+    """``outputs`` with each frame's reported animals (after the first frame) chosen by
+    ``rule(image_id, carried, tracked) -> (N,) bool`` over the carried ones."""
+    return [[outs[0]] + [(carried, carried.take(np.flatnonzero(rule(int(clip.image_ids[t]), carried, tracked))))
+                         for t, (carried, tracked) in enumerate(outs) if t > 0]
+            for clip, outs in zip(clips.clips, outputs)]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, type=Path, help="an aptrack synth set")
+    p.add_argument("--split", default="hard", choices=("easy", "hard"))
+    p.add_argument("--max-clips", type=int, default=0)
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a propagation setting")
+    p.add_argument("--work", type=Path, default=Path("/tmp/aptrack_known_animals"))
+    p.add_argument("--out", type=Path, help="also write the tables here (Markdown)")
+    args = p.parse_args(argv)
+
+    from aptrack.cli.common import load_config
+    from aptrack.core.layout import load_layout
+    from aptrack.data.clips import find_annotation_file, load_clips
+    from aptrack.data.synth import load_hidden_truth
+
+    config = load_config("default")
+    if args.set:
+        overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
+        config = dataclasses.replace(config, propagation=dataclasses.replace(config.propagation, **overrides))
+    truth = load_hidden_truth(args.data)
+    clips = load_clips(find_annotation_file(args.data, args.split, "test"), args.data, load_layout(config.layout))
+    if args.max_clips:
+        clips = dataclasses.replace(clips, clips=clips.clips[:args.max_clips])
+    outputs = run_outputs(config, clips, args.work)
+
+    lines = [f"# Known animals on {args.data} ({args.split}, {len(clips.clips)} clips)", "",
+             "| report decision | AP | MOTA | IDF1 | switches | FP | misses |", "|---|---|---|---|---|---|---|"]
+
+    def row(name, s):
+        lines.append(f"| {name} | {s['AP']:.3f} | {s['MOTA']:.3f} | {s['IDF1']:.3f} | {s['switches']} | "
+                     f"{s['FP']} | {s['misses']} |")
+
+    row("as run", scores(clips, outputs))
+
+    def annotated(image_id, carried, tracked):
+        return np.array([truth.get((image_id, tid), {}).get("annotation_id") is not None
+                         for tid in carried.track_ids.tolist()], bool)
+
+    row("hidden truth: exactly the annotated", scores(clips, with_report(clips, outputs, annotated)))
+    for limit in COVER_LIMITS:
+        def uncovered(image_id, carried, tracked, limit=limit):
+            depth = [truth.get((image_id, tid), {}).get("depth", -1) for tid in carried.track_ids.tolist()]
+            return (np.isin(carried.track_ids, tracked.track_ids)
+                    & (covered_by_front(carried.boxes_xyxy, depth) < limit))
+
+        row(f"as run, less those covered >= {limit} by one in front (true depth)",
+            scores(clips, with_report(clips, outputs, uncovered)))
+    lines += ["", "| visible fraction | animal-frames | annotated | reported | FP | missed | "
+              "IoU with the whole animal | share >= 0.5 |", "|---|---|---|---|---|---|---|---|"]
+    for b in breakdown(clips, outputs, truth):
+        lines.append(f"| {b['band']} | {b['n']} | {b['annotated']} | {b['reported']} | {b['FP']} | {b['missed']} | "
+                     f"{b['iou_whole']:.3f} | {b['iou_whole>=0.5']:.3f} |")
+    text = "\n".join(lines)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
