@@ -1,13 +1,14 @@
 """Where the known-animals mode (``--boxes gt-first-frame``) loses, by how hidden each animal is.
 
     python benchmarks/known_animals_breakdown.py --data DIR [--split hard] [--max-clips N]
-        [--set KEY=VALUE ...] [--work DIR] [--out FILE.md]
+        [--pipeline NAME|FILE] [--set KEY=VALUE ...] [--work DIR] [--out FILE.md]
 
 ``DIR`` is a set built by ``aptrack synth`` (it carries ``hidden_truth.json``: every animal
 drawn in every frame, with its whole box, the share of it that shows and its depth, the
-hidden ones included). The default pipeline carries the first frame's animals through every
-clip of the split, as ``aptrack bench --boxes gt-first-frame`` does (the outputs are cached
-under ``--work``, keyed by the settings, so re-scoring costs seconds), and this prints:
+hidden ones included). The pipeline (``--pipeline``, default ``default``) carries the first
+frame's animals through every clip of the split, as ``aptrack bench --boxes gt-first-frame``
+does (the outputs are cached under ``--work``, keyed by the settings, so re-scoring costs
+seconds), and this prints:
 
 * the bench's scores (AP, MOTA, IDF1, switches, false positives, misses);
 * per band of ``visible_fraction`` (an animal is annotated from 0.3): animal-frames, how many
@@ -123,6 +124,7 @@ def main(argv=None) -> int:
     p.add_argument("--data", required=True, type=Path, help="an aptrack synth set")
     p.add_argument("--split", default="hard", choices=("easy", "hard"))
     p.add_argument("--max-clips", type=int, default=0)
+    p.add_argument("--pipeline", default="default", help="a pipeline preset or YAML file")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="a propagation setting")
     p.add_argument("--work", type=Path, default=Path("/tmp/aptrack_known_animals"))
     p.add_argument("--out", type=Path, help="also write the tables here (Markdown)")
@@ -133,7 +135,7 @@ def main(argv=None) -> int:
     from aptrack.data.clips import find_annotation_file, load_clips
     from aptrack.data.synth import load_hidden_truth
 
-    config = load_config("default")
+    config = load_config(args.pipeline)
     if args.set:
         overrides = {k: yaml.safe_load(v) for k, v in (s.split("=", 1) for s in args.set)}
         config = dataclasses.replace(config, propagation=dataclasses.replace(config.propagation, **overrides))

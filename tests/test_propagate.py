@@ -123,6 +123,21 @@ def test_a_hidden_animal_is_not_reported_and_comes_back_under_its_own_id():
     assert seen == [[5], [], [], [5]]
 
 
+def test_with_the_detector_a_hidden_animal_needs_a_clear_sighting_to_come_back_and_a_seen_one_stays_on_less():
+    box = [10, 10, 50, 50]
+    script = [(box, s) for s in (0.5, 0.3, 0.5, 0.7, 0.5)]  # SOT scores; visible 0.45, reappear 0.65
+    prop, _ = propagator_with([script])
+    prop.start(FRAME, Instances([box], [1], track_ids=[5]), box_pose)
+    seen = [prop.step(FRAME, t, box_pose, Instances.empty()).track_ids.tolist() for t in range(1, 6)]
+    assert seen == [[5], [], [], [5], [5]]
+    # without hysteresis (both thresholds equal), or on the SOT alone, the middling 0.5 brings it back
+    for config in ({"reappear_min_score": 0.45}, {"use_detector": False}):
+        prop, _ = propagator_with([script], **config)
+        prop.start(FRAME, Instances([box], [1], track_ids=[5]), box_pose)
+        seen = [prop.step(FRAME, t, box_pose, None).track_ids.tolist() for t in range(1, 6)]
+        assert seen == [[5], [], [5], [5], [5]]
+
+
 def test_first_frame_animals_without_ids_are_numbered_after_the_given_ones():
     prop = IdentityPropagator(None, PropagationConfig())
     out = prop.start(FRAME, Instances([[0, 0, 5, 5], [10, 10, 20, 20], [30, 30, 40, 40]], [1, 1, 1],
@@ -139,6 +154,8 @@ def test_first_frame_animals_without_ids_are_numbered_after_the_given_ones():
     ({"appearance_weight": 1.2}, "appearance_weight must be in [0, 1]"),
     ({"appearance_gate": -2}, "appearance_gate must be in [-1, 1]"),
     ({"look_evidence": -0.1}, "look_evidence must be in [0, 1]"),
+    ({"reappear_min_score": 1.5}, "reappear_min_score must be in [0, 1]"),
+    ({"reappear_min_score": 0.3}, "reappear_min_score (0.3) must be at least visible_min_score (0.45)"),
 ])
 def test_propagation_settings_out_of_range_are_refused(changes, needle):
     with pytest.raises(ConfigError) as err:

@@ -195,9 +195,14 @@ class PropagationConfig:
     gave no ratio for the animal; measured ratios are clipped to
     ``pose_box_growth_range``. ``reinit_iou``: the SOT restarts when its box
     overlaps the corrected box less than this. ``visible_min_score``: an animal
-    is reported in a frame when the noisy-or of its SOT score and its matched
-    detection's score (``1 - (1 - sot) (1 - det)``, its output score) is at
-    least this; keypoint scores do not say it, as a top-down model finds a
+    reported in the frame before is reported again when the noisy-or of its SOT
+    score and its matched detection's score (``1 - (1 - sot) (1 - det)``, its
+    output score) is at least this; ``reappear_min_score`` (at least
+    ``visible_min_score``): with ``use_detector``, one that was not reported
+    (hidden) needs this much to come back, as the SOT of a hidden animal
+    follows whatever covers it with a middling score (on the SOT alone, whose
+    score seldom reaches it, every animal keeps ``visible_min_score``).
+    Keypoint scores do not say it, as a top-down model finds a
     pose on whatever animal covers the hidden one. ``reacquire_min_similarity``,
     ``reacquire_margin`` and ``reacquire_max_distance`` (box diagonals from the
     predicted centre): step 3b, an animal without a detection takes a leftover
@@ -235,6 +240,7 @@ class PropagationConfig:
     pose_box_growth_range: tuple[float, float] = (1.0, 2.0)
     reinit_iou: float = 0.3
     visible_min_score: float = 0.45
+    reappear_min_score: float = 0.65
     reacquire_min_similarity: float = 0.7
     reacquire_margin: float = 0.2
     reacquire_max_distance: float = 2.0
@@ -249,7 +255,8 @@ class PropagationConfig:
         if not -1.0 <= self.appearance_gate <= 1.0:
             raise ConfigError(f"propagation.appearance_gate must be in [-1, 1], got {self.appearance_gate}")
         for name in ("sot_min_score", "detection_min_iou", "keypoint_score_threshold", "reinit_iou",
-                     "visible_min_score", "reacquire_min_similarity", "duplicate_pose_oks", "look_evidence"):
+                     "visible_min_score", "reappear_min_score", "reacquire_min_similarity", "duplicate_pose_oks",
+                     "look_evidence"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"propagation.{name} must be in [0, 1], got {value}")
@@ -257,6 +264,9 @@ class PropagationConfig:
                      "reacquire_max_distance"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"propagation.{name} must be >= 0, got {getattr(self, name)}")
+        if self.reappear_min_score < self.visible_min_score:
+            raise ConfigError(f"propagation.reappear_min_score ({self.reappear_min_score}) must be at least "
+                              f"visible_min_score ({self.visible_min_score})")
         lo, hi = self.pose_box_growth_range
         if not 0 < lo <= self.pose_box_growth <= hi:
             raise ConfigError(f"propagation.pose_box_growth must lie in pose_box_growth_range "

@@ -35,7 +35,10 @@ identity is created or lost for good. Every frame runs these steps:
 8. report the animals that the SOT or the detector sees (the noisy-or of
    their scores, which becomes the output score; a matched detection that
    looks like its animal's first-frame self adds its cosine, times
-   ``look_evidence``, to the detector's side); keypoint scores do not
+   ``look_evidence``, to the detector's side), with hysteresis when the
+   detector is used: an animal reported in the frame before needs
+   ``visible_min_score``, one that was hidden needs ``reappear_min_score``
+   to come back; keypoint scores do not
    tell a hidden animal, as a top-down model finds a pose on whatever covers
    it. Hidden animals keep being predicted (with the motion and the SOT)
    and come back under their own id. All carried animals, hidden ones
@@ -154,6 +157,7 @@ class IdentityPropagator:
         self._growth = np.zeros((0, 2))
         self._looks: np.ndarray | None = None
         self._last: Instances | None = None
+        self._reported = np.zeros(0, bool)
 
     @property
     def started(self) -> bool:
@@ -205,6 +209,7 @@ class IdentityPropagator:
                     growth[i] = np.clip((b[2:] - b[:2]) / np.maximum(kb[2:] - kb[:2], 1.0), lo, hi)
         self._growth = growth
         self._looks = None
+        self._reported = np.ones(len(ids), bool)  # the given animals are seen on their first frame
         if self.embedder is not None and len(animals):
             self._looks = self.embedder(frame, animals).embeddings
         self._last = animals
@@ -371,7 +376,13 @@ class IdentityPropagator:
         seen = 1.0 - (1.0 - np.where(use_sot, sot_scores, 0.0)) * (1.0 - det_scores)
         if self.sot_factory is None and detections is None:
             seen = np.ones(n)  # nothing looks at the image: every animal is taken as seen
-        visible = seen >= cfg.visible_min_score
+        # hysteresis: an animal reported in the frame before stays reported from visible_min_score, one that
+        # was not (hidden) comes back only from reappear_min_score: the SOT of a hidden animal follows whatever
+        # covers it with a middling score, which must not bring it back (on the SOT alone, with no detector,
+        # whose score seldom reaches it, every animal keeps visible_min_score)
+        back = cfg.reappear_min_score if cfg.use_detector else cfg.visible_min_score
+        visible = seen >= np.where(self._reported, cfg.visible_min_score, back)
+        self._reported = visible
         scores = self._discount_duplicates(animals, corrected, seen)
         out = animals.with_(boxes_xyxy=corrected, scores=scores.astype(np.float32))
         self._last = out
