@@ -35,7 +35,6 @@ benchmark tell where a tracker fails: behind which animal, how hidden
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,7 +44,7 @@ import numpy as np
 
 from aptrack.core.errors import DatasetError, OutputError, write_json_atomic
 from aptrack.core.layout import KeypointLayout
-from aptrack.data.datasets import KeypointDataset, select_split
+from aptrack.data.datasets import KeypointDataset, read_json, select_split
 from aptrack.io.images import load_image
 from aptrack.io.video import AtomicVideoWriter
 from aptrack.pose.transforms import swap_pairs
@@ -421,7 +420,8 @@ class _AnnotationWriter:
             images.append({"id": self.image_id, "file_name": name, "width": cfg.width, "height": cfg.height,
                            "video_id": video_id, "frame_id": t})
             for a in animals_here:
-                hidden = {"image_id": self.image_id, "video_id": video_id, "track_id": video_id * 100 + a["track"],
+                track_id = video_id * 100 + a["track"]
+                hidden = {"image_id": self.image_id, "video_id": video_id, "track_id": track_id,
                           "box_xyxy_full": a["box_xyxy_full"], "visible_fraction": a["visible_fraction"],
                           "depth": a["depth"], "annotation_id": None}
                 self.hidden_truth.append(hidden)
@@ -434,7 +434,7 @@ class _AnnotationWriter:
                 kp[~a["visible"]] = 0
                 anns.append({
                     "id": self.ann_id, "image_id": self.image_id, "video_id": video_id,
-                    "track_id": video_id * 100 + a["track"], "category_id": self.cat_id[a["species"]],
+                    "track_id": track_id, "category_id": self.cat_id[a["species"]],
                     "bbox": [x1, y1, x2 - x1, y2 - y1], "area": (x2 - x1) * (y2 - y1), "iscrowd": 0,
                     "num_keypoints": int(a["visible"].sum()),
                     "keypoints": [round(float(v), 2) for v in kp.reshape(-1)]})
@@ -477,16 +477,15 @@ def load_hidden_truth(data_dir: str | Path) -> dict[tuple[int, int], dict]:
     (it was not built by ``aptrack synth``, or by an older one).
     """
     path = Path(data_dir) / HIDDEN_TRUTH
-    try:
-        with open(path, encoding="utf-8") as f:
-            records = json.load(f)["animals"]
-    except FileNotFoundError:
+    if not path.is_file():
         raise DatasetError(f"{path} not found: the hidden truth comes with sets built by 'aptrack synth' "
-                           f"(rebuild older ones)") from None
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DatasetError(f"{path} is not a hidden-truth file: {exc}") from None
-    return {(int(r["image_id"]), int(r["track_id"])): {**r, "box_xyxy_full": np.asarray(r["box_xyxy_full"], np.float64)}
-            for r in records}
+                           f"(rebuild older ones)")
+    data = read_json(path, "hidden-truth file")
+    try:
+        return {(int(r["image_id"]), int(r["track_id"])):
+                {**r, "box_xyxy_full": np.asarray(r["box_xyxy_full"], np.float64)} for r in data["animals"]}
+    except (ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(f"{path} is not a hidden-truth file: {exc!r}") from None
 
 
 def synthesize(animals: KeypointDataset, out_dir: str | Path, clips: int, seed: int,

@@ -146,13 +146,11 @@ def score_clip(clip_data: ClipDataset, clip: Clip, outputs: list[tuple[Instances
     return ev
 
 
-def score_outputs(clip_data: ClipDataset, outputs_per_clip: list, source: str, sigmas=None) -> dict:
+def score_outputs(clip_data: ClipDataset, outputs_per_clip: list, source: str) -> dict:
     """:func:`run_clip`'s outputs of every clip of ``clip_data`` (in order) scored as :func:`run_benchmark`
-    scores them: ``keypoints``, ``coco`` and ``tracking``. ``sigmas``: the layout's OKS constants
-    (default: the clips' layout's)."""
-    sigmas = clip_data.layout.sigmas if sigmas is None else sigmas
+    scores them (OKS with the clips' layout): ``keypoints``, ``coco`` and ``tracking``."""
     pred = PredictionLog(clip_data.layout.num_keypoints)
-    evals = [score_clip(clip_data, clip, outputs, source, sigmas, pred)
+    evals = [score_clip(clip_data, clip, outputs, source, clip_data.layout.sigmas, pred)
              for clip, outputs in zip(clip_data.clips, outputs_per_clip)]
     return _summary(clip_data, pred, evals, [str(c.video_id) for c in clip_data.clips], source)
 
