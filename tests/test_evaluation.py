@@ -135,3 +135,20 @@ def test_a_detection_on_a_frame_where_no_animal_is_annotated_is_a_false_positive
     extra["box_scores"] = np.concatenate([np.ones(len(ds)) * 0.5, [0.99]])  # the stray one ranks first
     metrics = evaluate_predictions(ds, extra)
     assert 0.5 < metrics["AP"] < 1.0
+
+
+def test_predictions_of_known_species_are_scored_per_species_without_a_row(ap10k_sample):
+    # an animal carried from its first-frame box (bench --boxes gt-first-frame) keeps its species in frames
+    # where it is not annotated: the evaluation stays per species, as with ground-truth rows
+    ds = load_keypoint_dataset(ap10k_sample / "test_ap10k.json", ap10k_sample, AP10K)
+    with_rows = _noisy_predictions(ds, 40.0, seed=2)
+    by_species = dict(with_rows, rows=np.full(len(ds), -1), categories=ds.categories.astype(object))
+    own = evaluate_predictions(ds, by_species)
+    assert not own["class_agnostic"]
+    assert own["AP"] == pytest.approx(evaluate_predictions(ds, with_rows)["AP"], abs=1e-12)
+    # a species the ground truth does not name (a detector's "animal") is unknown: class-agnostic as before
+    unnamed = evaluate_predictions(ds, dict(by_species, categories=np.full(len(ds), "animal", dtype=object)))
+    agnostic = evaluate_predictions(ds, dict(with_rows, rows=np.full(len(ds), -1)))
+    assert unnamed["class_agnostic"] and agnostic["class_agnostic"]
+    assert unnamed["AP"] == pytest.approx(agnostic["AP"], abs=1e-12)
+    assert abs(own["AP"] - agnostic["AP"]) > 1e-3  # two species (jaguar, antelope): the modes differ here

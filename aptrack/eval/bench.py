@@ -142,7 +142,10 @@ def score_clip(clip_data: ClipDataset, clip: Clip, outputs: list[tuple[Instances
         rows = clip.rows[t]
         ev.update(clip_data.track_ids[rows], a.boxes_xyxy[rows], a.keypoints[rows], a.visible[rows],
                   tracked.track_ids, tracked.boxes_xyxy, *keypoints_or_zeros(tracked, k))
-        pred.add(clip.image_ids[t], inst, _rows_of(clip_data, rows, inst, source))
+        # a carried animal keeps the species of its first-frame box, so gt-first-frame is scored per species
+        # like gt boxes, also in frames where some carried animal is not annotated
+        pred.add(clip.image_ids[t], inst, _rows_of(clip_data, rows, inst, source),
+                 known_species=source == "gt-first-frame")
     return ev
 
 

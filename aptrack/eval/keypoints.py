@@ -198,24 +198,35 @@ class PredictionLog:
         off) are logged with zero keypoints of score 0.
     """
 
-    KEYS = ("image_ids", "boxes_xyxy", "box_scores", "keypoints", "keypoint_scores", "rows")
+    KEYS = ("image_ids", "boxes_xyxy", "box_scores", "keypoints", "keypoint_scores", "rows", "categories")
 
     def __init__(self, num_keypoints: int):
         self.k = num_keypoints
         self.parts: dict[str, list] = {key: [] for key in self.KEYS}
 
-    def add(self, image_id: int, instances, rows) -> None:
-        """Log ``instances`` of one image; ``rows`` (N,) are their ground-truth rows or -1."""
+    def add(self, image_id: int, instances, rows, known_species: bool = False) -> None:
+        """Log ``instances`` of one image; ``rows`` (N,) are their ground-truth rows or -1.
+
+        With ``known_species`` each instance's ``categories`` entry is its species
+        as given with it (e.g. carried from a first-frame ground-truth box), which
+        :func:`evaluate_predictions` uses for instances without a row; otherwise
+        they are logged as unknown ("")."""
         n = len(instances)
         kp, ks = keypoints_or_zeros(instances, self.k)
+        species = (np.asarray(instances.categories, dtype=object) if known_species
+                   else np.full(n, "", dtype=object))
         for key, value in zip(self.KEYS, (np.full(n, image_id), instances.boxes_xyxy, instances.scores,
-                                          kp, ks, np.asarray(rows, np.int64).reshape(n))):
+                                          kp, ks, np.asarray(rows, np.int64).reshape(n), species)):
             self.parts[key].append(value)
 
     def arrays(self) -> dict:
         shapes = {"image_ids": (0,), "boxes_xyxy": (0, 4), "box_scores": (0,),
                   "keypoints": (0, self.k, 2), "keypoint_scores": (0, self.k), "rows": (0,)}
-        return {key: np.concatenate(v) if v else np.zeros(shapes[key]) for key, v in self.parts.items()}
+        out = {key: np.concatenate(v) if v else np.zeros(shapes[key]) for key, v in self.parts.items()
+               if key != "categories"}
+        out["categories"] = (np.concatenate(self.parts["categories"]) if self.parts["categories"]
+                             else np.zeros(0, dtype=object))
+        return out
 
 
 def keypoints_or_zeros(instances, k: int):
@@ -242,7 +253,8 @@ def predict_dataset(estimator, dataset: KeypointDataset, detector=None, image_ca
     dict of arrays, one row per prediction: ``image_ids`` (P,), ``boxes_xyxy``
     (P, 4), ``box_scores`` (P,), ``keypoints`` (P, K, 2), ``keypoint_scores``
     (P, K), ``rows`` (P,) the dataset row of a ground-truth box (-1 for
-    detector boxes).
+    detector boxes), ``categories`` (P,) object, all "" (the species is the
+    box's row's, or unknown).
     """
     from aptrack.core.instances import Instances
     from aptrack.io.images import load_image
@@ -291,9 +303,12 @@ def evaluate_predictions(dataset: KeypointDataset, pred: dict, class_agnostic: b
     """All keypoint metrics of ``pred`` (from :func:`predict_dataset`) against ``dataset``.
 
     With ground-truth boxes (``pred["rows"] >= 0``) each prediction takes the
-    species of its box. With detector boxes (rows of -1) AP is class-agnostic,
-    and for the per-species table each prediction takes the species of the
-    animal it overlaps best by OKS (:func:`assign_categories`).
+    species of its box; one without a row takes its own known species
+    (``pred["categories"]``, e.g. an animal carried from its first-frame box:
+    ``--boxes gt-first-frame`` is scored per species like ``--boxes gt``).
+    When some prediction has neither (detector boxes, rows of -1) AP is
+    class-agnostic, and for the per-species table each prediction takes the
+    species of the animal it overlaps best by OKS (:func:`assign_categories`).
     ``class_agnostic`` forces one class for the headline AP.
 
     Returns
@@ -311,8 +326,11 @@ def evaluate_predictions(dataset: KeypointDataset, pred: dict, class_agnostic: b
     cat_id = {c["name"]: c["id"] for c in gt["categories"]}
     rows = np.asarray(pred["rows"], np.int64)
     own_boxes = (rows >= 0).all() and len(np.unique(rows)) == len(rows)
-    if (rows >= 0).all():
-        names = dataset.categories[rows]
+    species = np.asarray(pred.get("categories", np.full(len(rows), "", dtype=object)), dtype=object)
+    species = np.where(np.isin(species, list(cat_id)), species, "")  # one the ground truth does not name: unknown
+    species[rows >= 0] = dataset.categories[rows[rows >= 0]]
+    if (species != "").all():
+        names = species
     else:
         class_agnostic = True
         names = assign_categories(dataset, pred)
