@@ -223,3 +223,38 @@ def test_a_crop_that_looks_unlike_its_track_does_not_change_the_track_look():
 
     np.testing.assert_allclose(look_after_a_poor_crop(0.5), _looks(0)[0])
     assert look_after_a_poor_crop(-1.0)[1] > 0.05  # without the rule it mixes in
+
+
+def test_a_box_that_looks_more_like_an_animal_in_cover_than_the_tracked_one_it_overlaps_is_not_the_tracked_ones():
+    # A (look 0) is tracked; B (look 1) went into cover beside it 7 frames ago. One box now lies over A's place
+    # and B's: it looks 0.2 like A and 0.5 like B (B coming out where A goes in). Without the rule A keeps it
+    # (its look passes the 0.1 gate); with yield_look_max 0.3 it is not A's, and B, known by its look, takes it
+    look = np.array([[0.2, 0.5, np.sqrt(1 - 0.2 ** 2 - 0.5 ** 2), 0, 0, 0, 0, 0]], np.float32)
+
+    def ids_on_the_shared_box(yield_look_max):
+        tracker = PoseTracker(TrackerConfig(yield_look_max=yield_look_max))
+        for f in range(3):
+            tracker.update(_frame(f, [[100, 100, 160, 140], [150, 100, 210, 140]], _looks(0, 1)))
+        for f in range(3, 9):
+            tracker.update(_frame(f, [[100, 100, 160, 140]], _looks(0)))  # B hides
+        return tracker.update(_frame(9, [[110, 100, 170, 140]], look)).track_ids.tolist()
+
+    assert ids_on_the_shared_box(-1.0) == [1]
+    assert ids_on_the_shared_box(0.3) == [2]
+
+
+def test_a_detection_over_a_tracked_animal_its_look_refused_does_not_go_to_a_lost_one():
+    # A (look 0) is tracked; B (look 1), beside it, hid one frame ago. A's next box, half covered, looks
+    # unlike A (cosine 0.05, under the gate) and a little like B (0.3): by the widened boxes alone it would
+    # go to lost B (a switch); with lost_yield_iou it goes to no one
+    look = np.array([[0.05, 0.3, np.sqrt(1 - 0.05 ** 2 - 0.3 ** 2), 0, 0, 0, 0, 0]], np.float32)
+
+    def ids_on_the_refused_box(yield_iou):
+        tracker = PoseTracker(TrackerConfig(lost_yield_iou=yield_iou))
+        for f in range(4):
+            tracker.update(_frame(f, [[100, 100, 160, 140], [160, 100, 220, 140]], _looks(0, 1)))
+        tracker.update(_frame(4, [[100, 100, 160, 140]], _looks(0)))  # B hides
+        return tracker.update(_frame(5, [[110, 100, 170, 140]], look)).track_ids.tolist()
+
+    assert ids_on_the_refused_box(0.0) == [2]
+    assert ids_on_the_refused_box(0.3) == []

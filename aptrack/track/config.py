@@ -27,6 +27,17 @@ class TrackerConfig:
     ``lost_box_buffer_max``, as an animal moving behind cover may come out far
     from where it went in.
 
+    Yield rules (off by default; ``lab`` sets both): ``yield_look_max`` (-1
+    turns it off): a detection that overlaps a tracked animal but looks less
+    than this like it, and more like an animal in cover (lost for more than
+    ``lost_motion_frames``) whose predicted box it overlaps, is not the tracked
+    animal's in steps 2-3: one animal sliding into cover where the other comes
+    out, under one box. ``lost_yield_iou`` (0 turns it off): a detection
+    overlapping by at least this IoU the predicted box of an animal tracked
+    until this frame that found no detection in steps 2-3 (its look refused its
+    own, half-covered box) is not given to another lost track by the widened
+    boxes; only a look can still re-identify it.
+
     Appearance (used when the detections carry ``embeddings``: the pipeline's
     ``appearance`` section, :class:`AppearanceConfig`):
     ``appearance_weight`` (0 for none) mixes the cosine similarity of a track's embedding
@@ -100,6 +111,8 @@ class TrackerConfig:
     lost_box_buffer: float = 0.3
     lost_match_cost_threshold: float = 0.7
     lost_buffer_growth: float = 0.0
+    yield_look_max: float = -1.0
+    lost_yield_iou: float = 0.0
     lost_box_buffer_max: float = 1.0
     min_box_area: float = 10.0
     appearance_weight: float = 0.3
@@ -128,7 +141,8 @@ class TrackerConfig:
                      "keypoint_score_threshold", "lost_match_cost_threshold", "appearance_weight",
                      "embedding_momentum", "embedding_max_overlap", "reid_min_similarity", "reid_margin",
                      "known_appearance_weight", "known_max_overlap", "merged_cover",
-                     "reid_min_area_ratio", "relook_min_similarity", "relook_margin"):
+                     "reid_min_area_ratio", "relook_min_similarity", "relook_margin",
+                     "lost_yield_iou"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"tracker.{name} must be in [0, 1], got {value}")
@@ -143,7 +157,7 @@ class TrackerConfig:
                               f"got {self.max_animals}")
         if self.refound_velocity not in ("keep", "reset", "gap"):
             raise ConfigError(f"tracker.refound_velocity must be keep, reset or gap, got {self.refound_velocity!r}")
-        for name in ("appearance_gate", "look_min_similarity"):
+        for name in ("appearance_gate", "look_min_similarity", "yield_look_max"):
             if not -1.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"tracker.{name} must be in [-1, 1], got {getattr(self, name)}")
 

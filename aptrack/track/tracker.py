@@ -4,14 +4,17 @@ Each frame runs these steps:
 
 1. predict every track one frame ahead (Kalman, constant velocity);
 2. match confident detections to tracked and lost tracks (IoU mixed with OKS
-   and, with embeddings, appearance);
+   and, with embeddings, appearance; pairs that look too unlike never match,
+   nor, with ``yield_look_max``, a tracked animal and a box that looks more
+   like an animal in cover beside it);
 3. match low-score detections to the tracked ones still unmatched (IoU); the
    tracked ones still unmatched become lost;
 4. match the detections left over that score at least ``new_track_threshold``
    (which may be below ``high_score_threshold``) to lost tracks by the IoU of
    widened boxes (``lost_box_buffer``, as in C-BIoU, growing with the time
    lost by ``lost_buffer_growth``), so an animal that moved while hidden gets
-   its id back instead of a new one; then, when the detections carry
+   its id back instead of a new one (with ``lost_yield_iou``, not by a box
+   over an animal that went unmatched in this frame); then, when the detections carry
    appearance embeddings, match the rest to lost tracks by appearance alone
    (re-identification, anywhere in the frame);
 5. match the rest to tentative tracks; a tentative track matched ``min_hits``
@@ -306,6 +309,31 @@ def _appearance_step(emb_tracks, emb_dets, iou, mixed, gate, weight):  # pragma:
     return app, valid, veto, first
 
 
+@numba.njit(cache=True)
+def _yield_to_lost(app, valid, overlap, ints, frame_index, in_cover_after, look_max, veto, iou,
+                   first):  # pragma: no cover - compiled
+    """Step 2's ``yield_look_max`` rule, in place on ``veto``, ``iou`` and ``first`` (T, N): a detection that
+    overlaps a tracked animal but looks less than ``look_max`` like it is not that animal's when an animal in
+    cover (lost for more than ``in_cover_after`` frames) whose predicted box it overlaps looks more like it:
+    one animal slides into cover where the other comes out, under one box, and the box is the one coming
+    out's as soon as its look says so. ``app``, ``valid``: (T, N) cosines and where both sides have a look;
+    ``overlap``: (T, N) IoU before the look gate zeroed pairs."""
+    for d in range(app.shape[1]):
+        best = -np.inf  # the best look of an animal in cover that the box overlaps
+        for t in range(app.shape[0]):
+            if (ints[t, _STATE] == _LOST and frame_index - ints[t, _LAST_FRAME] > in_cover_after and valid[t, d]
+                    and overlap[t, d] > 0 and app[t, d] > best):
+                best = app[t, d]
+        if best == -np.inf:
+            continue
+        for t in range(app.shape[0]):
+            if (ints[t, _STATE] == _TRACKED and valid[t, d] and overlap[t, d] > 0 and app[t, d] < look_max
+                    and app[t, d] < best):
+                veto[t, d] = True
+                iou[t, d] = 0.0
+                first[t, d] = 0.0
+
+
 class PoseTracker:
     """Assign persistent track ids to the animals of consecutive frames.
 
@@ -475,6 +503,20 @@ class PoseTracker:
             self._look_area[[t, l]] = self._look_area[[l, t]]
             gain[li, :] = gain[:, pi] = -np.inf
 
+    def _yield_to_unmatched(self, overlap, veto, unmatched: np.ndarray):
+        """Step 4's veto (T, N) bool (``veto``, or None, when the rule is off): a detection overlapping by at
+        least ``lost_yield_iou`` the predicted box (``overlap``, IoU before the look gate) of an animal tracked
+        until this frame that found no detection in steps 2-3 (``unmatched``: its look refused its own
+        half-covered box) is not given to any other lost track by the widened boxes."""
+        cut = self.config.lost_yield_iou
+        if cut <= 0 or overlap is None or not len(unmatched):
+            return veto
+        held = (overlap[unmatched] >= cut).any(axis=0)  # (N,)
+        out = np.zeros(overlap.shape, bool) if veto is None else veto.copy()
+        others = np.setdiff1d(np.arange(len(overlap)), unmatched)
+        out[np.ix_(others, np.flatnonzero(held))] = True
+        return out
+
     def _merged_rows(self, dets: Instances, tracked: np.ndarray) -> np.ndarray:
         """Detection rows whose box covers at least ``merged_cover`` of the predicted boxes of
         two or more ``tracked`` tracks: the detector's one box around animals that cross."""
@@ -637,6 +679,8 @@ class PoseTracker:
         # 1. predict
         self._predict_all(f)
         iou, mixed = self._similarities(dets)
+        # the IoU before the look gate zeroes pairs in iou (for the two yield rules)
+        overlap = iou.copy() if cfg.yield_look_max > -1 or cfg.lost_yield_iou > 0 else None
         state = self._int[:, _STATE]  # a view: writes go into the table
         if cfg.merged_cover > 0:  # one box around two tracked animals belongs to neither
             merged = self._merged_rows(dets, np.nonzero(state == _TRACKED)[0])
@@ -645,11 +689,15 @@ class PoseTracker:
         confirmed = np.nonzero(state != _TENTATIVE)[0]
         tentative = np.nonzero(state == _TENTATIVE)[0]
 
-        # 2. confident detections against tracked and lost tracks
+        # 2. confident detections against tracked and lost tracks (the look gates pairs, and with
+        #    yield_look_max a box that looks more like an animal in cover is not a tracked one's)
         first_sim, veto = mixed, None
         if use_app:
             app, app_valid, veto, first_sim = _appearance_step(self._emb, dets.embeddings, iou, mixed,
                                                                cfg.appearance_gate, cfg.appearance_weight)
+            if cfg.yield_look_max > -1:
+                _yield_to_lost(app, app_valid, overlap, self._int, f, cfg.lost_motion_frames, cfg.yield_look_max,
+                               veto, iou, first_sim)
         t2, r2, um_tracks, um_high = _match(first_sim, confirmed, high, cfg.match_cost_threshold)
         state[t2] = _TRACKED
 
@@ -663,7 +711,8 @@ class PoseTracker:
         t4, r4 = _EMPTY, _EMPTY
         if cfg.lost_box_buffer > 0:
             lost = np.nonzero(state == _LOST)[0]
-            t4, r4, _, candidates = self._match_lost(lost, dets, candidates, f, veto)
+            t4, r4, _, candidates = self._match_lost(lost, dets, candidates, f,
+                                                     self._yield_to_unmatched(overlap, veto, um_remaining))
             state[t4] = _TRACKED
         if use_app and len(candidates):
             lost = np.nonzero(state == _LOST)[0]
@@ -765,7 +814,9 @@ def compile_kernels(num_keypoints: int = 17) -> None:
     offsets = np.linspace(0.0, 40.0, k)[:, None] * np.array([1.0, 0.5])
     looks = np.eye(2, 192, dtype=np.float32)  # the appearance path: float32 unit embeddings, as the embedder's
     for embeddings in (None, looks):
-        tracker = PoseTracker(TrackerConfig(min_hits=1), sigmas=np.full(k, 0.05))
+        # the yield rules on, so their kernel compiles too (they change nothing for these two animals)
+        tracker = PoseTracker(TrackerConfig(min_hits=1, yield_look_max=0.3, lost_yield_iou=0.3),
+                              sigmas=np.full(k, 0.05))
         for f in range(6):
             x = np.array([10.0 + 20 * f, 110.0 - 20 * f])
             boxes = np.stack([x, np.full(2, 10.0), x + 50, np.full(2, 60.0)], axis=1)
