@@ -220,13 +220,10 @@ class PredictionLog:
             self.parts[key].append(value)
 
     def arrays(self) -> dict:
-        shapes = {"image_ids": (0,), "boxes_xyxy": (0, 4), "box_scores": (0,),
-                  "keypoints": (0, self.k, 2), "keypoint_scores": (0, self.k), "rows": (0,)}
-        out = {key: np.concatenate(v) if v else np.zeros(shapes[key]) for key, v in self.parts.items()
-               if key != "categories"}
-        out["categories"] = (np.concatenate(self.parts["categories"]) if self.parts["categories"]
-                             else np.zeros(0, dtype=object))
-        return out
+        empty = {"image_ids": np.zeros(0), "boxes_xyxy": np.zeros((0, 4)), "box_scores": np.zeros(0),
+                 "keypoints": np.zeros((0, self.k, 2)), "keypoint_scores": np.zeros((0, self.k)),
+                 "rows": np.zeros(0), "categories": np.zeros(0, dtype=object)}
+        return {key: np.concatenate(v) if v else empty[key] for key, v in self.parts.items()}
 
 
 def keypoints_or_zeros(instances, k: int):
