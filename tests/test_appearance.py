@@ -258,3 +258,53 @@ def test_a_detection_over_a_tracked_animal_its_look_refused_does_not_go_to_a_los
 
     assert ids_on_the_refused_box(0.0) == [2]
     assert ids_on_the_refused_box(0.3) == []
+def test_a_box_that_looks_about_as_much_like_an_animal_in_cover_as_like_the_tracked_one_goes_to_neither():
+    # A (look 0) is tracked; B (look 1) went into cover beside it 7 frames ago. One box lies over A's place and
+    # B's and looks 0.30 like A, 0.25 like B (A going in, B coming out, under one box). A keeps it with
+    # yield_look_max alone (it looks more like A); with yield_look_margin 0.1 it is contested: neither's
+    look = np.array([[0.3, 0.25, np.sqrt(1 - 0.3 ** 2 - 0.25 ** 2), 0, 0, 0, 0, 0]], np.float32)
+
+    def ids_on_the_shared_box(margin):
+        tracker = PoseTracker(TrackerConfig(yield_look_max=0.35, yield_look_margin=margin))
+        for f in range(3):
+            tracker.update(_frame(f, [[100, 100, 160, 140], [150, 100, 210, 140]], _looks(0, 1)))
+        for f in range(3, 9):
+            tracker.update(_frame(f, [[100, 100, 160, 140]], _looks(0)))  # B hides
+        return tracker.update(_frame(9, [[110, 100, 170, 140]], look)).track_ids.tolist()
+
+    assert ids_on_the_shared_box(0.0) == [1]
+    assert ids_on_the_shared_box(0.1) == []
+    assert ids_on_the_shared_box(0.02) == [1]  # 0.30 is more than 0.02 above 0.25: A's
+
+
+def _animal_refused_beside_the_other(inherit_iou):
+    """A (look 0) and B (look 1) side by side for 3 frames; then B, half covered by A (their boxes
+    overlap, so neither crop teaches a look), looks like neither for 6 frames (look 2, under the
+    gate): B's track is refused and lost, and a new track follows B's box; then B looks like itself
+    again. Returns the ids output per frame from the fourth."""
+    tracker = PoseTracker(TrackerConfig(inherit_iou=inherit_iou))
+    for f in range(3):
+        tracker.update(_frame(f, [[100, 100, 160, 140], [150, 100, 210, 140]], _looks(0, 1)))
+    side_by_side = [[100, 100, 160, 140], [135, 100, 210, 140]]
+    return [tracker.update(_frame(f, side_by_side, _looks(0, 2 if f < 9 else 1))).track_ids.tolist()
+            for f in range(3, 10)]
+
+
+def test_a_new_track_over_a_lost_animals_predicted_box_takes_its_id_when_its_look_names_no_one():
+    # the new track waits min_hits_while_lost (6) matched frames, then gets an id: B's with inherit_iou
+    # (its box overlaps B's predicted one by IoU 0.8), and keeps it, with B's look, once B looks like itself
+    assert _animal_refused_beside_the_other(0.5) == [[1]] * 5 + [[1, 2]] * 2
+    assert _animal_refused_beside_the_other(0.0)[5] == [1, 3]  # a new id
+    assert _animal_refused_beside_the_other(0.9)[5] == [1, 3]  # IoU 0.8 is not enough
+
+
+def test_an_heir_by_place_is_refused_when_its_own_look_disagrees():
+    tracker = PoseTracker(TrackerConfig(inherit_iou=0.5))
+    for f in range(3):
+        tracker.update(_frame(f, [[100, 100, 160, 140], [300, 100, 360, 140]], _looks(0, 1)))
+    # B's place is now taken by a clean, clear look 2 (a stranger): the gate refuses it B's track and B's id
+    ids = [tracker.update(_frame(f, [[100, 100, 160, 140], [305, 100, 365, 140]], _looks(0, 2))).track_ids.tolist()
+           for f in range(3, 10)]
+    assert ids[-1] == [1, 3]
+
+

@@ -77,6 +77,8 @@ def test_settings_out_of_range_name_the_key_and_value(tmp_path):
                          ("tracker: {high_score_threshold: -3}", "tracker.high_score_threshold"),
                          ("tracker: {yield_look_max: 2}", "tracker.yield_look_max must be in [-1, 1], got 2"),
                          ("tracker: {lost_yield_iou: 1.5}", "tracker.lost_yield_iou must be in [0, 1], got 1.5"),
+                         ("tracker: {yield_look_margin: -0.1}", "tracker.yield_look_margin must be in [0, 1], got -0.1"),
+                         ("tracker: {inherit_iou: 2}", "tracker.inherit_iou must be in [0, 1], got 2"),
                          ("draw: {line_thickness: 0}", "draw.line_thickness must be >= 1, got 0")):
         p.write_text(text + "\n")
         with pytest.raises(ConfigError, match=re.escape(needle)):
@@ -104,10 +106,11 @@ def test_every_pipeline_preset_loads_and_lab_differs_from_default_only_in_min_hi
     assert (lab.tracker.min_hits, lab.tracker.min_hits_while_lost, lab.tracker.track_buffer) == (6, 6, 100)
     assert (lab.tracker.merged_cover, default.tracker.merged_cover) == (0.75, 0.0)
     assert (lab.tracker.look_min_similarity, default.tracker.look_min_similarity) == (0.5, -1.0)
-    assert (lab.tracker.yield_look_max, default.tracker.yield_look_max) == (0.3, -1.0)
+    assert (lab.tracker.yield_look_max, default.tracker.yield_look_max) == (0.35, -1.0)
+    assert (lab.tracker.yield_look_margin, default.tracker.yield_look_margin) == (0.1, 0.0)
     assert (lab.tracker.lost_yield_iou, default.tracker.lost_yield_iou) == (0.3, 0.0)
     same = dataclasses.replace(lab, name="default", base=None,
                                tracker=dataclasses.replace(lab.tracker, min_hits=3, merged_cover=0.0, track_buffer=60,
                                                            look_min_similarity=-1.0, yield_look_max=-1.0,
-                                                           lost_yield_iou=0.0))
+                                                           lost_yield_iou=0.0, yield_look_margin=0.0))
     assert same == default and lab.base == "default"

@@ -27,7 +27,7 @@ class TrackerConfig:
     ``lost_box_buffer_max``, as an animal moving behind cover may come out far
     from where it went in.
 
-    Yield rules (off by default; ``lab`` sets both): ``yield_look_max`` (-1
+    Yield rules (off by default; ``lab`` sets them): ``yield_look_max`` (-1
     turns it off): a detection that overlaps a tracked animal but looks less
     than this like it, and more like an animal in cover (lost for more than
     ``lost_motion_frames``) whose predicted box it overlaps, is not the tracked
@@ -36,7 +36,21 @@ class TrackerConfig:
     overlapping by at least this IoU the predicted box of an animal tracked
     until this frame that found no detection in steps 2-3 (its look refused its
     own, half-covered box) is not given to another lost track by the widened
-    boxes; only a look can still re-identify it.
+    boxes; only a look can still re-identify it. ``yield_look_margin`` (0
+    turns it off): with ``yield_look_max``, a detection that looks less than
+    ``yield_look_max`` like the tracked animal and at most this much more than
+    like the animal in cover is contested, neither animal's (the one box around
+    the animal going in and the one coming out, when it is as much the one as
+    the other).
+
+    ``inherit_iou`` (0 turns it off; used with appearance; 0.5 in every
+    preset): a new track about to get an id that no lost animal's look claims
+    takes the id of a lost animal whose predicted box its box overlaps by at
+    least this IoU (Hungarian), unless their looks are under
+    ``appearance_gate``; it takes that animal's look too. An animal coming out
+    of cover half covered by the other has a crop that looks like neither: the
+    gate refused it its own track, and its look cannot name it, but where it
+    stands can; without its old look the heir could not be told from the other.
 
     Appearance (used when the detections carry ``embeddings``: the pipeline's
     ``appearance`` section, :class:`AppearanceConfig`):
@@ -112,6 +126,7 @@ class TrackerConfig:
     lost_match_cost_threshold: float = 0.7
     lost_buffer_growth: float = 0.0
     yield_look_max: float = -1.0
+    yield_look_margin: float = 0.0
     lost_yield_iou: float = 0.0
     lost_box_buffer_max: float = 1.0
     min_box_area: float = 10.0
@@ -134,6 +149,7 @@ class TrackerConfig:
     relook_min_similarity: float = 0.6
     relook_margin: float = 0.3
     look_min_similarity: float = -1.0
+    inherit_iou: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("high_score_threshold", "low_score_threshold", "new_track_threshold", "match_cost_threshold",
@@ -142,7 +158,7 @@ class TrackerConfig:
                      "embedding_momentum", "embedding_max_overlap", "reid_min_similarity", "reid_margin",
                      "known_appearance_weight", "known_max_overlap", "merged_cover",
                      "reid_min_area_ratio", "relook_min_similarity", "relook_margin",
-                     "lost_yield_iou"):
+                     "lost_yield_iou", "inherit_iou", "yield_look_margin"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"tracker.{name} must be in [0, 1], got {value}")

@@ -310,14 +310,17 @@ def _appearance_step(emb_tracks, emb_dets, iou, mixed, gate, weight):  # pragma:
 
 
 @numba.njit(cache=True)
-def _yield_to_lost(app, valid, overlap, ints, frame_index, in_cover_after, look_max, veto, iou,
+def _yield_to_lost(app, valid, overlap, ints, frame_index, in_cover_after, look_max, margin, veto, iou,
                    first):  # pragma: no cover - compiled
     """Step 2's ``yield_look_max`` rule, in place on ``veto``, ``iou`` and ``first`` (T, N): a detection that
     overlaps a tracked animal but looks less than ``look_max`` like it is not that animal's when an animal in
     cover (lost for more than ``in_cover_after`` frames) whose predicted box it overlaps looks more like it:
     one animal slides into cover where the other comes out, under one box, and the box is the one coming
-    out's as soon as its look says so. ``app``, ``valid``: (T, N) cosines and where both sides have a look;
-    ``overlap``: (T, N) IoU before the look gate zeroed pairs."""
+    out's as soon as its look says so. With ``margin`` > 0, a box that looks less than ``look_max`` like the
+    tracked animal and at most ``margin`` more than like the animal in cover is contested: neither's (the
+    box around the one going in and the one coming out, as much the one as the other). ``app``, ``valid``:
+    (T, N) cosines and where both sides have a look; ``overlap``: (T, N) IoU before the look gate zeroed
+    pairs."""
     for d in range(app.shape[1]):
         best = -np.inf  # the best look of an animal in cover that the box overlaps
         for t in range(app.shape[0]):
@@ -326,12 +329,76 @@ def _yield_to_lost(app, valid, overlap, ints, frame_index, in_cover_after, look_
                 best = app[t, d]
         if best == -np.inf:
             continue
+        contested = False
         for t in range(app.shape[0]):
             if (ints[t, _STATE] == _TRACKED and valid[t, d] and overlap[t, d] > 0 and app[t, d] < look_max
-                    and app[t, d] < best):
+                    and app[t, d] < best + margin):
                 veto[t, d] = True
                 iou[t, d] = 0.0
                 first[t, d] = 0.0
+                if app[t, d] >= best:
+                    contested = True
+        if contested:  # about as like the one in cover as the tracked one: neither's
+            for t in range(app.shape[0]):
+                if (ints[t, _STATE] == _LOST and frame_index - ints[t, _LAST_FRAME] > in_cover_after
+                        and overlap[t, d] > 0):
+                    veto[t, d] = True
+                    iou[t, d] = 0.0
+                    first[t, d] = 0.0
+
+
+@numba.njit(cache=True)
+def _relook_pairs(app, valid, tracks, rows, clean, ints, relook_frames, min_similarity,
+                  margin):  # pragma: no cover - compiled
+    """:meth:`PoseTracker._correct_looks`' choice: (P, 2) int64 (track, lost track) pairs, best gain
+    first, each track and lost track at most once. A pair needs a clean crop (``clean`` (N,) of the
+    track's row), a track with an id within ``relook_frames`` matched frames, a look of its own, the
+    lost one's look at least ``min_similarity`` and at least ``margin`` above its own."""
+    lost = np.nonzero((ints[:, _STATE] == _LOST) & (ints[:, _ID] >= 0))[0]
+    out = np.empty((0, 2), np.int64)
+    if len(lost) == 0:
+        return out
+    gain = np.full((len(lost), len(tracks)), -np.inf)
+    for p in range(len(tracks)):
+        t, r = tracks[p], rows[p]
+        if not clean[r] or ints[t, _HITS] > relook_frames or ints[t, _ID] < 0 or not valid[t, r]:
+            continue
+        for li in range(len(lost)):
+            l = lost[li]
+            if valid[l, r] and app[l, r] >= min_similarity and app[l, r] - app[t, r] >= margin:
+                gain[li, p] = app[l, r] - app[t, r]
+    pairs = []
+    while True:
+        k = np.argmax(gain)
+        li, p = k // gain.shape[1], k % gain.shape[1]
+        if not np.isfinite(gain[li, p]):
+            break
+        pairs.append((tracks[p], lost[li]))
+        gain[li, :] = -np.inf
+        gain[:, p] = -np.inf
+    if len(pairs) == 0:
+        return out
+    return np.array(pairs, np.int64)
+
+
+@numba.njit(cache=True)
+def _merged_kernel(pred, tracked, dets_xyxy, cover, growth):  # pragma: no cover - compiled
+    """:meth:`PoseTracker._merged_rows`' test, (M,) bool: detections covering at least ``cover`` of
+    the predicted boxes ``pred`` of two or more ``tracked`` tracks, and ``growth`` times the largest."""
+    out = np.zeros(len(dets_xyxy), np.bool_)
+    for d in range(len(dets_xyxy)):
+        b = dets_xyxy[d]
+        count, largest = 0, 0.0
+        for t in tracked:
+            q = pred[t]
+            area = max((q[2] - q[0]) * (q[3] - q[1]), 1e-9)
+            w = min(q[2], b[2]) - max(q[0], b[0])
+            h = min(q[3], b[3]) - max(q[1], b[1])
+            if w > 0 and h > 0 and w * h / area >= cover:
+                count += 1
+                largest = max(largest, area)
+        out[d] = count >= 2 and (b[2] - b[0]) * (b[3] - b[1]) >= growth * largest
+    return out
 
 
 class PoseTracker:
@@ -484,24 +551,15 @@ class PoseTracker:
         the tracks' embeddings (before this frame's update) against the detections'.
         """
         cfg = self.config
-        ints = self._int
-        ok = clean[rows] & (ints[tracks, _HITS] <= cfg.relook_frames) & (ints[tracks, _ID] >= 0)
-        tracks, rows = tracks[ok], rows[ok]
-        lost = np.nonzero((ints[:, _STATE] == _LOST) & (ints[:, _ID] >= 0))[0]
-        if not len(tracks) or not len(lost):
+        if not len(tracks):
             return
-        own = np.where(valid[tracks, rows], app[tracks, rows], np.inf)  # no look of its own: never corrected
-        other = np.where(valid[lost][:, rows], app[lost][:, rows], -1.0)  # (L, P)
-        gain = other - own[None, :]
-        gain[(other < cfg.relook_min_similarity) | (gain < cfg.relook_margin)] = -np.inf
-        while np.isfinite(gain).any():
-            li, pi = np.unravel_index(np.argmax(gain), gain.shape)
-            t, l = tracks[pi], lost[li]
+        ints = self._int
+        for t, l in _relook_pairs(app, valid, tracks, rows, clean, ints, cfg.relook_frames,
+                                  cfg.relook_min_similarity, cfg.relook_margin):
             log.debug("track %d looks like lost track %d: ids exchanged", ints[t, _ID], ints[l, _ID])
             ints[[t, l], _ID] = ints[[l, t], _ID]
             self._emb[[t, l]] = self._emb[[l, t]]
             self._look_area[[t, l]] = self._look_area[[l, t]]
-            gain[li, :] = gain[:, pi] = -np.inf
 
     def _yield_to_unmatched(self, overlap, veto, unmatched: np.ndarray):
         """Step 4's veto (T, N) bool (``veto``, or None, when the rule is off): a detection overlapping by at
@@ -522,17 +580,16 @@ class PoseTracker:
         two or more ``tracked`` tracks: the detector's one box around animals that cross."""
         if len(tracked) < 2 or not len(dets):
             return _EMPTY
-        pred = self._pred[tracked]
-        area = np.maximum(box_area_xyxy(pred), 1e-9)
-        covered = box_intersection_xyxy(pred, dets.boxes_xyxy) / area[:, None] >= self.config.merged_cover  # (T, M)
-        largest = np.where(covered, area[:, None], 0.0).max(axis=0)
-        bigger = box_area_xyxy(dets.boxes_xyxy) >= self.config.merged_min_growth * largest
-        return np.nonzero((covered.sum(axis=0) >= 2) & bigger)[0]
+        cfg = self.config
+        return np.nonzero(_merged_kernel(self._pred, tracked, dets.boxes_xyxy.astype(np.float64), cfg.merged_cover,
+                                         cfg.merged_min_growth))[0]
 
     def _inherit_lost_ids(self, tracks: np.ndarray) -> None:
         """Tentative ``tracks`` about to get a new id that look like a lost track take its id
         instead (the lost track is dropped), by :meth:`_match_looks`: an animal that came back
-        from cover slowly, partly hidden at first, is known once its look is clear."""
+        from cover slowly, partly hidden at first, is known once its look is clear. With
+        ``inherit_iou``, those left take the id of a lost track whose predicted box their box
+        overlaps by that IoU, unless their looks disagree (:meth:`_inherit_by_place`)."""
         if not len(tracks):
             return
         state = self._int[:, _STATE]
@@ -542,10 +599,33 @@ class PoseTracker:
         confirmed = np.nonzero((state == _TRACKED) | (state == _LOST))[0]
         has = _has_embedding(self._emb)
         emb = self._emb.astype(np.float64)
-        sim = np.where(has[:, None] & has[tracks][None, :], emb @ emb[tracks].T, -1.0)  # every track vs the new
+        both = has[:, None] & has[tracks][None, :]
+        sim = np.where(both, emb @ emb[tracks].T, -1.0)  # every track vs the new
         old, new = self._match_looks(sim, lost, np.arange(len(tracks)), confirmed)
+        if self.config.inherit_iou > 0:
+            old, new = self._inherit_by_place(tracks, np.setdiff1d(lost, old), sim, both, old, new)
         self._int[tracks[new], _ID] = self._int[old, _ID]
         self._int[old, _STATE] = _REMOVED
+
+    def _inherit_by_place(self, tracks: np.ndarray, lost: np.ndarray, sim: np.ndarray, both: np.ndarray,
+                          old: np.ndarray, new: np.ndarray):
+        """:meth:`_inherit_lost_ids`' second pass: ``tracks`` not in ``new`` against the ``lost`` tracks
+        not in ``old`` by the IoU of their boxes with the lost ones' predicted boxes (at least
+        ``inherit_iou``; pairs whose looks, ``sim`` where ``both`` have one, are under
+        ``appearance_gate`` never). An animal half covered by the other as it comes out of
+        cover has a crop that looks like neither, so the gate refused it its own track and its
+        look cannot name it; where it stands can. The heir takes the lost track's look too.
+        Returns ``old``, ``new`` with the pairs added."""
+        rest = np.setdiff1d(np.arange(len(tracks)), new)
+        if not len(rest) or not len(lost):
+            return old, new
+        place = box_iou_xyxy(self._pred[lost], self._box(tracks[rest]))  # (L, R)
+        refused = both[np.ix_(lost, rest)] & (sim[np.ix_(lost, rest)] < self.config.appearance_gate)
+        t, c, _, _ = _match(np.where(refused, 0.0, place), np.arange(len(lost)), np.arange(len(rest)),
+                            1.0 - self.config.inherit_iou)
+        heirs, dead = tracks[rest[c]], lost[t]
+        self._emb[heirs], self._look_area[heirs] = self._emb[dead], self._look_area[dead]
+        return np.concatenate([old, dead]), np.concatenate([new, rest[c]])
 
     def _restart_motion(self, tracks: np.ndarray, before_xyxy: np.ndarray, gap: np.ndarray) -> None:
         """Motion of ``tracks`` found again after ``gap`` frames unseen (their last boxes before),
@@ -697,7 +777,7 @@ class PoseTracker:
                                                                cfg.appearance_gate, cfg.appearance_weight)
             if cfg.yield_look_max > -1:
                 _yield_to_lost(app, app_valid, overlap, self._int, f, cfg.lost_motion_frames, cfg.yield_look_max,
-                               veto, iou, first_sim)
+                               cfg.yield_look_margin, veto, iou, first_sim)
         t2, r2, um_tracks, um_high = _match(first_sim, confirmed, high, cfg.match_cost_threshold)
         state[t2] = _TRACKED
 
@@ -814,8 +894,9 @@ def compile_kernels(num_keypoints: int = 17) -> None:
     offsets = np.linspace(0.0, 40.0, k)[:, None] * np.array([1.0, 0.5])
     looks = np.eye(2, 192, dtype=np.float32)  # the appearance path: float32 unit embeddings, as the embedder's
     for embeddings in (None, looks):
-        # the yield rules on, so their kernel compiles too (they change nothing for these two animals)
-        tracker = PoseTracker(TrackerConfig(min_hits=1, yield_look_max=0.3, lost_yield_iou=0.3),
+        # the yield and merged-box rules on, so their kernels compile too
+        tracker = PoseTracker(TrackerConfig(min_hits=1, yield_look_max=0.35, yield_look_margin=0.1, lost_yield_iou=0.3,
+                                            merged_cover=0.75),
                               sigmas=np.full(k, 0.05))
         for f in range(6):
             x = np.array([10.0 + 20 * f, 110.0 - 20 * f])
