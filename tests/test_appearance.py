@@ -225,19 +225,23 @@ def test_a_crop_that_looks_unlike_its_track_does_not_change_the_track_look():
     assert look_after_a_poor_crop(-1.0)[1] > 0.05  # without the rule it mixes in
 
 
-def test_a_box_that_looks_more_like_an_animal_in_cover_than_the_tracked_one_it_overlaps_is_not_the_tracked_ones():
-    # A (look 0) is tracked; B (look 1) went into cover beside it 7 frames ago. One box now lies over A's place
-    # and B's: it looks 0.2 like A and 0.5 like B (B coming out where A goes in). Without the rule A keeps it
-    # (its look passes the 0.1 gate); with yield_look_max 0.3 it is not A's, and B, known by its look, takes it
-    look = np.array([[0.2, 0.5, np.sqrt(1 - 0.2 ** 2 - 0.5 ** 2), 0, 0, 0, 0, 0]], np.float32)
+def _ids_on_a_box_shared_with_an_animal_in_cover(config, like_a, like_b):
+    """A (look 0) is tracked; B (look 1) went into cover beside it 7 frames ago. One box then lies over A's
+    place and B's, looking ``like_a`` like A and ``like_b`` like B. Returns the ids output on it."""
+    look = np.array([[like_a, like_b, np.sqrt(1 - like_a ** 2 - like_b ** 2), 0, 0, 0, 0, 0]], np.float32)
+    tracker = PoseTracker(config)
+    for f in range(3):
+        tracker.update(_frame(f, [[100, 100, 160, 140], [150, 100, 210, 140]], _looks(0, 1)))
+    for f in range(3, 9):
+        tracker.update(_frame(f, [[100, 100, 160, 140]], _looks(0)))  # B hides
+    return tracker.update(_frame(9, [[110, 100, 170, 140]], look)).track_ids.tolist()
 
+
+def test_a_box_that_looks_more_like_an_animal_in_cover_than_the_tracked_one_it_overlaps_is_not_the_tracked_ones():
+    # the box looks 0.2 like A and 0.5 like B (B coming out where A goes in). Without the rule A keeps it
+    # (its look passes the 0.1 gate); with yield_look_max 0.3 it is not A's, and B, known by its look, takes it
     def ids_on_the_shared_box(yield_look_max):
-        tracker = PoseTracker(TrackerConfig(yield_look_max=yield_look_max))
-        for f in range(3):
-            tracker.update(_frame(f, [[100, 100, 160, 140], [150, 100, 210, 140]], _looks(0, 1)))
-        for f in range(3, 9):
-            tracker.update(_frame(f, [[100, 100, 160, 140]], _looks(0)))  # B hides
-        return tracker.update(_frame(9, [[110, 100, 170, 140]], look)).track_ids.tolist()
+        return _ids_on_a_box_shared_with_an_animal_in_cover(TrackerConfig(yield_look_max=yield_look_max), 0.2, 0.5)
 
     assert ids_on_the_shared_box(-1.0) == [1]
     assert ids_on_the_shared_box(0.3) == [2]
@@ -258,19 +262,14 @@ def test_a_detection_over_a_tracked_animal_its_look_refused_does_not_go_to_a_los
 
     assert ids_on_the_refused_box(0.0) == [2]
     assert ids_on_the_refused_box(0.3) == []
-def test_a_box_that_looks_about_as_much_like_an_animal_in_cover_as_like_the_tracked_one_goes_to_neither():
-    # A (look 0) is tracked; B (look 1) went into cover beside it 7 frames ago. One box lies over A's place and
-    # B's and looks 0.30 like A, 0.25 like B (A going in, B coming out, under one box). A keeps it with
-    # yield_look_max alone (it looks more like A); with yield_look_margin 0.1 it is contested: neither's
-    look = np.array([[0.3, 0.25, np.sqrt(1 - 0.3 ** 2 - 0.25 ** 2), 0, 0, 0, 0, 0]], np.float32)
 
+
+def test_a_box_that_looks_about_as_much_like_an_animal_in_cover_as_like_the_tracked_one_goes_to_neither():
+    # the box looks 0.30 like A and 0.25 like B (A going in, B coming out, under one box). A keeps it with
+    # yield_look_max alone (it looks more like A); with yield_look_margin 0.1 it is contested: neither's
     def ids_on_the_shared_box(margin):
-        tracker = PoseTracker(TrackerConfig(yield_look_max=0.35, yield_look_margin=margin))
-        for f in range(3):
-            tracker.update(_frame(f, [[100, 100, 160, 140], [150, 100, 210, 140]], _looks(0, 1)))
-        for f in range(3, 9):
-            tracker.update(_frame(f, [[100, 100, 160, 140]], _looks(0)))  # B hides
-        return tracker.update(_frame(9, [[110, 100, 170, 140]], look)).track_ids.tolist()
+        config = TrackerConfig(yield_look_max=0.35, yield_look_margin=margin)
+        return _ids_on_a_box_shared_with_an_animal_in_cover(config, 0.3, 0.25)
 
     assert ids_on_the_shared_box(0.0) == [1]
     assert ids_on_the_shared_box(0.1) == []
@@ -306,5 +305,3 @@ def test_an_heir_by_place_is_refused_when_its_own_look_disagrees():
     ids = [tracker.update(_frame(f, [[100, 100, 160, 140], [305, 100, 365, 140]], _looks(0, 2))).track_ids.tolist()
            for f in range(3, 10)]
     assert ids[-1] == [1, 3]
-
-

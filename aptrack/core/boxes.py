@@ -122,6 +122,12 @@ def box_area_scalar(x1, y1, x2, y2):  # pragma: no cover - compiled
 
 
 @numba.njit(cache=True)
+def box_intersection_scalar(ax1, ay1, ax2, ay2, bx1, by1, bx2, by2):  # pragma: no cover - compiled
+    """The intersection area of two boxes (pixels^2, 0 when apart), for compiled code (float64 values)."""
+    return max(min(ax2, bx2) - max(ax1, bx1), 0.0) * max(min(ay2, by2) - max(ay1, by1), 0.0)
+
+
+@numba.njit(cache=True)
 def box_iou_loops(a, b):  # pragma: no cover - compiled
     """:func:`box_iou_xyxy` of float64 (N, 4) and (M, 4) arrays, for compiled code."""
     iou = np.zeros((a.shape[0], b.shape[0]))
@@ -129,8 +135,7 @@ def box_iou_loops(a, b):  # pragma: no cover - compiled
         area_a = box_area_scalar(a[i, 0], a[i, 1], a[i, 2], a[i, 3])
         for j in range(b.shape[0]):
             area_b = box_area_scalar(b[j, 0], b[j, 1], b[j, 2], b[j, 3])
-            inter = (max(min(a[i, 2], b[j, 2]) - max(a[i, 0], b[j, 0]), 0.0)
-                     * max(min(a[i, 3], b[j, 3]) - max(a[i, 1], b[j, 1]), 0.0))
+            inter = box_intersection_scalar(a[i, 0], a[i, 1], a[i, 2], a[i, 3], b[j, 0], b[j, 1], b[j, 2], b[j, 3])
             union = area_a + area_b - inter
             if union > 0:
                 iou[i, j] = inter / union

@@ -51,6 +51,7 @@ import numpy as np
 
 from aptrack.core.boxes import (
     box_area_scalar,
+    box_intersection_scalar,
     box_area_xyxy,
     box_intersection_xyxy,
     box_iou_loops,
@@ -321,11 +322,11 @@ def _yield_to_lost(app, valid, overlap, ints, frame_index, in_cover_after, look_
     box around the one going in and the one coming out, as much the one as the other). ``app``, ``valid``:
     (T, N) cosines and where both sides have a look; ``overlap``: (T, N) IoU before the look gate zeroed
     pairs."""
+    in_cover = (ints[:, _STATE] == _LOST) & (frame_index - ints[:, _LAST_FRAME] > in_cover_after)  # (T,)
     for d in range(app.shape[1]):
         best = -np.inf  # the best look of an animal in cover that the box overlaps
         for t in range(app.shape[0]):
-            if (ints[t, _STATE] == _LOST and frame_index - ints[t, _LAST_FRAME] > in_cover_after and valid[t, d]
-                    and overlap[t, d] > 0 and app[t, d] > best):
+            if in_cover[t] and valid[t, d] and overlap[t, d] > 0 and app[t, d] > best:
                 best = app[t, d]
         if best == -np.inf:
             continue
@@ -340,8 +341,7 @@ def _yield_to_lost(app, valid, overlap, ints, frame_index, in_cover_after, look_
                     contested = True
         if contested:  # about as like the one in cover as the tracked one: neither's
             for t in range(app.shape[0]):
-                if (ints[t, _STATE] == _LOST and frame_index - ints[t, _LAST_FRAME] > in_cover_after
-                        and overlap[t, d] > 0):
+                if in_cover[t] and overlap[t, d] > 0:
                     veto[t, d] = True
                     iou[t, d] = 0.0
                     first[t, d] = 0.0
@@ -391,13 +391,11 @@ def _merged_kernel(pred, tracked, dets_xyxy, cover, growth):  # pragma: no cover
         count, largest = 0, 0.0
         for t in tracked:
             q = pred[t]
-            area = max((q[2] - q[0]) * (q[3] - q[1]), 1e-9)
-            w = min(q[2], b[2]) - max(q[0], b[0])
-            h = min(q[3], b[3]) - max(q[1], b[1])
-            if w > 0 and h > 0 and w * h / area >= cover:
+            area = max(box_area_scalar(q[0], q[1], q[2], q[3]), 1e-9)
+            if box_intersection_scalar(q[0], q[1], q[2], q[3], b[0], b[1], b[2], b[3]) / area >= cover:
                 count += 1
                 largest = max(largest, area)
-        out[d] = count >= 2 and (b[2] - b[0]) * (b[3] - b[1]) >= growth * largest
+        out[d] = count >= 2 and box_area_scalar(b[0], b[1], b[2], b[3]) >= growth * largest
     return out
 
 
