@@ -37,6 +37,7 @@ from aptrack.io.journal import (CHECKPOINT_EVERY, DeferredStop, RunJournal, Save
                                 run_fingerprint)
 from aptrack.pipeline import Pipeline, PipelineConfig, StageTimer, build_pipeline, load_pipeline
 from aptrack.track.interpolate import GapFiller
+from aptrack.track.propagate import StepEvidence
 from aptrack.track.smooth import KeypointSmoother
 
 log = logging.getLogger(__name__)
@@ -50,13 +51,16 @@ class FrameStep(NamedTuple):
     detections (with poses) the tracker was given (None on frames without the detector)
     and, when known animals are carried (``known``), all of them, hidden ones included,
     scored by how well each is seen (:attr:`aptrack.track.propagate.IdentityPropagator.carried`;
-    None otherwise)."""
+    None otherwise), with what the propagator had for their boxes (``evidence``,
+    :class:`aptrack.track.propagate.StepEvidence`, a diagnosis record; None on the first frame,
+    without known animals, and on frames held back for gap filling across a resumed run)."""
 
     index: int
     frame: np.ndarray
     tracked: Instances
     detections: Instances | None
     carried: Instances | None = None
+    evidence: StepEvidence | None = None
 
 
 class FrameLoop:
@@ -109,8 +113,9 @@ class FrameLoop:
     def _released(self, index: int, frame: np.ndarray, tracked: Instances) -> list[FrameStep]:
         """The steps final once frame ``index`` is tracked (itself, or with gap filling earlier ones)."""
         pipeline = self.pipeline
-        carried = pipeline.propagator.carried if pipeline.propagator is not None else None
-        step = FrameStep(index, frame, tracked, pipeline.last_detections, carried)
+        propagator = pipeline.propagator
+        carried, evidence = (propagator.carried, propagator.evidence) if propagator is not None else (None, None)
+        step = FrameStep(index, frame, tracked, pipeline.last_detections, carried, evidence)
         if self.filler is None:
             return [step]
         return [held._replace(tracked=filled) for held, filled in self.filler.push(tracked, step)]

@@ -18,7 +18,15 @@ seconds), and this prints:
 * the same run re-scored with the report decision given by the hidden truth: exactly the
   annotated animals (a perfect seen/hidden decision), and "not reported when covered by at least
   X of an animal in front of it" (the true depth order, the carried boxes), the ceiling of a
-  depth-aware report rule.
+  depth-aware report rule;
+* the annotated animal-frames whose carried box went astray (IoU under 0.5 with the annotated
+  box), by what the propagator had on the animal in that frame (its
+  :class:`aptrack.track.propagate.StepEvidence`): its motion prediction, its single-object
+  tracker's box, the prior box the pose was estimated in, a detection matched to it, a
+  detection left unmatched, a detection matched to another animal (each counted when its box
+  overlaps the annotated one by IoU 0.5 or more; an animal-frame can count in several), or
+  none of them: the ceiling of each kind of fix (re-weighting the sources, re-acquiring by
+  leftover detections, taking a detection back from another animal).
 
 ``--set appearance_weight=0`` (repeatable; the value read as YAML) overrides
 ``propagation`` settings. Needs the pose model and the SOT weights (``$APTRACK_MIRROR``).
@@ -40,27 +48,29 @@ BANDS = ((0.0, 0.3), (0.3, 0.5), (0.5, 0.8), (0.8, 1.01))
 COVER_LIMITS = (0.5, 0.6, 0.7, 0.8)
 
 
-def run_outputs(config, clips, work: Path) -> list:
-    """``run_clip`` outputs (scored, tracked) per clip, cached under ``work`` by settings and clips."""
+def run_outputs(config, clips, work: Path) -> tuple[list, list]:
+    """``run_clip`` outputs (scored, tracked) per clip and the propagator's evidence per clip and
+    frame, cached under ``work`` by settings and clips."""
     from aptrack.eval.bench import run_clip
     from aptrack.pipeline import build_pipeline
 
     key = hashlib.sha256(repr((config, [list(map(str, c.files)) for c in clips.clips])).encode()).hexdigest()[:12]
-    path = work / f"gt_first_frame_{key}.pkl"
+    path = work / f"gt_first_frame_{key}_evidence.pkl"
     if path.exists():
         with open(path, "rb") as f:
             return pickle.load(f)
     pipeline, _ = build_pipeline(config, "cpu", 1)
-    outputs = []
+    outputs, evidence = [], []
     for n, clip in enumerate(clips.clips, 1):
-        outputs.append(run_clip(pipeline, clips, clip, "gt-first-frame"))
+        evidence.append([])
+        outputs.append(run_clip(pipeline, clips, clip, "gt-first-frame", evidence=evidence[-1]))
         print(f"clip {n}/{len(clips.clips)}", file=sys.stderr, flush=True)
     work.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     with open(tmp, "wb") as f:
-        pickle.dump(outputs, f)
+        pickle.dump((outputs, evidence), f)
     tmp.replace(path)
-    return outputs
+    return outputs, evidence
 
 
 def scores(clips, outputs) -> dict:
@@ -109,6 +119,47 @@ def breakdown(clips, outputs, truth: dict) -> list[dict]:
     return out
 
 
+ASTRAY_SOURCES = ("motion prediction", "SOT box", "prior box", "detection matched to it",
+                  "detection left unmatched", "detection matched to another animal", "none of these")
+
+
+def astray_sources(clips, outputs, evidence, sot_min_score: float) -> dict:
+    """Annotated animal-frames (after the first frame) whose carried box overlaps the annotated box
+    by IoU under 0.5: their count (``astray``), and per :data:`ASTRAY_SOURCES` how many had that
+    source on the animal (IoU >= 0.5 with the annotated box)."""
+    from aptrack.core.boxes import box_iou_xyxy
+
+    counts = dict.fromkeys(("astray",) + ASTRAY_SOURCES, 0)
+    a = clips.animals
+    for clip, outs, frames in zip(clips.clips, outputs, evidence):
+        for t in range(1, len(outs)):
+            carried, ev = outs[t][0], frames[t]
+            rows = {int(clips.track_ids[r]): int(r) for r in clip.rows[t]}
+            for i, tid in enumerate(carried.track_ids.tolist()):
+                if tid not in rows:
+                    continue
+                truth = a.boxes_xyxy[rows[tid]][None].astype(np.float64)
+                if box_iou_xyxy(carried.boxes_xyxy[i:i + 1].astype(np.float64), truth)[0, 0] >= 0.5:
+                    continue
+                counts["astray"] += 1
+                k = int(np.flatnonzero(ev.ids == tid)[0])
+                on = {"motion prediction": ev.predicted_xyxy[k],
+                      "SOT box": ev.sot_xyxy[k] if ev.sot_scores[k] >= sot_min_score else None,
+                      "prior box": ev.prior_xyxy[k]}
+                found = {name for name, box in on.items()
+                         if box is not None and box_iou_xyxy(box[None], truth)[0, 0] >= 0.5}
+                if len(ev.detections_xyxy):
+                    hits = np.flatnonzero(box_iou_xyxy(ev.detections_xyxy, truth)[:, 0] >= 0.5)
+                    for j in hits:
+                        owner = np.flatnonzero(ev.detection_rows == j)
+                        found.add("detection left unmatched" if not len(owner) else
+                                  "detection matched to it" if owner[0] == k else
+                                  "detection matched to another animal")
+                for name in found or {"none of these"}:
+                    counts[name] += 1
+    return counts
+
+
 def with_report(clips, outputs, rule) -> list:
     """``outputs`` with each frame's reported animals (after the first frame) chosen by
     ``rule(image_id, carried, tracked) -> (N,) bool`` over the carried ones."""
@@ -141,7 +192,7 @@ def main(argv=None) -> int:
     clips = load_clips(find_annotation_file(args.data, args.split, "test"), args.data, load_layout(config.layout))
     if args.max_clips:
         clips = dataclasses.replace(clips, clips=clips.clips[:args.max_clips])
-    outputs = run_outputs(config, clips, args.work)
+    outputs, evidence = run_outputs(config, clips, args.work)
 
     lines = [f"# Known animals on {args.data} ({args.split}, {len(clips.clips)} clips)", "",
              "| report decision | AP | MOTA | IDF1 | switches | FP | misses |", "|---|---|---|---|---|---|---|"]
@@ -170,6 +221,11 @@ def main(argv=None) -> int:
     for b in breakdown(clips, outputs, truth):
         lines.append(f"| {b['band']} | {b['n']} | {b['annotated']} | {b['reported']} | {b['FP']} | {b['missed']} | "
                      f"{b['iou_whole']:.3f} | {b['iou_whole>=0.5']:.3f} |")
+    astray = astray_sources(clips, outputs, evidence, config.propagation.sot_min_score)
+    lines += ["", f"{astray['astray']} annotated animal-frames with the carried box astray "
+              "(IoU < 0.5 with the annotated box); on the animal (IoU >= 0.5) in those frames:", "",
+              "| source | animal-frames |", "|---|---|"]
+    lines += [f"| {name} | {astray[name]} |" for name in ASTRAY_SOURCES]
     text = "\n".join(lines)
     print(text)
     if args.out:

@@ -240,8 +240,12 @@ def test_gt_first_frame_keeps_first_frame_identities_and_follows_the_animals(syn
     clip = clips.clips[0]
     pipeline = Pipeline(detector=None, tracker=PoseTracker(), pose=None, layout=AP10K,
                         propagation=PropagationConfig(use_detector=False))
-    frames = run_clip(pipeline, clips, clip, "gt-first-frame")
+    evidence = []
+    frames = run_clip(pipeline, clips, clip, "gt-first-frame", evidence=evidence)
     first = set(clips.track_ids[clip.rows[0]].tolist())
+    # one record per frame, none for the given first frame, each over the carried animals in id order
+    assert len(evidence) == 15 and evidence[0] is None
+    assert all(e.ids.tolist() == sorted(first) and e.detections_xyxy.shape == (0, 4) for e in evidence[1:])
     assert len(frames) == 15 and len(first) >= 3
     ious = []
     for t, (scored, tracked) in enumerate(frames):

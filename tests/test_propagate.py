@@ -325,6 +325,28 @@ def test_an_animal_whose_sot_followed_another_takes_back_a_leftover_detection_th
     assert iou(boxes_of_b[False]) < 0.2  # without looks it stays lost
 
 
+def test_the_step_evidence_says_which_source_had_an_animal_whose_sot_followed_another():
+    from aptrack.track.appearance import AppearanceEmbedder
+
+    a_box, b_box, b_moved = [10, 10, 50, 50], [100, 10, 140, 50], [150, 10, 190, 50]
+    first = textured(textured(FRAME, a_box, 1), b_box, 2)
+    later = textured(textured(FRAME, a_box, 1), b_moved, 2)
+    prop, _ = propagator_with([[(a_box, 0.3)], [(a_box, 0.9)]])  # SOTs in id order: B's (id 1) sits on A
+    prop.embedder = AppearanceEmbedder()
+    prop.start(first, Instances([a_box, b_box], [1, 1], track_ids=[2, 1]), box_pose)
+    assert prop.evidence is None  # nothing propagated yet
+    dets = Instances([b_moved, a_box], [0.9, 0.9])
+    prop.step(later, 1, box_pose, dets)
+    ev = prop.evidence
+    assert ev.ids.tolist() == [1, 2]  # id order: B (id 1), then A
+    np.testing.assert_allclose(ev.sot_xyxy, [a_box, a_box])
+    np.testing.assert_allclose(ev.sot_scores, [0.3, 0.9])
+    np.testing.assert_allclose(ev.predicted_xyxy[0], b_box, atol=1e-6)  # still, as on its first frame
+    np.testing.assert_allclose(ev.detections_xyxy, [b_moved, a_box])
+    assert ev.detection_rows.tolist() == [0, 1] and ev.reacquired.tolist() == [True, False]
+    assert box_iou_xyxy(ev.prior_xyxy[:1], np.array([b_moved], float))[0, 0] > 0.99  # restarted on its detection
+
+
 def test_a_leftover_detection_that_looks_like_no_known_animal_is_not_taken():
     from aptrack.track.appearance import AppearanceEmbedder
 

@@ -44,7 +44,7 @@ def _gt_instances(clip_data: ClipDataset, rows: np.ndarray, frame_index: int) ->
 
 
 def run_clip(pipeline: Pipeline, clip_data: ClipDataset, clip: Clip, source: str,
-             detections: list | None = None) -> list[tuple[Instances, Instances]]:
+             detections: list | None = None, evidence: list | None = None) -> list[tuple[Instances, Instances]]:
     """Per frame of ``clip``: (poses that are scored for AP, tracked animals).
 
     The two are the same except with ``gt`` boxes, where every ground-truth
@@ -55,7 +55,9 @@ def run_clip(pipeline: Pipeline, clip_data: ClipDataset, clip: Clip, source: str
     animal and frame), while only those seen at least
     ``propagation.visible_min_score`` are tracked.
     The tracker is reset first. With detector boxes, each frame's detections
-    (with poses) are also appended to ``detections`` when a list is given.
+    (with poses) are also appended to ``detections`` when a list is given; with
+    ``gt-first-frame``, each frame's :class:`aptrack.track.propagate.StepEvidence`
+    (None on the first frame) to ``evidence``.
     Every source runs through :func:`aptrack.runner.iter_steps`, the frame
     loop of ``aptrack run``; ``gt-first-frame`` as ``aptrack run --init-boxes``.
     """
@@ -64,7 +66,12 @@ def run_clip(pipeline: Pipeline, clip_data: ClipDataset, clip: Clip, source: str
     frames = ((t, load_image(path)) for t, path in enumerate(clip.files))
     if source == "gt-first-frame":
         first = _gt_instances(clip_data, clip.rows[0], 0).with_(track_ids=clip_data.track_ids[clip.rows[0]])
-        return [(step.carried, step.tracked) for step in iter_steps(pipeline, frames, known=first)]
+        out = []
+        for step in iter_steps(pipeline, frames, known=first):
+            if evidence is not None:
+                evidence.append(step.evidence)
+            out.append((step.carried, step.tracked))
+        return out
     given = None
     if source == "gt":
         def given(t: int) -> Instances:

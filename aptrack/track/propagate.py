@@ -48,6 +48,7 @@ identity is created or lost for good. Every frame runs these steps:
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -123,6 +124,44 @@ def match_known(boxes_xyxy, detections_xyxy: np.ndarray, min_iou: float, similar
 PoseFn = Callable[[np.ndarray, Instances], Instances]
 
 
+@dataclass(frozen=True)
+class StepEvidence:
+    """What one :meth:`IdentityPropagator.step` had for each carried animal before choosing its box.
+
+    Rows follow :attr:`IdentityPropagator.ids` (N animals); boxes are ``xyxy``
+    pixels of the frame. A diagnosis record (``benchmarks/known_animals_breakdown.py``
+    tells by it which source, if any, was on an animal whose box went astray);
+    nothing in the step reads it back.
+
+    Attributes
+    ----------
+    ids : (N,) int64
+    predicted_xyxy : (N, 4) float64
+        Step 1's motion prediction.
+    sot_xyxy : (N, 4) float64
+        Step 2's single-object tracker box (the prediction where there is no SOT).
+    sot_scores : (N,) float64
+        Its score (0 without an SOT); the box counts in step 4 from ``sot_min_score``.
+    detection_rows : (N,) int64
+        Row of ``detections_xyxy`` matched in step 3 or re-acquired in step 3b; -1 for none.
+    reacquired : (N,) bool
+        Matched by look in step 3b.
+    prior_xyxy : (N, 4) float64
+        Step 4's fused box, in which step 5 estimates the pose.
+    detections_xyxy : (M, 4) float64
+        The frame's detections ((0, 4) without any).
+    """
+
+    ids: np.ndarray
+    predicted_xyxy: np.ndarray
+    sot_xyxy: np.ndarray
+    sot_scores: np.ndarray
+    detection_rows: np.ndarray
+    reacquired: np.ndarray
+    prior_xyxy: np.ndarray
+    detections_xyxy: np.ndarray
+
+
 class IdentityPropagator:
     """Carry a fixed set of animals, given once, through the frames that follow.
 
@@ -158,6 +197,7 @@ class IdentityPropagator:
         self._looks: np.ndarray | None = None
         self._last: Instances | None = None
         self._reported = np.zeros(0, bool)
+        self.evidence: StepEvidence | None = None
 
     @property
     def started(self) -> bool:
@@ -210,6 +250,7 @@ class IdentityPropagator:
         self._growth = growth
         self._looks = None
         self._reported = np.ones(len(ids), bool)  # the given animals are seen on their first frame
+        self.evidence = None
         if self.embedder is not None and len(animals):
             self._looks = self.embedder(frame, animals).embeddings
         self._last = animals
@@ -290,6 +331,7 @@ class IdentityPropagator:
         n = len(self.ids)
         timed = timer if timer is not None else (lambda stage: contextlib.nullcontext())
         if not n:
+            self.evidence = None
             return Instances.empty(self._last.num_keypoints, frame_index)
 
         # 1. predict
@@ -386,5 +428,8 @@ class IdentityPropagator:
         scores = self._discount_duplicates(animals, corrected, seen)
         out = animals.with_(boxes_xyxy=corrected, scores=scores.astype(np.float32))
         self._last = out
+        self.evidence = StepEvidence(
+            self.ids.copy(), predicted, sot_boxes, sot_scores, det_rows, refound, prior,
+            np.zeros((0, 4)) if detections is None else detections.boxes_xyxy.astype(np.float64))
         return out.take(np.flatnonzero(visible))
 
