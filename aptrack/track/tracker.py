@@ -51,8 +51,8 @@ import numpy as np
 
 from aptrack.core.boxes import (
     box_area_scalar,
-    box_intersection_scalar,
     box_area_xyxy,
+    box_intersection_scalar,
     box_intersection_xyxy,
     box_iou_loops,
     box_iou_xyxy,
