@@ -6,7 +6,7 @@ import pytest
 from aptrack.core.errors import ConfigError
 from aptrack.core.instances import Instances
 from aptrack.track import PoseTracker
-from aptrack.track.appearance import AppearanceEmbedder, thumbnail_embeddings
+from aptrack.track.appearance import AppearanceEmbedder, colour_histograms, has_colour, thumbnail_embeddings
 from aptrack.track.config import AppearanceConfig, TrackerConfig
 
 
@@ -41,6 +41,53 @@ def test_boxes_outside_the_frame_or_of_one_colour_have_no_embedding():
     frame = np.full((50, 50, 3), 7, np.uint8)
     e = thumbnail_embeddings(frame, [[60, 60, 90, 90], [5, 5, 40, 40], [10, 10, 10, 30]])
     assert not e.any()
+
+
+def test_colour_histograms_match_a_part_of_an_animal_to_the_whole_and_not_to_another_animal():
+    animal = np.zeros((40, 60, 3), np.uint8)
+    animal[:] = (40, 120, 200)                                # an orange body (BGR)
+    animal[5:20, 5:25] = (200, 60, 40)                        # a blue head
+    animal[25:35, 30:55] = (30, 30, 160)                      # a red patch
+    frame = np.zeros((100, 300, 3), np.uint8)
+    frame[20:60, 20:80] = animal
+    frame[20:60, 120:180] = animal[:, :, ::-1]                # the same shape in other colours
+    frame[20:60, 220:250] = animal[:, :30]                    # the left half of the first animal
+    h = colour_histograms(frame, [[20, 20, 80, 60], [120, 20, 180, 60], [220, 20, 250, 60]])
+    assert h.shape == (3, 16 * 8) and h.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(h, axis=1), 1.0, atol=1e-5)
+    assert h[0] @ h[2] > 0.9       # a part: mostly the same colours in other amounts
+    assert h[0] @ h[1] < 0.9 * (h[0] @ h[2])
+    # the correlation OpenCV's compareHist gives
+    import cv2
+
+    def hist(x1, x2):
+        return cv2.calcHist([cv2.cvtColor(frame[20:60, x1:x2], cv2.COLOR_BGR2HSV)], [0, 1], None, [16, 8],
+                            [0, 180, 0, 256])
+    assert h[0] @ h[1] == pytest.approx(cv2.compareHist(hist(20, 80), hist(120, 180), cv2.HISTCMP_CORREL), abs=1e-5)
+
+
+def test_colour_histograms_of_boxes_outside_the_frame_are_zero_and_inputs_are_left_alone():
+    frame = np.zeros((50, 50, 3), np.uint8)
+    boxes = np.array([[60.0, 60, 90, 90], [10, 10, 10, 30], [0, 0, 20, 20]])
+    h = colour_histograms(frame, boxes)
+    assert not h[:2].any() and h[2].any()
+    assert boxes[0, 0] == 60.0 and not frame.any()
+
+
+def test_grey_frames_are_told_and_their_boxes_compared_by_grey_levels():
+    frame = np.zeros((40, 120, 3), np.uint8)
+    frame[:, :40] = 60
+    frame[:, 20:40] = 200                 # a two-tone grey animal
+    frame[:, 40:60] = 200                 # its bright half, alone
+    frame[:, 80:120] = 120                # another grey animal
+    assert not has_colour(frame) and not has_colour(frame[..., 0])
+    h = colour_histograms(frame, [[0, 0, 40, 40], [40, 0, 60, 40], [80, 0, 120, 40]], grey=True)
+    assert h[0] @ h[1] > 0.6 > h[0] @ h[2]
+    # in hue and saturation every grey box is the same
+    hs = colour_histograms(frame, [[0, 0, 40, 40], [80, 0, 120, 40]])
+    assert hs[0] @ hs[1] == pytest.approx(1.0)
+    frame[0, 0] = (0, 0, 255)
+    assert has_colour(frame)
 
 
 def test_embedder_returns_a_new_instances_with_embeddings_and_leaves_the_input_alone():

@@ -126,13 +126,14 @@ def test_a_hidden_animal_is_not_reported_and_comes_back_under_its_own_id():
 def test_with_the_detector_a_hidden_animal_needs_a_clear_sighting_to_come_back_and_a_seen_one_stays_on_less():
     box = [10, 10, 50, 50]
     script = [(box, s) for s in (0.5, 0.3, 0.5, 0.7, 0.5)]  # SOT scores; visible 0.45, reappear 0.65
-    prop, _ = propagator_with([script])
+    scores_only = {"visible_min_score": 0.45, "reappear_min_score": 0.65, "colour_evidence": 0.0}
+    prop, _ = propagator_with([script], **scores_only)
     prop.start(FRAME, Instances([box], [1], track_ids=[5]), box_pose)
     seen = [prop.step(FRAME, t, box_pose, Instances.empty()).track_ids.tolist() for t in range(1, 6)]
     assert seen == [[5], [], [], [5], [5]]
     # without hysteresis (both thresholds equal), or on the SOT alone, the middling 0.5 brings it back
     for config in ({"reappear_min_score": 0.45}, {"use_detector": False}):
-        prop, _ = propagator_with([script], **config)
+        prop, _ = propagator_with([script], **{**scores_only, **config})
         prop.start(FRAME, Instances([box], [1], track_ids=[5]), box_pose)
         seen = [prop.step(FRAME, t, box_pose, None).track_ids.tolist() for t in range(1, 6)]
         assert seen == [[5], [], [5], [5], [5]]
@@ -155,7 +156,8 @@ def test_first_frame_animals_without_ids_are_numbered_after_the_given_ones():
     ({"appearance_gate": -2}, "appearance_gate must be in [-1, 1]"),
     ({"look_evidence": -0.1}, "look_evidence must be in [0, 1]"),
     ({"reappear_min_score": 1.5}, "reappear_min_score must be in [0, 1]"),
-    ({"reappear_min_score": 0.3}, "reappear_min_score (0.3) must be at least visible_min_score (0.45)"),
+    ({"reappear_min_score": 0.3}, "reappear_min_score (0.3) must be at least visible_min_score (0.6)"),
+    ({"colour_evidence": 1.5}, "colour_evidence must be in [0, 1]"),
 ])
 def test_propagation_settings_out_of_range_are_refused(changes, needle):
     with pytest.raises(ConfigError) as err:
@@ -389,7 +391,8 @@ def test_an_animal_whose_pose_repeats_a_better_seen_ones_is_ranked_down_but_stil
     front, behind = [([10, 10, 50, 50], 0.9)] * 2, [([14, 12, 54, 52], 0.6)] * 2
     for oks_limit, ranked_down in ((0.7, True), (1.0, False)):
         sots = iter([ScriptedSot(front), ScriptedSot(behind)])
-        prop = IdentityPropagator(lambda: next(sots), PropagationConfig(duplicate_pose_oks=oks_limit), sigmas=sigmas)
+        prop = IdentityPropagator(lambda: next(sots), PropagationConfig(duplicate_pose_oks=oks_limit,
+                                                                        colour_evidence=0.0), sigmas=sigmas)
         prop.start(FRAME, Instances([[10, 10, 50, 50], [14, 12, 54, 52]], [1, 1], track_ids=[1, 2]), front_pose)
         out = prop.step(FRAME, 1, front_pose, Instances.empty())
         assert out.track_ids.tolist() == [1, 2]  # what is reported does not change
@@ -421,7 +424,7 @@ def test_a_matched_detection_that_looks_like_its_animal_raises_how_well_the_anim
     later = textured(textured(FRAME, a_box, 1), b_box, 3)  # B's box now shows something else
     scores = {}
     for evidence in (0.0, 1.0):
-        prop, _ = propagator_with([[(a_box, 0.2)], [(b_box, 0.2)]], look_evidence=evidence)
+        prop, _ = propagator_with([[(a_box, 0.2)], [(b_box, 0.2)]], look_evidence=evidence, colour_evidence=0.0)
         prop.embedder = AppearanceEmbedder()
         prop.start(first, Instances([a_box, b_box], [1, 1], track_ids=[1, 2]), box_pose)
         prop.step(later, 1, box_pose, Instances([a_box, b_box], [0.3, 0.3]))
@@ -431,3 +434,51 @@ def test_a_matched_detection_that_looks_like_its_animal_raises_how_well_the_anim
     assert scores[1.0][0] > 0.95                                   # A's detection is A's first-frame look
     assert scores[1.0][1] < scores[1.0][0] - 0.3                    # B's shows another texture
     assert scores[1.0][1] >= seen_without_look - 1e-6               # a look never lowers the evidence
+
+
+def painted(frame, box, bgr_halves):
+    """``frame`` (a copy) with ``box`` painted in two colours, left half and right half (BGR)."""
+    out = frame.copy()
+    x1, y1, x2, y2 = box
+    mid = (x1 + x2) // 2
+    out[y1:y2, x1:mid], out[y1:y2, mid:x2] = bgr_halves
+    return out
+
+
+def test_an_animal_whose_box_shows_other_colours_than_its_first_frame_box_is_seen_less_and_not_reported():
+    box = [10, 10, 50, 50]
+    first = painted(FRAME, box, [(30, 60, 200), (40, 160, 60)])     # a red and green animal
+    covered = painted(FRAME, box, [(200, 80, 20), (200, 80, 20)])   # a blue animal in front of it
+    part = painted(FRAME, box, [(30, 60, 200), (200, 80, 20)])      # half of it out from behind the blue one
+    frames = [first, covered, part, first]
+    sot_score = 0.7                                                 # the SOT follows whatever is in the box
+    outcomes = {}
+    for evidence in (0.0, 0.5):
+        prop, _ = propagator_with([[(box, sot_score)] * len(frames)], colour_evidence=evidence)
+        prop.start(first, Instances([box], [1], track_ids=[4]), box_pose)
+        reported, scores = [], []
+        for t, frame in enumerate(frames, 1):
+            reported.append(prop.step(frame, t, box_pose, Instances.empty()).track_ids.tolist())
+            scores.append(float(prop.carried.scores[0]))
+        outcomes[evidence] = (reported, scores)
+    # on the SOT's word alone the animal is always seen; its colours say when it is not
+    assert outcomes[0.0] == ([[4]] * 4, pytest.approx([sot_score] * 4))
+    reported, (full, hidden, half, back) = outcomes[0.5]
+    assert reported == [[4], [], [], [4]]      # half in view is not yet enough to come back (reappear_min_score)
+    assert full == back == pytest.approx(0.5 * sot_score + 0.5, abs=1e-4)
+    assert hidden < 0.5 * sot_score + 0.05 < half < full   # the cover's colours: no correlation; half: some
+
+
+def test_in_a_grey_video_the_grey_levels_of_the_box_stand_for_its_colours():
+    box = [10, 10, 50, 50]
+    animal = painted(FRAME, box, [(90, 90, 90), (160, 160, 160)])
+    cover = painted(FRAME, box, [(20, 20, 20), (20, 20, 20)])  # a dark animal in front of it
+    prop, _ = propagator_with([[(box, 0.7)] * 3])
+    prop.start(animal, Instances([box], [1], track_ids=[4]), box_pose)
+    reported, scores = [], []
+    for t, frame in enumerate([animal, cover, animal], 1):
+        reported.append(prop.step(frame, t, box_pose, Instances.empty()).track_ids.tolist())
+        scores.append(float(prop.carried.scores[0]))
+    assert reported == [[4], [], [4]]
+    assert scores[0] == scores[2] == pytest.approx(0.5 * 0.7 + 0.5, abs=1e-4)
+    assert scores[1] < 0.5 * 0.7 + 0.05

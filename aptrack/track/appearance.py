@@ -61,6 +61,62 @@ def thumbnail_embeddings(frame: np.ndarray, boxes_xyxy: np.ndarray, width: int =
     return out
 
 
+def colour_histograms(frame: np.ndarray, boxes_xyxy: np.ndarray, hue_bins: int = 16,
+                      saturation_bins: int = 8, grey: bool = False) -> np.ndarray:
+    """Hue-saturation histograms of boxes, centred and of unit length.
+
+    The dot product of two rows is the Pearson correlation of the two
+    histograms (OpenCV's ``HISTCMP_CORREL``). A histogram does not know where
+    in the box a colour lies, so a part of an animal (the sliver of one
+    coming out from cover) matches the whole animal.
+
+    Parameters
+    ----------
+    frame : (H, W, 3) uint8 array
+        BGR image.
+    boxes_xyxy : (N, 4) array_like
+        Boxes in pixels of ``frame``.
+    hue_bins, saturation_bins : int
+        Bins over OpenCV's hue range [0, 180) and saturation range [0, 256).
+    grey : bool
+        Histograms of the grey level instead (``hue_bins * saturation_bins``
+        bins over [0, 256)), for a grey video, where every pixel has hue and
+        saturation 0 (see :func:`has_colour`).
+
+    Returns
+    -------
+    (N, hue_bins * saturation_bins) float32
+        Unit rows; all zeros where the box holds no pixel of the frame.
+    """
+    h_img, w_img = frame.shape[:2]
+    boxes = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
+    out = np.zeros((len(boxes), hue_bins * saturation_bins), np.float32)
+    lo = np.floor(np.clip(boxes[:, :2], 0, [w_img, h_img])).astype(np.int64)
+    hi = np.ceil(np.clip(boxes[:, 2:], 0, [w_img, h_img])).astype(np.int64)
+    for i in range(len(boxes)):
+        (x1, y1), (x2, y2) = lo[i], hi[i]
+        if x2 <= x1 or y2 <= y1:
+            continue
+        crop = np.ascontiguousarray(frame[y1:y2, x1:x2])
+        if grey:
+            hist = cv2.calcHist([crop], [0], None, [hue_bins * saturation_bins], [0, 256]).reshape(-1)
+        else:
+            hsv = cv2.cvtColor(crop, cv2.COLOR_BGR2HSV)
+            hist = cv2.calcHist([hsv], [0, 1], None, [hue_bins, saturation_bins], [0, 180, 0, 256]).reshape(-1)
+        hist -= hist.mean()
+        norm = float(np.linalg.norm(hist))
+        if norm > 1e-6:
+            out[i] = hist / norm
+    return out
+
+
+def has_colour(frame: np.ndarray) -> bool:
+    """Whether a (H, W, 3) BGR frame has a pixel whose channels differ (False for a grey video)."""
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        return False
+    return bool((frame[..., 0] != frame[..., 1]).any() or (frame[..., 1] != frame[..., 2]).any())
+
+
 class AppearanceEmbedder:
     """Adds ``embeddings`` to a frame's Instances (a pipeline stage between pose and tracking).
 

@@ -225,9 +225,10 @@ class PropagationConfig:
     gave no ratio for the animal; measured ratios are clipped to
     ``pose_box_growth_range``. ``reinit_iou``: the SOT restarts when its box
     overlaps the corrected box less than this. ``visible_min_score``: an animal
-    reported in the frame before is reported again when the noisy-or of its SOT
-    score and its matched detection's score (``1 - (1 - sot) (1 - det)``, its
-    output score) is at least this; ``reappear_min_score`` (at least
+    reported in the frame before is reported again when how surely it is seen
+    (the noisy-or of its SOT score and its matched detection's score,
+    ``1 - (1 - sot) (1 - det)``, mixed with its colours by ``colour_evidence``;
+    its output score) is at least this; ``reappear_min_score`` (at least
     ``visible_min_score``): with ``use_detector``, one that was not reported
     (hidden) needs this much to come back, as the SOT of a hidden animal
     follows whatever covers it with a middling score (on the SOT alone, whose
@@ -254,6 +255,16 @@ class PropagationConfig:
     none): a matched detection's cosine with its animal's look, times this, is
     one more piece of evidence in step 8's noisy-or, so a detection that looks
     like the animal counts as seeing it more surely than one that does not.
+
+    ``colour_evidence`` (0 for none): in step 8, how surely an animal is seen
+    becomes ``(1 - colour_evidence)`` times the noisy-or above plus
+    ``colour_evidence`` times the correlation (clipped to [0, 1]) of the
+    hue-saturation histogram of its corrected box with that of its first-frame
+    box (:func:`aptrack.track.appearance.colour_histograms`; needs no
+    ``appearance`` section; in a grey video, the histograms of grey levels).
+    A hidden animal's box sits on whatever covers it,
+    which seldom has its colours; a histogram, unlike the thumbnail look, also
+    matches an animal only partly in view.
     """
 
     sot_weights: str | None = "vittrack"
@@ -269,8 +280,8 @@ class PropagationConfig:
     pose_box_growth: float = 1.2
     pose_box_growth_range: tuple[float, float] = (1.0, 2.0)
     reinit_iou: float = 0.3
-    visible_min_score: float = 0.45
-    reappear_min_score: float = 0.65
+    visible_min_score: float = 0.6
+    reappear_min_score: float = 0.75
     reacquire_min_similarity: float = 0.7
     reacquire_margin: float = 0.2
     reacquire_max_distance: float = 2.0
@@ -278,6 +289,7 @@ class PropagationConfig:
     appearance_weight: float = 0.3
     appearance_gate: float = -1.0
     look_evidence: float = 1.0
+    colour_evidence: float = 0.5
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.appearance_weight <= 1.0:
@@ -286,7 +298,7 @@ class PropagationConfig:
             raise ConfigError(f"propagation.appearance_gate must be in [-1, 1], got {self.appearance_gate}")
         for name in ("sot_min_score", "detection_min_iou", "keypoint_score_threshold", "reinit_iou",
                      "visible_min_score", "reappear_min_score", "reacquire_min_similarity", "duplicate_pose_oks",
-                     "look_evidence"):
+                     "look_evidence", "colour_evidence"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"propagation.{name} must be in [0, 1], got {value}")

@@ -33,9 +33,11 @@ identity is created or lost for good. Every frame runs these steps:
    confidence or moved away from it, so a drifting SOT is pulled back by the
    pose and the detector instead of compounding its error;
 8. report the animals that the SOT or the detector sees (the noisy-or of
-   their scores, which becomes the output score; a matched detection that
-   looks like its animal's first-frame self adds its cosine, times
-   ``look_evidence``, to the detector's side), with hysteresis when the
+   their scores; a matched detection that looks like its animal's
+   first-frame self adds its cosine, times ``look_evidence``, to the
+   detector's side) and whose box shows their colours (the correlation of
+   the box's hue-saturation histogram with the first-frame box's, its share
+   ``colour_evidence``; the mix becomes the output score), with hysteresis when the
    detector is used: an animal reported in the frame before needs
    ``visible_min_score``, one that was hidden needs ``reappear_min_score``
    to come back; keypoint scores do not
@@ -57,6 +59,7 @@ from aptrack.core.boxes import at_least_xyxy, box_iou_xyxy, grown_xyxy, xyah_to_
 from aptrack.core.errors import ConfigError
 from aptrack.core.instances import Instances
 from aptrack.core.oks import oks_matrix
+from aptrack.track.appearance import colour_histograms, has_colour
 from aptrack.track.config import PropagationConfig
 from aptrack.track.kalman import KalmanBoxMotion
 from aptrack.track.matching import linear_assignment
@@ -195,6 +198,8 @@ class IdentityPropagator:
         self._sots: list = []
         self._growth = np.zeros((0, 2))
         self._looks: np.ndarray | None = None
+        self._colours: np.ndarray | None = None
+        self._grey = False
         self._last: Instances | None = None
         self._reported = np.zeros(0, bool)
         self.evidence: StepEvidence | None = None
@@ -249,6 +254,8 @@ class IdentityPropagator:
                     growth[i] = np.clip((b[2:] - b[:2]) / np.maximum(kb[2:] - kb[:2], 1.0), lo, hi)
         self._growth = growth
         self._looks = None
+        self._grey = not has_colour(frame)  # a grey video's boxes are told by their grey levels instead
+        self._colours = colour_histograms(frame, boxes, grey=self._grey) if cfg.colour_evidence > 0 else None
         self._reported = np.ones(len(ids), bool)  # the given animals are seen on their first frame
         self.evidence = None
         if self.embedder is not None and len(animals):
@@ -418,6 +425,10 @@ class IdentityPropagator:
         seen = 1.0 - (1.0 - np.where(use_sot, sot_scores, 0.0)) * (1.0 - det_scores)
         if self.sot_factory is None and detections is None:
             seen = np.ones(n)  # nothing looks at the image: every animal is taken as seen
+        elif self._colours is not None:
+            # a hidden animal's box shows what covers it, seldom in the animal's colours
+            colour = np.einsum("ij,ij->i", self._colours, colour_histograms(frame, corrected, grey=self._grey))
+            seen = (1.0 - cfg.colour_evidence) * seen + cfg.colour_evidence * np.clip(colour, 0.0, 1.0)
         # hysteresis: an animal reported in the frame before stays reported from visible_min_score, one that
         # was not (hidden) comes back only from reappear_min_score: the SOT of a hidden animal follows whatever
         # covers it with a middling score, which must not bring it back (on the SOT alone, with no detector,
