@@ -24,6 +24,26 @@ from aptrack.core.instances import Instances
 from aptrack.track.config import AppearanceConfig
 
 
+def _unit_rows(frame: np.ndarray, boxes_xyxy, length: int, describe) -> np.ndarray:
+    """(N, length) float32: row i is ``describe(crop)`` (a centred vector of ``length``) of box i's pixels,
+    scaled to unit length; all zeros where the box, clipped to the frame, holds no pixel or the vector is
+    flat."""
+    h_img, w_img = frame.shape[:2]
+    boxes = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
+    out = np.zeros((len(boxes), length), np.float32)
+    lo = np.floor(np.clip(boxes[:, :2], 0, [w_img, h_img])).astype(np.int64)
+    hi = np.ceil(np.clip(boxes[:, 2:], 0, [w_img, h_img])).astype(np.int64)
+    for i in range(len(boxes)):
+        (x1, y1), (x2, y2) = lo[i], hi[i]
+        if x2 <= x1 or y2 <= y1:
+            continue
+        vector = describe(frame[y1:y2, x1:x2])
+        norm = float(np.linalg.norm(vector))
+        if norm > 1e-6:
+            out[i] = vector / norm
+    return out
+
+
 def thumbnail_embeddings(frame: np.ndarray, boxes_xyxy: np.ndarray, width: int = 8, height: int = 8,
                          inner_fraction: float = 0.8) -> np.ndarray:
     """Unit-length thumbnail embeddings of boxes.
@@ -46,24 +66,18 @@ def thumbnail_embeddings(frame: np.ndarray, boxes_xyxy: np.ndarray, width: int =
         of the frame or is of one colour (no embedding).
     """
     frame = frame if frame.ndim == 3 else frame[:, :, None]
-    h_img, w_img, channels = frame.shape
+    channels = frame.shape[2]
     boxes = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
-    out = np.zeros((len(boxes), width * height * channels), np.float32)
     centres = 0.5 * (boxes[:, :2] + boxes[:, 2:])
     half = 0.5 * inner_fraction * (boxes[:, 2:] - boxes[:, :2])
-    lo = np.floor(np.clip(centres - half, 0, [w_img, h_img])).astype(np.int64)
-    hi = np.ceil(np.clip(centres + half, 0, [w_img, h_img])).astype(np.int64)
-    for i in range(len(boxes)):
-        (x1, y1), (x2, y2) = lo[i], hi[i]
-        if x2 <= x1 or y2 <= y1:
-            continue
-        thumb = cv2.resize(frame[y1:y2, x1:x2], (width, height), interpolation=cv2.INTER_AREA)
+
+    def thumbnail(crop: np.ndarray) -> np.ndarray:
+        thumb = cv2.resize(crop, (width, height), interpolation=cv2.INTER_AREA)
         thumb = thumb.reshape(height * width, channels).astype(np.float32)
-        thumb -= thumb.mean(axis=0)
-        norm = float(np.linalg.norm(thumb))
-        if norm > 1e-6:
-            out[i] = thumb.reshape(-1) / norm
-    return out
+        return (thumb - thumb.mean(axis=0)).reshape(-1)  # each channel less its mean
+
+    return _unit_rows(frame, np.concatenate([centres - half, centres + half], axis=1),
+                      width * height * channels, thumbnail)
 
 
 def colour_histograms(frame: np.ndarray, boxes_xyxy: np.ndarray, hue_bins: int = 16,
@@ -93,26 +107,16 @@ def colour_histograms(frame: np.ndarray, boxes_xyxy: np.ndarray, hue_bins: int =
     (N, hue_bins * saturation_bins) float32
         Unit rows; all zeros where the box holds no pixel of the frame.
     """
-    h_img, w_img = frame.shape[:2]
-    boxes = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
-    out = np.zeros((len(boxes), hue_bins * saturation_bins), np.float32)
-    lo = np.floor(np.clip(boxes[:, :2], 0, [w_img, h_img])).astype(np.int64)
-    hi = np.ceil(np.clip(boxes[:, 2:], 0, [w_img, h_img])).astype(np.int64)
-    for i in range(len(boxes)):
-        (x1, y1), (x2, y2) = lo[i], hi[i]
-        if x2 <= x1 or y2 <= y1:
-            continue
-        crop = np.ascontiguousarray(frame[y1:y2, x1:x2])
+    def histogram(crop: np.ndarray) -> np.ndarray:
+        crop = np.ascontiguousarray(crop)
         if grey:
             hist = cv2.calcHist([crop], [0], None, [hue_bins * saturation_bins], [0, 256]).reshape(-1)
         else:
             hsv = cv2.cvtColor(crop, cv2.COLOR_BGR2HSV)
             hist = cv2.calcHist([hsv], [0, 1], None, [hue_bins, saturation_bins], [0, 180, 0, 256]).reshape(-1)
-        hist -= hist.mean()
-        norm = float(np.linalg.norm(hist))
-        if norm > 1e-6:
-            out[i] = hist / norm
-    return out
+        return hist - hist.mean()
+
+    return _unit_rows(frame, boxes_xyxy, hue_bins * saturation_bins, histogram)
 
 
 def has_colour(frame: np.ndarray) -> bool:

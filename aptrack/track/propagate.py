@@ -254,8 +254,10 @@ class IdentityPropagator:
                     growth[i] = np.clip((b[2:] - b[:2]) / np.maximum(kb[2:] - kb[:2], 1.0), lo, hi)
         self._growth = growth
         self._looks = None
-        self._grey = not has_colour(frame)  # a grey video's boxes are told by their grey levels instead
-        self._colours = colour_histograms(frame, boxes, grey=self._grey) if cfg.colour_evidence > 0 else None
+        self._colours = None
+        if cfg.colour_evidence > 0:
+            self._grey = not has_colour(frame)  # a grey video's boxes are told by their grey levels instead
+            self._colours = colour_histograms(frame, boxes, grey=self._grey)
         self._reported = np.ones(len(ids), bool)  # the given animals are seen on their first frame
         self.evidence = None
         if self.embedder is not None and len(animals):
