@@ -52,7 +52,8 @@ class FrameStep(NamedTuple):
     and, when known animals are carried (``known``), all of them, hidden ones included,
     scored by how well each is seen (:attr:`aptrack.track.propagate.IdentityPropagator.carried`;
     None otherwise), with what the propagator had for their boxes (``evidence``,
-    :class:`aptrack.track.propagate.StepEvidence`, a diagnosis record; None on the first frame,
+    :class:`aptrack.track.propagate.StepEvidence`, a diagnosis record of the forward step, which
+    the propagator's hindsight may have revised since; None on the first frame,
     without known animals, and on frames held back for gap filling across a resumed run)."""
 
     index: int
@@ -68,7 +69,9 @@ class FrameLoop:
 
     :meth:`push` runs one frame and returns the steps that are final (with
     ``pipeline.interpolation.max_gap`` > 0, up to ``max_gap`` frames late, once
-    no later frame can fill them); :meth:`flush` returns the rest at the end.
+    no later frame can fill them; with known animals, a further
+    ``propagation.hindsight_frames`` late, once the propagator's hindsight
+    can no longer revise them); :meth:`flush` returns the rest at the end.
     Between two frames, :meth:`state` is all it remembers (for a resumable run).
     ``boxes`` and ``known`` are :func:`iter_frames`'s.
     """
@@ -78,6 +81,7 @@ class FrameLoop:
         self.pipeline, self.boxes, self.known = pipeline, boxes, known
         max_gap = pipeline.interpolation.max_gap
         self.filler = GapFiller(max_gap) if max_gap > 0 else None
+        self._hindsight: list[FrameStep] = []  # known animals' steps that step 9 may still revise
 
     def push(self, index: int, frame: np.ndarray) -> list[FrameStep]:
         pipeline = self.pipeline
@@ -116,14 +120,36 @@ class FrameLoop:
         propagator = pipeline.propagator
         carried, evidence = (propagator.carried, propagator.evidence) if propagator is not None else (None, None)
         step = FrameStep(index, frame, tracked, pipeline.last_detections, carried, evidence)
-        if self.filler is None:
+        return self._filled(self._revised(step, propagator))
+
+    def _revised(self, step: FrameStep, propagator) -> list[FrameStep]:
+        """The known animals' steps final once ``step`` is in: each is held back ``propagator.lag`` frames,
+        and takes the revisions of its animals (:attr:`aptrack.track.propagate.IdentityPropagator.revisions`)
+        that come meanwhile."""
+        lag = propagator.lag if propagator is not None and propagator.started else 0
+        if not lag and not self._hindsight:
             return [step]
-        return [held._replace(tracked=filled) for held, filled in self.filler.push(tracked, step)]
+        revised = {r.index: r for r in propagator.revisions} if propagator is not None else {}
+        held = [s if s.index not in revised else
+                s._replace(carried=revised[s.index].carried,
+                           tracked=revised[s.index].carried.take(np.flatnonzero(revised[s.index].visible)))
+                for s in self._hindsight] + [step]
+        cut = max(len(held) - lag, 0)
+        self._hindsight = held[cut:]
+        return held[:cut]
+
+    def _filled(self, steps: list[FrameStep]) -> list[FrameStep]:
+        """``steps`` through the gap filling of tracks, when on."""
+        if self.filler is None:
+            return steps
+        return [held._replace(tracked=filled)
+                for step in steps for held, filled in self.filler.push(step.tracked, step)]
 
     def flush(self) -> list[FrameStep]:
+        steps, self._hindsight = self._filled(self._hindsight), []
         if self.filler is None:
-            return []
-        return [held._replace(tracked=filled) for held, filled in self.filler.flush()]
+            return steps
+        return steps + [held._replace(tracked=filled) for held, filled in self.filler.flush()]
 
     def state(self) -> dict:
         """The pipeline's :meth:`~aptrack.pipeline.Pipeline.state` and the frames held back for gap
@@ -164,6 +190,8 @@ def iter_steps(pipeline: Pipeline, frames: Iterable[tuple[int, np.ndarray]],
     With ``pipeline.interpolation.max_gap`` > 0 the gaps of tracks are filled
     (:mod:`aptrack.track.interpolate`): each step is then yielded up to
     ``max_gap`` frames late, still in order, once no later frame can fill it.
+    With ``known`` animals, each step is yielded ``propagation.hindsight_frames``
+    frames late (step 9 of :mod:`aptrack.track.propagate` may revise it meanwhile).
     """
     loop = FrameLoop(pipeline, boxes, known)
     for index, frame in timed_frames(frames, pipeline.timer):

@@ -26,7 +26,9 @@ seconds), and this prints:
   detection left unmatched, a detection matched to another animal (each counted when its box
   overlaps the annotated one by IoU 0.5 or more; an animal-frame can count in several), or
   none of them: the ceiling of each kind of fix (re-weighting the sources, re-acquiring by
-  leftover detections, taking a detection back from another animal).
+  leftover detections, taking a detection back from another animal). The evidence is the
+  forward step's: on a frame that the hindsight step (``hindsight_frames``) revised, the box
+  judged is the revised one.
 
 ``--set appearance_weight=0`` (repeatable; the value read as YAML) overrides
 ``propagation`` settings. Needs the pose model and the SOT weights (``$APTRACK_MIRROR``).

@@ -114,6 +114,27 @@ def test_a_drifting_sot_is_restarted_from_the_pose_corrected_box():
     assert box_iou_xyxy(sot.inits[-1][None], np.array([[10, 10, 50, 50.0]]))[0, 0] > 0.6
 
 
+class GrowingSot(ScriptedSot):
+    """A confident SOT whose box doubles its sides about the centre of where it was last started, every frame."""
+
+    def __init__(self):
+        super().__init__([])
+
+    def update(self, frame):
+        return grown_xyxy(self.inits[-1], 2.0), 0.9
+
+
+def test_a_sot_grown_far_beyond_the_animal_is_restarted_though_it_still_overlaps_it():
+    for reinit_scale, restarts in ((1.5, 5), (3.0, 0)):
+        sot = GrowingSot()
+        prop = IdentityPropagator(lambda: sot, PropagationConfig(pose_weight=1.0, detection_weight=4.0, reinit_iou=0.1,
+                                                                 reinit_scale=reinit_scale, hindsight_frames=0))
+        prop.start(FRAME, Instances([[100, 80, 140, 120]], [1], track_ids=[1]), box_pose)
+        for t in range(1, 6):  # the detector keeps seeing the animal where it is; the SOT's box overlaps it by 0.25
+            prop.step(FRAME, t, box_pose, Instances([[100, 80, 140, 120]], [0.9]))
+        assert len(sot.inits) == 1 + restarts
+
+
 def test_a_hidden_animal_is_not_reported_and_comes_back_under_its_own_id():
     script = [([10, 10, 50, 50], 0.9), ([10, 10, 50, 50], 0.05), ([10, 10, 50, 50], 0.05),
               ([10, 10, 50, 50], 0.8)]
@@ -158,6 +179,9 @@ def test_first_frame_animals_without_ids_are_numbered_after_the_given_ones():
     ({"reappear_min_score": 1.5}, "reappear_min_score must be in [0, 1]"),
     ({"reappear_min_score": 0.3}, "reappear_min_score (0.3) must be at least visible_min_score (0.6)"),
     ({"colour_evidence": 1.5}, "colour_evidence must be in [0, 1]"),
+    ({"anchor_min_score": 1.5}, "anchor_min_score must be in [0, 1]"),
+    ({"hindsight_frames": -1}, "hindsight_frames must be in [0, 64]"),
+    ({"reinit_scale": 0.5}, "reinit_scale must be >= 1"),
 ])
 def test_propagation_settings_out_of_range_are_refused(changes, needle):
     with pytest.raises(ConfigError) as err:
@@ -482,3 +506,91 @@ def test_in_a_grey_video_the_grey_levels_of_the_box_stand_for_its_colours():
     assert reported == [[4], [], [4]]
     assert scores[0] == scores[2] == pytest.approx(0.5 * 0.7 + 0.5, abs=1e-4)
     assert scores[1] < 0.5 * 0.7 + 0.05
+
+
+def found_again_script():
+    """Frames 1-4: the forward SOT loses the animal (score 0.05); frame 5: it and a detection find it at
+    ``FOUND``. The backward SOT, started there, goes back one step of 10 px left per frame."""
+    lost = [([200, 100, 240, 140], 0.05)] * 4
+    backward = [([90 - 10 * k, 10, 130 - 10 * k, 50], 0.8) for k in range(5)]
+    return [lost + [(FOUND, 0.9)], backward]
+
+
+FOUND = [100, 10, 140, 50]
+
+
+def run_found_again(**config):
+    prop, sots = propagator_with(found_again_script(), colour_evidence=0.0, **config)
+    prop.start(FRAME, Instances([[10, 10, 50, 50]], [1], track_ids=[4]), box_pose)
+    for t in range(1, 5):
+        prop.step(FRAME, t, box_pose, Instances.empty())
+        assert prop.revisions == ()
+    prop.step(FRAME, 5, box_pose, Instances([FOUND], [0.9]))
+    return prop, sots
+
+
+def test_an_animal_found_again_revises_the_later_half_of_its_lost_frames_from_a_backward_sot():
+    prop, sots = run_found_again(hindsight_frames=4)
+    # lost since frame 0, found on 5: frames 3 and 4 (nearer 5 than 0) are revised, newest first
+    assert [r.index for r in prop.revisions] == [4, 3]
+    np.testing.assert_allclose(sots[1].inits, prop.carried.boxes_xyxy, atol=1e-4)  # started on the found box
+    assert box_iou_xyxy(sots[1].inits[0][None], np.array([FOUND], float))[0, 0] > 0.75  # motion pulls it back a bit
+    for r, box in zip(prop.revisions, ([90, 10, 130, 50], [80, 10, 120, 50])):
+        assert r.carried.track_ids.tolist() == [4] and r.visible.tolist() == [True]
+        np.testing.assert_allclose(r.carried.boxes_xyxy[0], box, atol=1e-3)
+        assert r.carried.scores[0] == pytest.approx(0.8)  # the backward SOT's score: it sees the animal
+        # the pose is estimated again, in the revised box
+        np.testing.assert_allclose(r.carried.keypoints[0, 0], np.array(box[:2]) + 4, atol=1e-3)
+
+
+def test_hindsight_reaches_back_at_most_hindsight_frames_and_not_at_all_when_off():
+    prop, sots = run_found_again(hindsight_frames=1)
+    assert [r.index for r in prop.revisions] == [4]
+    assert prop.lag == 1
+    prop, sots = run_found_again(hindsight_frames=0)
+    assert prop.revisions == () and prop.lag == 0 and sots[1].inits == []  # no backward SOT was made
+
+
+def test_a_backward_box_the_sot_barely_sees_leaves_the_animal_hidden():
+    prop, sots = propagator_with(found_again_script(), colour_evidence=0.0)
+    sots[1].script = [([90, 10, 130, 50], 0.8), ([80, 10, 120, 50], 0.3)]  # sure one frame back, not two
+    prop.start(FRAME, Instances([[10, 10, 50, 50]], [1], track_ids=[4]), box_pose)
+    for t in range(1, 5):
+        prop.step(FRAME, t, box_pose, Instances.empty())
+    prop.step(FRAME, 5, box_pose, Instances([FOUND], [0.9]))
+    assert [(r.index, r.visible.tolist()) for r in prop.revisions] == [(4, [True]), (3, [False])]
+
+
+class KnownOnlyPipeline:
+    """The parts of :class:`aptrack.pipeline.Pipeline` that :class:`aptrack.runner.FrameLoop` uses to
+    carry known animals, around a propagator and a scripted detection per frame."""
+
+    def __init__(self, propagator, detections):
+        from types import SimpleNamespace
+
+        from aptrack.pipeline import StageTimer
+
+        self.propagator, self.detections = propagator, detections
+        self.interpolation = SimpleNamespace(max_gap=0)
+        self.timer = StageTimer()
+        self.last_detections = None
+
+    def track_known(self, frame, animals):
+        return self.propagator.start(frame, animals, box_pose)
+
+    def __call__(self, frame, index, boxes=None):
+        return self.propagator.step(frame, index, box_pose, self.detections[index])
+
+
+def test_the_frame_loop_holds_known_animals_back_by_the_lag_and_yields_them_revised():
+    from aptrack.runner import iter_steps
+
+    prop, _ = propagator_with(found_again_script(), colour_evidence=0.0, hindsight_frames=2)
+    detections = {t: Instances.empty() for t in range(1, 5)} | {5: Instances([FOUND], [0.9])}
+    first = Instances([[10, 10, 50, 50]], [1], track_ids=[4])
+    steps = list(iter_steps(KnownOnlyPipeline(prop, detections), ((t, FRAME) for t in range(6)), known=first))
+    assert [s.index for s in steps] == list(range(6))  # every frame once, in order
+    assert [s.tracked.track_ids.tolist() for s in steps] == [[4], [], [], [4], [4], [4]]  # 3 and 4 revised
+    np.testing.assert_allclose(steps[4].tracked.boxes_xyxy[0], [90, 10, 130, 50], atol=1e-3)  # revised
+    np.testing.assert_allclose(steps[3].carried.boxes_xyxy[0], [80, 10, 120, 50], atol=1e-3)
+    assert box_iou_xyxy(steps[2].carried.boxes_xyxy[:1].astype(float), np.array([FOUND], float))[0, 0] == 0

@@ -206,6 +206,10 @@ class AppearanceConfig:
             raise ConfigError(f"appearance.inner_fraction must be in (0, 1], got {self.inner_fraction}")
 
 
+MAX_HINDSIGHT_FRAMES = 64
+"""The most frames :attr:`PropagationConfig.hindsight_frames` may hold back (each held frame keeps its image)."""
+
+
 @dataclass(frozen=True)
 class PropagationConfig:
     """Settings of :class:`aptrack.track.propagate.IdentityPropagator` (weights relative, scores in [0, 1]).
@@ -224,9 +228,12 @@ class PropagationConfig:
     the keypoint box is grown by this about its centre when the first frame
     gave no ratio for the animal; measured ratios are clipped to
     ``pose_box_growth_range``. ``reinit_iou``: the SOT restarts when its box
-    overlaps the corrected box less than this. ``visible_min_score``: an animal
-    reported in the frame before is reported again when how surely it is seen
-    (the noisy-or of its SOT score and its matched detection's score,
+    overlaps the corrected box less than this, or (``reinit_scale``, at least 1)
+    when its box is that many times larger or smaller (the square root of the
+    ratio of their areas): a SOT grown over the whole frame still overlaps the
+    animal's box enough, and would keep pulling the box off the detections.
+    ``visible_min_score``: an animal reported in the frame before is reported
+    again when how surely it is seen (the noisy-or of its SOT score and its matched detection's score,
     ``1 - (1 - sot) (1 - det)``, mixed with its colours by ``colour_evidence``;
     its output score) is at least this; ``reappear_min_score`` (at least
     ``visible_min_score``): with ``use_detector``, one that was not reported
@@ -265,6 +272,17 @@ class PropagationConfig:
     A hidden animal's box sits on whatever covers it,
     which seldom has its colours; a histogram, unlike the thumbnail look, also
     matches an animal only partly in view.
+
+    Hindsight (step 9; needs the SOT): ``hindsight_frames`` (0 for none) is
+    how many frames back an animal found again revises its boxes, and so how
+    many frames late each frame's animals are final. An animal is found (an
+    anchor) on a frame where a detection is matched to it and it is seen at
+    least ``anchor_min_score``. When it is found after frames without, a new
+    SOT started on its found box runs backwards over the later half of those
+    frames (at most ``hindsight_frames``): coming out of cover, an animal is
+    easier to follow back from where it is clear than forward from where it
+    was hidden. Those frames get the backward box, a pose in it, and their
+    scores again.
     """
 
     sot_weights: str | None = "vittrack"
@@ -280,6 +298,7 @@ class PropagationConfig:
     pose_box_growth: float = 1.2
     pose_box_growth_range: tuple[float, float] = (1.0, 2.0)
     reinit_iou: float = 0.3
+    reinit_scale: float = 1.5
     visible_min_score: float = 0.6
     reappear_min_score: float = 0.75
     reacquire_min_similarity: float = 0.7
@@ -290,15 +309,20 @@ class PropagationConfig:
     appearance_gate: float = -1.0
     look_evidence: float = 1.0
     colour_evidence: float = 0.5
+    hindsight_frames: int = 4
+    anchor_min_score: float = 0.8
 
     def __post_init__(self) -> None:
+        if not 0 <= self.hindsight_frames <= MAX_HINDSIGHT_FRAMES:
+            raise ConfigError(f"propagation.hindsight_frames must be in [0, {MAX_HINDSIGHT_FRAMES}], "
+                              f"got {self.hindsight_frames}")
         if not 0.0 <= self.appearance_weight <= 1.0:
             raise ConfigError(f"propagation.appearance_weight must be in [0, 1], got {self.appearance_weight}")
         if not -1.0 <= self.appearance_gate <= 1.0:
             raise ConfigError(f"propagation.appearance_gate must be in [-1, 1], got {self.appearance_gate}")
         for name in ("sot_min_score", "detection_min_iou", "keypoint_score_threshold", "reinit_iou",
                      "visible_min_score", "reappear_min_score", "reacquire_min_similarity", "duplicate_pose_oks",
-                     "look_evidence", "colour_evidence"):
+                     "look_evidence", "colour_evidence", "anchor_min_score"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"propagation.{name} must be in [0, 1], got {value}")
@@ -309,6 +333,8 @@ class PropagationConfig:
         if self.reappear_min_score < self.visible_min_score:
             raise ConfigError(f"propagation.reappear_min_score ({self.reappear_min_score}) must be at least "
                               f"visible_min_score ({self.visible_min_score})")
+        if self.reinit_scale < 1:
+            raise ConfigError(f"propagation.reinit_scale must be >= 1, got {self.reinit_scale}")
         lo, hi = self.pose_box_growth_range
         if not 0 < lo <= self.pose_box_growth <= hi:
             raise ConfigError(f"propagation.pose_box_growth must lie in pose_box_growth_range "

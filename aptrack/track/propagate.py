@@ -30,8 +30,9 @@ identity is created or lost for good. Every frame runs these steps:
    box; the Kalman filter is corrected with the result, which is the
    animal's box in this frame;
 7. restart an animal's SOT from its corrected box when the SOT has lost
-   confidence or moved away from it, so a drifting SOT is pulled back by the
-   pose and the detector instead of compounding its error;
+   confidence, moved away from it, or grown or shrunk from its size, so a
+   drifting SOT is pulled back by the pose and the detector instead of
+   compounding its error;
 8. report the animals that the SOT or the detector sees (the noisy-or of
    their scores; a matched detection that looks like its animal's
    first-frame self adds its cosine, times ``look_evidence``, to the
@@ -44,18 +45,29 @@ identity is created or lost for good. Every frame runs these steps:
    tell a hidden animal, as a top-down model finds a pose on whatever covers
    it. Hidden animals keep being predicted (with the motion and the SOT)
    and come back under their own id. All carried animals, hidden ones
-   included, stay available with their scores as :attr:`IdentityPropagator.carried`.
+   included, stay available with their scores as :attr:`IdentityPropagator.carried`;
+9. hindsight (``hindsight_frames`` > 0, with the SOT): an animal found again
+   (a matched detection, seen at least ``anchor_min_score``) after frames
+   without is followed backwards from its found box, by a new SOT, over the
+   later half of those frames (at most ``hindsight_frames``); they get the
+   backward box (fused with a detection it matches), the pose in it and
+   step 8's scores again. An animal coming out of cover is easier to follow
+   back from where it is clear than forward from where it was hidden. The
+   revised frames are :attr:`IdentityPropagator.revisions`; a caller that
+   waits ``hindsight_frames`` frames before using a frame gets it final
+   (:class:`aptrack.runner.FrameLoop` does).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import numpy as np
 
-from aptrack.core.boxes import at_least_xyxy, box_iou_xyxy, grown_xyxy, xyah_to_xyxy, xyxy_to_xyah
+from aptrack.core.boxes import at_least_xyxy, box_area_xyxy, box_iou_xyxy, grown_xyxy, xyah_to_xyxy, xyxy_to_xyah
 from aptrack.core.errors import ConfigError
 from aptrack.core.instances import Instances
 from aptrack.core.oks import oks_matrix
@@ -132,9 +144,9 @@ class StepEvidence:
     """What one :meth:`IdentityPropagator.step` had for each carried animal before choosing its box.
 
     Rows follow :attr:`IdentityPropagator.ids` (N animals); boxes are ``xyxy``
-    pixels of the frame. A diagnosis record (``benchmarks/known_animals_breakdown.py``
-    tells by it which source, if any, was on an animal whose box went astray);
-    nothing in the step reads it back.
+    pixels of the frame. A diagnosis record of the forward step (``benchmarks/known_animals_breakdown.py``
+    tells by it which source, if any, was on an animal whose box went astray;
+    step 9 may revise the frame's boxes afterwards); nothing in the step reads it back.
 
     Attributes
     ----------
@@ -163,6 +175,34 @@ class StepEvidence:
     reacquired: np.ndarray
     prior_xyxy: np.ndarray
     detections_xyxy: np.ndarray
+
+
+class Revision(NamedTuple):
+    """A past frame's animals as step 9 (hindsight) revised them.
+
+    ``carried`` is every animal of frame ``index`` (as :attr:`IdentityPropagator.carried`
+    was), ``visible`` (N,) bool which of them are reported (as :meth:`IdentityPropagator.step`
+    returned them).
+    """
+
+    index: int
+    carried: Instances
+    visible: np.ndarray
+
+
+@dataclass(frozen=True)
+class _Held:
+    """What step 9 keeps of one recent frame (rows follow the animals)."""
+
+    index: int
+    frame: np.ndarray
+    carried: Instances
+    seen: np.ndarray  # (N,) step 8's score before the duplicate discount
+    visible: np.ndarray  # (N,) bool, reported
+    detection_rows: np.ndarray  # (N,) int64
+    detections_xyxy: np.ndarray  # (M, 4)
+    detection_scores: np.ndarray  # (M,)
+    similarity: np.ndarray | None  # (N, M) looks' cosines
 
 
 class IdentityPropagator:
@@ -203,6 +243,15 @@ class IdentityPropagator:
         self._last: Instances | None = None
         self._reported = np.zeros(0, bool)
         self.evidence: StepEvidence | None = None
+        self._held: collections.deque[_Held] = collections.deque(maxlen=max(self.lag, 1))
+        self._found_at = np.zeros(0, np.int64)
+        self.revisions: tuple[Revision, ...] = ()
+
+    @property
+    def lag(self) -> int:
+        """Frames (0 for none) by which step 9 may revise a frame after it was returned: ``hindsight_frames``
+        with an SOT."""
+        return self.config.hindsight_frames if self.sot_factory is not None else 0
 
     @property
     def started(self) -> bool:
@@ -260,6 +309,9 @@ class IdentityPropagator:
             self._colours = colour_histograms(frame, boxes, grey=self._grey)
         self._reported = np.ones(len(ids), bool)  # the given animals are seen on their first frame
         self.evidence = None
+        self._held.clear()
+        self._found_at = np.full(len(ids), animals.frame_index, np.int64)
+        self.revisions = ()
         if self.embedder is not None and len(animals):
             self._looks = self.embedder(frame, animals).embeddings
         self._last = animals
@@ -396,41 +448,27 @@ class IdentityPropagator:
 
         with timed("track"):
             # 6. pose-guided correction
-            corrected = prior.copy()
-            if animals.num_keypoints:
-                for i in range(n):
-                    kb = keypoint_box_xyxy(animals.keypoints[i], animals.keypoint_scores[i],
-                                           cfg.keypoint_score_threshold, cfg.min_keypoints)
-                    if kb is not None:
-                        corrected[i] = fuse_boxes_xyxy([prior[i], grown_xyxy(kb, self._growth[i])],
-                                                       [1.0, cfg.pose_weight])
-            corrected = at_least_xyxy(corrected, MIN_BOX_SIDE)
+            corrected = self._pose_corrected(prior, animals, np.arange(n))
             for i in range(n):
                 self._states[i] = self.motion.update(*self._states[i], xyxy_to_xyah(corrected[i][None])[0])
 
-        # 7. restart SOTs that lost the animal or drifted from it
+        # 7. restart SOTs that lost the animal, drifted from it or changed its size
         with timed("sot"):
             overlap = np.diag(box_iou_xyxy(sot_boxes, corrected))
+            scale = np.sqrt(box_area_xyxy(sot_boxes) / np.maximum(box_area_xyxy(corrected), 1e-9))
+            resized = (scale > cfg.reinit_scale) | (scale * cfg.reinit_scale < 1.0)
             for i, sot in enumerate(self._sots):
-                if sot is not None and (not use_sot[i] or overlap[i] < cfg.reinit_iou):
+                if sot is not None and (not use_sot[i] or overlap[i] < cfg.reinit_iou or resized[i]):
                     sot.init(frame, corrected[i])
 
         # 8. the visible animals: seen by the SOT or the detector (noisy-or of their scores)
-        det_scores = np.zeros(n)
-        if detections is not None and len(detections):
-            matched = np.flatnonzero(det_rows >= 0)
-            det_scores[matched] = detections.scores[det_rows[matched]]
-            if similarity is not None and cfg.look_evidence > 0 and len(matched):
-                # a matched detection that looks like the animal's first-frame self is more evidence it is seen
-                look = cfg.look_evidence * np.clip(similarity[matched, det_rows[matched]], 0.0, 1.0)
-                det_scores[matched] = 1.0 - (1.0 - det_scores[matched]) * (1.0 - look)
-        seen = 1.0 - (1.0 - np.where(use_sot, sot_scores, 0.0)) * (1.0 - det_scores)
+        det_xyxy, det_conf = ((np.zeros((0, 4)), np.zeros(0)) if detections is None else
+                              (detections.boxes_xyxy.astype(np.float64), detections.scores.astype(np.float64)))
         if self.sot_factory is None and detections is None:
             seen = np.ones(n)  # nothing looks at the image: every animal is taken as seen
-        elif self._colours is not None:
-            # a hidden animal's box shows what covers it, seldom in the animal's colours
-            colour = np.einsum("ij,ij->i", self._colours, colour_histograms(frame, corrected, grey=self._grey))
-            seen = (1.0 - cfg.colour_evidence) * seen + cfg.colour_evidence * np.clip(colour, 0.0, 1.0)
+        else:
+            seen = self._seen(frame, np.arange(n), corrected, np.where(use_sot, sot_scores, 0.0), det_rows,
+                              det_conf, similarity)
         # hysteresis: an animal reported in the frame before stays reported from visible_min_score, one that
         # was not (hidden) comes back only from reappear_min_score: the SOT of a hidden animal follows whatever
         # covers it with a middling score, which must not bring it back (on the SOT alone, with no detector,
@@ -441,8 +479,131 @@ class IdentityPropagator:
         scores = self._discount_duplicates(animals, corrected, seen)
         out = animals.with_(boxes_xyxy=corrected, scores=scores.astype(np.float32))
         self._last = out
-        self.evidence = StepEvidence(
-            self.ids.copy(), predicted, sot_boxes, sot_scores, det_rows, refound, prior,
-            np.zeros((0, 4)) if detections is None else detections.boxes_xyxy.astype(np.float64))
+        self.evidence = StepEvidence(self.ids.copy(), predicted, sot_boxes, sot_scores, det_rows, refound, prior,
+                                     det_xyxy)
+
+        # 9. hindsight: an animal found again revises, backwards from here, the frames since it was lost
+        self.revisions = ()
+        if self.lag:
+            found = (det_rows >= 0) & (seen >= cfg.anchor_min_score)
+            self.revisions = self._look_back(frame, frame_index, corrected, found, visible, pose, timed)
+            self._held.append(_Held(frame_index, frame, out, seen, visible, det_rows, det_xyxy, det_conf, similarity))
+            self._found_at[found] = frame_index
         return out.take(np.flatnonzero(visible))
+
+    def _pose_corrected(self, prior: np.ndarray, animals: Instances, rows: np.ndarray) -> np.ndarray:
+        """Step 6: the boxes (R, 4) of ``prior`` (R, 4) fused with the grown box around the confident
+        keypoints of ``animals`` (R poses) of the animals ``rows`` (R,)."""
+        cfg = self.config
+        corrected = prior.copy()
+        if animals.num_keypoints:
+            for j, i in enumerate(rows):
+                kb = keypoint_box_xyxy(animals.keypoints[j], animals.keypoint_scores[j],
+                                       cfg.keypoint_score_threshold, cfg.min_keypoints)
+                if kb is not None:
+                    corrected[j] = fuse_boxes_xyxy([prior[j], grown_xyxy(kb, self._growth[i])], [1.0, cfg.pose_weight])
+        return at_least_xyxy(corrected, MIN_BOX_SIDE)
+
+    def _seen(self, frame: np.ndarray, rows: np.ndarray, boxes_xyxy: np.ndarray, sot_scores: np.ndarray,
+              det_rows: np.ndarray, detection_scores: np.ndarray, similarity: np.ndarray | None) -> np.ndarray:
+        """Step 8: how surely each of the animals ``rows`` (R,) is seen in ``frame``, (R,) in [0, 1].
+
+        ``boxes_xyxy`` (R, 4) are their boxes, ``sot_scores`` (R,) their SOTs' scores (0 where not used),
+        ``det_rows`` (R,) their matched detections (-1 for none) of the frame's ``detection_scores`` (M,),
+        ``similarity`` the (N, M) cosines of every animal's look with the detections (or None).
+        """
+        cfg = self.config
+        det = np.zeros(len(rows))
+        matched = np.flatnonzero(det_rows >= 0)
+        det[matched] = detection_scores[det_rows[matched]]
+        if similarity is not None and cfg.look_evidence > 0 and len(matched):
+            # a matched detection that looks like the animal's first-frame self is more evidence it is seen
+            look = cfg.look_evidence * np.clip(similarity[rows[matched], det_rows[matched]], 0.0, 1.0)
+            det[matched] = 1.0 - (1.0 - det[matched]) * (1.0 - look)
+        seen = 1.0 - (1.0 - sot_scores) * (1.0 - det)
+        if self._colours is not None:
+            # a hidden animal's box shows what covers it, seldom in the animal's colours
+            colour = np.einsum("ij,ij->i", self._colours[rows], colour_histograms(frame, boxes_xyxy, grey=self._grey))
+            seen = (1.0 - cfg.colour_evidence) * seen + cfg.colour_evidence * np.clip(colour, 0.0, 1.0)
+        return seen
+
+    def _look_back(self, frame: np.ndarray, frame_index: int, corrected: np.ndarray, found: np.ndarray,
+                   visible: np.ndarray, pose: PoseFn | None, timed) -> tuple[Revision, ...]:
+        """Step 9 for the animals ``found`` (N,) bool on this frame; revises the held frames
+        (:attr:`_held`) and returns them, newest first."""
+        cfg = self.config
+        held = list(self._held)
+        backward: dict[tuple[int, int], tuple[np.ndarray, float]] = {}  # (held frame, animal) -> SOT box, score
+        with timed("sot"):
+            for i in np.flatnonzero(found):
+                # the later half of the frames since the animal was last found, at most hindsight_frames back
+                first = max(frame_index - cfg.hindsight_frames, (frame_index + int(self._found_at[i])) // 2 + 1)
+                gap = [k for k, h in enumerate(held) if first <= h.index < frame_index]
+                if not gap:
+                    continue
+                sot = self.sot_factory()
+                sot.init(frame, corrected[i])
+                for k in reversed(gap):
+                    backward[(k, int(i))] = sot.update(held[k].frame)
+        revisions = []
+        later_visible = visible
+        for k in range(len(held) - 1, -1, -1):
+            rows = np.array(sorted(i for kk, i in backward if kk == k), np.int64)
+            h = held[k]
+            if len(rows):
+                h = self._revised(h, rows, [backward[(k, int(i))] for i in rows], later_visible, pose, timed)
+                held[k] = h
+                revisions.append(Revision(h.index, h.carried, h.visible))
+            later_visible = h.visible
+        self._held = collections.deque(held, maxlen=self._held.maxlen)
+        return tuple(revisions)
+
+    def _revised(self, held: _Held, rows: np.ndarray, backward: list[tuple[np.ndarray, float]],
+                 later_visible: np.ndarray, pose: PoseFn | None, timed) -> _Held:
+        """One held frame with the animals ``rows`` (R,) moved to their ``backward`` (SOT box, score)
+        and steps 3-8 redone for them; ``later_visible`` (N,) bool: who the frame after reports."""
+        cfg = self.config
+        with timed("track"):
+            sot_xyxy = at_least_xyxy(np.array([b for b, _ in backward], np.float64), MIN_BOX_SIDE)
+            sot_scores = np.array([sc for _, sc in backward], np.float64)
+            sot_scores = np.where(sot_scores >= cfg.sot_min_score, sot_scores, 0.0)
+            # 3. a detection left by the other animals, matched by IoU
+            others = np.setdiff1d(np.arange(len(self.ids)), rows)
+            free = np.setdiff1d(np.arange(len(held.detections_xyxy)), held.detection_rows[others])
+            det_rows = np.full(len(rows), -1, np.int64)
+            if len(free):
+                picked = match_known(sot_xyxy, held.detections_xyxy[free], cfg.detection_min_iou)
+                det_rows[picked >= 0] = free[picked[picked >= 0]]
+            # 4. the prior box
+            prior = sot_xyxy.copy()
+            for j in range(len(rows)):
+                boxes, weights = [sot_xyxy[j]], [cfg.sot_weight * sot_scores[j]]
+                if det_rows[j] >= 0:
+                    boxes.append(held.detections_xyxy[det_rows[j]])
+                    weights.append(cfg.detection_weight * held.detection_scores[det_rows[j]])
+                if sum(weights) > 0:
+                    prior[j] = fuse_boxes_xyxy(boxes, weights)
+            prior = at_least_xyxy(prior, MIN_BOX_SIDE)
+        # 5. the pose
+        old = held.carried
+        animals = old.take(rows, boxes_xyxy=prior)
+        if pose is not None:
+            animals = pose(held.frame, animals)
+        with timed("track"):
+            # 6. and 8.
+            boxes = self._pose_corrected(prior, animals, rows)
+            seen = held.seen.copy()
+            seen[rows] = self._seen(held.frame, rows, boxes, sot_scores, det_rows, held.detection_scores,
+                                    held.similarity)
+            back = cfg.reappear_min_score if cfg.use_detector else cfg.visible_min_score
+            visible = held.visible.copy()
+            visible[rows] = seen[rows] >= np.where(later_visible[rows], cfg.visible_min_score, back)
+            keep = np.setdiff1d(np.arange(len(old)), rows)
+            merged = Instances.concatenate([old.take(keep), animals.with_(boxes_xyxy=boxes)], old.frame_index)
+            merged = merged.take(np.argsort(np.concatenate([keep, rows]), kind="stable"))
+            scores = self._discount_duplicates(merged, merged.boxes_xyxy.astype(np.float64), seen)
+            detection_rows = held.detection_rows.copy()
+            detection_rows[rows] = det_rows
+        return _Held(held.index, held.frame, merged.with_(scores=scores.astype(np.float32)), seen, visible,
+                     detection_rows, held.detections_xyxy, held.detection_scores, held.similarity)
 
