@@ -519,8 +519,10 @@ def found_again_script():
 FOUND = [100, 10, 140, 50]
 
 
-def run_found_again(**config):
-    prop, sots = propagator_with(found_again_script(), colour_evidence=0.0, **config)
+def run_found_again(backward=None, **config):
+    """The propagator after frames 0-5 of :func:`found_again_script` (``backward``: another backward SOT script)."""
+    forward, default_backward = found_again_script()
+    prop, sots = propagator_with([forward, backward or default_backward], colour_evidence=0.0, **config)
     prop.start(FRAME, Instances([[10, 10, 50, 50]], [1], track_ids=[4]), box_pose)
     for t in range(1, 5):
         prop.step(FRAME, t, box_pose, Instances.empty())
@@ -552,12 +554,7 @@ def test_hindsight_reaches_back_at_most_hindsight_frames_and_not_at_all_when_off
 
 
 def test_a_backward_box_the_sot_barely_sees_leaves_the_animal_hidden():
-    prop, sots = propagator_with(found_again_script(), colour_evidence=0.0)
-    sots[1].script = [([90, 10, 130, 50], 0.8), ([80, 10, 120, 50], 0.3)]  # sure one frame back, not two
-    prop.start(FRAME, Instances([[10, 10, 50, 50]], [1], track_ids=[4]), box_pose)
-    for t in range(1, 5):
-        prop.step(FRAME, t, box_pose, Instances.empty())
-    prop.step(FRAME, 5, box_pose, Instances([FOUND], [0.9]))
+    prop, _ = run_found_again([([90, 10, 130, 50], 0.8), ([80, 10, 120, 50], 0.3)])  # sure one frame back, not two
     assert [(r.index, r.visible.tolist()) for r in prop.revisions] == [(4, [True]), (3, [False])]
 
 

@@ -430,14 +430,11 @@ class IdentityPropagator:
                     prior[i] = detections.boxes_xyxy[det_rows[i]]
                     self._states[i] = self.motion.initiate(xyxy_to_xyah(prior[i][None])[0])
                     continue
-                boxes, weights = [predicted[i]], [cfg.motion_weight]
-                if use_sot[i]:
-                    boxes.append(sot_boxes[i])
-                    weights.append(cfg.sot_weight * sot_scores[i])
-                if det_rows[i] >= 0:
-                    boxes.append(detections.boxes_xyxy[det_rows[i]])
-                    weights.append(cfg.detection_weight * float(detections.scores[det_rows[i]]))
-                prior[i] = fuse_boxes_xyxy(boxes, weights) if sum(weights) > 0 else predicted[i]
+                matched = det_rows[i] >= 0
+                prior[i] = self._prior_box(predicted[i], cfg.motion_weight,
+                                           (sot_boxes[i], sot_scores[i]) if use_sot[i] else None,
+                                           (detections.boxes_xyxy[det_rows[i]], float(detections.scores[det_rows[i]]))
+                                           if matched else None)
             prior = at_least_xyxy(prior, MIN_BOX_SIDE)
 
         # 5. pose in the prior boxes
@@ -473,8 +470,7 @@ class IdentityPropagator:
         # was not (hidden) comes back only from reappear_min_score: the SOT of a hidden animal follows whatever
         # covers it with a middling score, which must not bring it back (on the SOT alone, with no detector,
         # whose score seldom reaches it, every animal keeps visible_min_score)
-        back = cfg.reappear_min_score if cfg.use_detector else cfg.visible_min_score
-        visible = seen >= np.where(self._reported, cfg.visible_min_score, back)
+        visible = self._reported_now(seen, self._reported)
         self._reported = visible
         scores = self._discount_duplicates(animals, corrected, seen)
         out = animals.with_(boxes_xyxy=corrected, scores=scores.astype(np.float32))
@@ -490,6 +486,28 @@ class IdentityPropagator:
             self._held.append(_Held(frame_index, frame, out, seen, visible, det_rows, det_xyxy, det_conf, similarity))
             self._found_at[found] = frame_index
         return out.take(np.flatnonzero(visible))
+
+    def _prior_box(self, predicted: np.ndarray, predicted_weight: float, sot: tuple | None,
+                   detection: tuple | None) -> np.ndarray:
+        """Step 4: the (4,) ``xyxy`` mean of an animal's ``predicted`` box (weighted ``predicted_weight``),
+        its SOT's box and its matched detection's (each ``(box (4,), score)`` or None; weighted by
+        ``sot_weight`` or ``detection_weight`` times the score); ``predicted`` when all weights are 0."""
+        cfg = self.config
+        boxes, weights = [predicted], [predicted_weight]
+        for source, weight in ((sot, cfg.sot_weight), (detection, cfg.detection_weight)):
+            if source is not None:
+                boxes.append(source[0])
+                weights.append(weight * source[1])
+        return fuse_boxes_xyxy(boxes, weights) if sum(weights) > 0 else np.asarray(predicted, np.float64)
+
+    def _reported_now(self, seen: np.ndarray, reported_beside: np.ndarray) -> np.ndarray:
+        """Step 8's hysteresis: which animals (R,) bool are reported, seen ``seen`` (R,), when
+        ``reported_beside`` (R,) bool says which were reported in the neighbouring frame (the one before;
+        the one after for step 9). An animal reported there stays reported from ``visible_min_score``; one
+        that was not (hidden) comes back only from ``reappear_min_score`` when the detector is used."""
+        cfg = self.config
+        back = cfg.reappear_min_score if cfg.use_detector else cfg.visible_min_score
+        return seen >= np.where(reported_beside, cfg.visible_min_score, back)
 
     def _pose_corrected(self, prior: np.ndarray, animals: Instances, rows: np.ndarray) -> np.ndarray:
         """Step 6: the boxes (R, 4) of ``prior`` (R, 4) fused with the grown box around the confident
@@ -574,16 +592,12 @@ class IdentityPropagator:
             if len(free):
                 picked = match_known(sot_xyxy, held.detections_xyxy[free], cfg.detection_min_iou)
                 det_rows[picked >= 0] = free[picked[picked >= 0]]
-            # 4. the prior box
-            prior = sot_xyxy.copy()
-            for j in range(len(rows)):
-                boxes, weights = [sot_xyxy[j]], [cfg.sot_weight * sot_scores[j]]
-                if det_rows[j] >= 0:
-                    boxes.append(held.detections_xyxy[det_rows[j]])
-                    weights.append(cfg.detection_weight * held.detection_scores[det_rows[j]])
-                if sum(weights) > 0:
-                    prior[j] = fuse_boxes_xyxy(boxes, weights)
-            prior = at_least_xyxy(prior, MIN_BOX_SIDE)
+            # 4. the prior box: the backward SOT's is this frame's prediction
+            prior = at_least_xyxy(np.array([
+                self._prior_box(sot_xyxy[j], cfg.sot_weight * sot_scores[j], None,
+                                (held.detections_xyxy[det_rows[j]], held.detection_scores[det_rows[j]])
+                                if det_rows[j] >= 0 else None)
+                for j in range(len(rows))]).reshape(-1, 4), MIN_BOX_SIDE)
         # 5. the pose
         old = held.carried
         animals = old.take(rows, boxes_xyxy=prior)
@@ -595,9 +609,8 @@ class IdentityPropagator:
             seen = held.seen.copy()
             seen[rows] = self._seen(held.frame, rows, boxes, sot_scores, det_rows, held.detection_scores,
                                     held.similarity)
-            back = cfg.reappear_min_score if cfg.use_detector else cfg.visible_min_score
             visible = held.visible.copy()
-            visible[rows] = seen[rows] >= np.where(later_visible[rows], cfg.visible_min_score, back)
+            visible[rows] = self._reported_now(seen[rows], later_visible[rows])
             keep = np.setdiff1d(np.arange(len(old)), rows)
             merged = Instances.concatenate([old.take(keep), animals.with_(boxes_xyxy=boxes)], old.frame_index)
             merged = merged.take(np.argsort(np.concatenate([keep, rows]), kind="stable"))
