@@ -203,6 +203,26 @@ def test_bench_gt_boxes_ap_equals_pycocotools(synthetic, mirror, random_pose_che
         assert (report_dir / name).is_file()
 
 
+def test_bench_bootstrap_of_one_clip_redraws_exactly_its_scores(synthetic, mirror, random_pose_checkpoint,
+                                                                tmp_path, capsys):
+    out, _ = synthetic
+    report_dir = tmp_path / "report"
+    code = main(["bench", "--data", str(out), "--split", "easy", "--boxes", "gt", "--pose",
+                 str(random_pose_checkpoint), "--max-clips", "1", "-o", str(report_dir), "--bootstrap", "4",
+                 "--format", "json", "--device", "cpu", "--quiet"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    head = json.loads(captured.out)
+    # every draw of a single clip is that clip: its AP scored again under new ids is the headline AP
+    assert head["intervals"]["AP"] == pytest.approx([head["AP"]] * 2, abs=1e-12)
+    assert head["intervals"]["IDF1"] == pytest.approx([head["IDF1"]] * 2)
+    assert head["intervals"]["MOTA"] == pytest.approx([head["MOTA"]] * 2)
+    assert "samples" not in head["intervals"]
+    report = json.loads((report_dir / "report.json").read_text())
+    assert len(report["intervals"]["samples"]["AP"]) == 4
+    assert "intervals over 4 draws" in (report_dir / "report.md").read_text()
+
+
 def test_score_outputs_gives_perfect_outputs_perfect_scores_and_counts_a_dropped_animal(synthetic):
     from aptrack.core.instances import Instances
     from aptrack.eval.bench import score_outputs

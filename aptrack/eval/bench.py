@@ -90,7 +90,7 @@ def run_clip(pipeline: Pipeline, clip_data: ClipDataset, clip: Clip, source: str
 
 
 def run_benchmark(pipeline: Pipeline, clip_data: ClipDataset, source: str, progress=None,
-                  compare: tuple[str, ...] = ()) -> dict:
+                  compare: tuple[str, ...] = (), bootstrap: int = 0) -> dict:
     """Run every clip and score it.
 
     Returns
@@ -101,7 +101,9 @@ def run_benchmark(pipeline: Pipeline, clip_data: ClipDataset, source: str, progr
     ``clips``, ``source``, and with ``compare`` (names in
     :data:`aptrack.eval.compare.COMPARE_TRACKERS`,
     detector boxes only) ``trackers``: aptrack's tracker and each named one on
-    the same detections.
+    the same detections; with ``bootstrap`` N > 0, ``intervals``: the 95%
+    intervals of AP, IDF1 and MOTA over N draws of the clips with replacement
+    (:func:`aptrack.eval.bootstrap.clip_bootstrap`).
     """
     if source not in BOX_SOURCES:
         raise ValueError(f"unknown box source {source}")
@@ -133,8 +135,17 @@ def run_benchmark(pipeline: Pipeline, clip_data: ClipDataset, source: str, progr
         from aptrack.eval.compare import compare_trackers
         trackers = compare_trackers(adapters, clip_data, detections_per_clip,
                                     lambda c, t: load_image(clip_data.clips[c].files[t]))
+    summary = _summary(clip_data, pred, evals, names, source)
+    intervals = None
+    if bootstrap:
+        from aptrack.eval.bootstrap import clip_bootstrap
+        from aptrack.eval.tracking import clip_counts
+
+        intervals = clip_bootstrap(summary["coco"]["gt"], summary["coco"]["results"],
+                                   [c.image_ids for c in clip_data.clips], clip_counts(evals),
+                                   clip_data.layout.sigmas, bootstrap)
     return {"source": source, "clips": len(clip_data.clips), "frames": frames,
-            **_summary(clip_data, pred, evals, names, source), "trackers": trackers,
+            **summary, "trackers": trackers, "intervals": intervals,
             "speed": {"fps": frames / seconds if seconds > 0 else float("nan"),
                       "ms_per_frame": pipeline.timer.ms_per_frame(frames)}}
 

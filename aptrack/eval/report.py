@@ -32,7 +32,15 @@ def headline(report: dict) -> dict:
            "MOTP": tr.get("MOTP"), "keypoint_MOTA": tr.get("keypoint_MOTA"), "fps": sp["fps"],
            "boxes": report["source"], "split": report.get("split"), "clips": report["clips"],
            "frames": report["frames"]}
+    if report.get("intervals"):
+        out["intervals"] = {k: v for k, v in report["intervals"].items() if k != "samples"}
     return json_safe(out)
+
+
+def interval_line(intervals: dict) -> str:
+    """One line for :func:`aptrack.eval.bootstrap.clip_bootstrap`'s intervals."""
+    parts = ", ".join(f"{name} {intervals[name][0]:.3f}-{intervals[name][1]:.3f}" for name in ("AP", "IDF1", "MOTA"))
+    return f"{100 * intervals['level']:.0f}% intervals over {intervals['draws']} draws of the clips: {parts}"
 
 
 def markdown(report: dict) -> str:
@@ -48,6 +56,8 @@ def markdown(report: dict) -> str:
     for key in ("AP", "AP50", "AP75", "AR", "PCK@0.05", "EPE", "MOTA", "IDF1", "id_switches", "HOTA",
                 "DetA", "AssA", "MOTP", "keypoint_MOTA", "fps"):
         lines.append(f"| {key} | {fmt(h[key], 2 if key in ('EPE', 'fps') else 3)} |")
+    if report.get("intervals"):
+        lines += ["", interval_line(report["intervals"]) + "."]
     lines += ["", "## AP per species", "", "| species | AP |", "| --- | --- |"]
     for name, ap in report["keypoints"]["per_category"].items():
         lines.append(f"| {name} | {fmt(json_safe(ap))} |")

@@ -145,6 +145,19 @@ def mean_matched_iou(accumulators) -> float:
     return float(1.0 - d.mean()) if len(d) else float("nan")
 
 
+def clip_counts(clips: list[ClipTrackingEval]) -> np.ndarray:
+    """Each clip's tracking counts (C, 7) int64: IDTP, IDFP, IDFN, misses, false positives, ID switches and
+    objects (:data:`aptrack.eval.bootstrap.COUNT_KEYS`), from which IDF1 and MOTA of any set of clips follow."""
+    import motmetrics as mm
+
+    if not clips:
+        return np.zeros((0, 7), np.int64)
+    names = [str(i) for i in range(len(clips))]
+    keys = ["idtp", "idfp", "idfn", "num_misses", "num_false_positives", "num_switches", "num_objects"]
+    table = mm.metrics.create().compute_many([c.boxes for c in clips], metrics=keys, names=names)
+    return table.loc[names, keys].to_numpy(np.float64).round().astype(np.int64)
+
+
 def summarize(clips: list[ClipTrackingEval], names: list[str] | None = None) -> dict:
     """MOT metrics over all clips, and per clip.
 
