@@ -175,7 +175,7 @@ def pose_ceiling(pipeline, clips, outputs) -> tuple[list, list[dict]]:
     :data:`IOU_BANDS` band of the carried box's IoU with the annotated box: animal-frames, mean OKS of the
     pose as run and from the annotated box (keypoints visible in the annotation; frames after the first)."""
     from aptrack.core.boxes import box_area_xyxy, box_iou_xyxy
-    from aptrack.core.oks import keypoint_similarities
+    from aptrack.core.oks import oks_matrix
     from aptrack.io.images import load_image
 
     a, sigmas = clips.animals, clips.layout.sigmas
@@ -196,15 +196,13 @@ def pose_ceiling(pipeline, clips, outputs) -> tuple[list, list[dict]]:
             keypoints, keypoint_scores = carried.keypoints.copy(), carried.keypoint_scores.copy()
             keypoints[mine], keypoint_scores[mine] = posed.keypoints, posed.keypoint_scores
             frames.append((carried.with_(keypoints=keypoints, keypoint_scores=keypoint_scores), tracked))
-            areas = box_area_xyxy(truth_xyxy)
             iou = np.diag(box_iou_xyxy(carried.boxes_xyxy[mine].astype(np.float64), truth_xyxy.astype(np.float64)))
-            for j, r in enumerate(truth_rows):
-                seen = a.visible[r].astype(bool)
-                if not seen.any():
-                    continue
-                oks = [keypoint_similarities(kp[None], a.keypoints[r][None], areas[j:j + 1], sigmas)[0, 0][seen].mean()
-                       for kp in (carried.keypoints[mine[j]], posed.keypoints[j])]
-                rows.append((iou[j], *oks))
+            # OKS over the keypoints visible in the annotation (NaN where it shows none)
+            every = np.ones(a.visible[truth_rows].shape, bool)
+            run, boxed = (np.diag(oks_matrix(kp, every, a.keypoints[truth_rows], a.visible[truth_rows],
+                                             box_area_xyxy(truth_xyxy), sigmas))
+                          for kp in (carried.keypoints[mine], posed.keypoints))
+            rows += [r for r in zip(iou, run, boxed) if np.isfinite(r[1])]
         replaced.append(frames)
     table = np.array(rows, np.float64).reshape(-1, 3)
     bands = []

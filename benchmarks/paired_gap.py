@@ -21,7 +21,7 @@ def main(argv=None) -> int:
     p.add_argument("b", help="report.json of the second run")
     args = p.parse_args(argv)
 
-    from aptrack.eval.bootstrap import paired_interval
+    from aptrack.eval.bootstrap import FIGURES, paired_interval
 
     reports = []
     for path in (args.a, args.b):
@@ -39,7 +39,7 @@ def main(argv=None) -> int:
     level = a["intervals"]["level"]
     print(f"{a['source']} minus {b['source']} on {a['data']} ({a['clips']} clips), "
           f"{100 * level:.0f}% over {a['intervals']['draws']} paired draws:")
-    for name in ("AP", "IDF1", "MOTA"):
+    for name in FIGURES:
         sa, sb = a["intervals"]["samples"][name], b["intervals"]["samples"][name]
         sa = [float("nan") if v is None else v for v in sa]
         sb = [float("nan") if v is None else v for v in sb]

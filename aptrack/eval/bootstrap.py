@@ -15,6 +15,9 @@ import numpy as np
 
 from aptrack.eval.keypoints import keypoint_ap
 
+FIGURES = ("AP", "IDF1", "MOTA")
+"""The figures :func:`clip_bootstrap` gives intervals of, in its output's order."""
+
 COUNT_KEYS = ("idtp", "idfp", "idfn", "misses", "false_positives", "id_switches", "objects")
 """Per-clip tracking counts that :func:`tracking_figures` needs."""
 
@@ -95,10 +98,9 @@ def clip_bootstrap(gt: dict, results: list[dict], clip_images: list, counts, sig
         draw_gt, draw_results = _drawn_coco(gt, results, clip_images, drawn)
         ap = keypoint_ap(draw_gt, draw_results, sigmas)["AP"]
         figures[d] = (ap, *tracking_figures(counts[drawn].sum(axis=0)))
-    names = ("AP", "IDF1", "MOTA")
-    out = {name: percentile_interval(figures[:, k], level) for k, name in enumerate(names)}
+    out = {name: percentile_interval(figures[:, k], level) for k, name in enumerate(FIGURES)}
     return {**out, "draws": draws, "level": level, "seed": seed,
-            "samples": {name: figures[:, k].tolist() for k, name in enumerate(names)}}
+            "samples": {name: figures[:, k].tolist() for k, name in enumerate(FIGURES)}}
 
 
 def percentile_interval(samples, level: float = 0.95) -> tuple[float, float]:

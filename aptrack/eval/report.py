@@ -7,6 +7,7 @@ import math
 from pathlib import Path
 
 from aptrack.core.errors import write_atomic, write_json_atomic
+from aptrack.eval.bootstrap import FIGURES
 
 
 def json_safe(value):
@@ -39,7 +40,7 @@ def headline(report: dict) -> dict:
 
 def interval_line(intervals: dict) -> str:
     """One line for :func:`aptrack.eval.bootstrap.clip_bootstrap`'s intervals."""
-    parts = ", ".join(f"{name} {intervals[name][0]:.3f}-{intervals[name][1]:.3f}" for name in ("AP", "IDF1", "MOTA"))
+    parts = ", ".join(f"{name} {intervals[name][0]:.3f}-{intervals[name][1]:.3f}" for name in FIGURES)
     return f"{100 * intervals['level']:.0f}% intervals over {intervals['draws']} draws of the clips: {parts}"
 
 
