@@ -23,6 +23,7 @@ from aptrack.core.errors import AptrackError, ConfigError, OutputError, WeightsE
 from aptrack.core.instances import Instances
 from aptrack.core.layout import KeypointLayout
 from aptrack.detect.config import BackgroundConfig, CadenceConfig, DetectorConfig
+from aptrack.detect.mirror import detect_mirrored_too
 from aptrack.io.draw import DrawConfig
 from aptrack.pose.config import PoseConfig
 from aptrack.track import PoseTracker
@@ -265,11 +266,14 @@ class Pipeline:
             with self.timer("detect"):
                 fit(sample(self.detector.config.sample_frames))
 
-    def _detect(self, frame: np.ndarray, frame_index: int) -> Instances:
-        """The detector on one frame, given the tracker's predicted centres when it uses them."""
+    def _detect(self, frame: np.ndarray, frame_index: int, mirrored_too: bool = False) -> Instances:
+        """The detector on one frame, given the tracker's predicted centres when it uses them; with
+        ``mirrored_too`` (for a detector that takes no predictions), also on the mirrored frame, the boxes merged."""
         with self.timer("detect"):
             if getattr(self.detector, "uses_predictions", False):
                 return self.detector(frame, frame_index, self.tracker.expected_centres())
+            if mirrored_too:
+                return detect_mirrored_too(self.detector, frame, frame_index, self.propagation.flip_nms_iou)
             return self.detector(frame, frame_index)
 
     def track_known(self, frame: np.ndarray, animals: Instances) -> Instances:
@@ -338,7 +342,7 @@ class Pipeline:
         if self.propagator is not None and self.propagator.started:
             found = boxes
             if found is None and detect and self.propagation.use_detector:
-                found = self._detect(frame, frame_index)
+                found = self._detect(frame, frame_index, self.propagation.detector_flip_test)
             self.last_detections = found
             return self.propagator.step(frame, frame_index, self.estimate_pose, found, self.timer)
         if detect:

@@ -19,6 +19,8 @@ seconds), and this prints:
   annotated animals (a perfect seen/hidden decision), and "not reported when covered by at least
   X of an animal in front of it" (the true depth order, the carried boxes), the ceiling of a
   depth-aware report rule;
+* per band of ``visible_fraction`` of the annotated animals, how many have a detection on them (IoU 0.5
+  with the annotated box), whichever animal took it: what the detector can give at most;
 * the annotated animal-frames whose carried box went astray (IoU under 0.5 with the annotated
   box), by what the propagator had on the animal in that frame (its
   :class:`aptrack.track.propagate.StepEvidence`): its motion prediction, its single-object
@@ -126,6 +128,30 @@ def breakdown(clips, outputs, truth: dict) -> list[dict]:
                     "reported": int(rep.sum()), "FP": int((rep & ~ann).sum()), "missed": int((ann & ~rep).sum()),
                     "iou_whole": float(r[:, 3].mean()) if len(r) else float("nan"),
                     "iou_whole>=0.5": float((r[:, 3] >= 0.5).mean()) if len(r) else float("nan")})
+    return out
+
+
+def detector_recall(clips, evidence, truth: dict) -> list[dict]:
+    """Per band of visible fraction from 0.3 (the annotated animals; frames after the first): animal-frames and
+    how many have a detection of the frame on them (IoU >= 0.5 with the annotated box), whoever took it: the
+    most the detector can give the carried boxes."""
+    from aptrack.core.boxes import box_iou_xyxy
+
+    rows = []  # (visible fraction, found)
+    for clip, frames in zip(clips.clips, evidence):
+        for t in range(1, len(frames)):
+            dets = frames[t].detections_xyxy
+            for r in clip.rows[t]:
+                h = truth.get((int(clip.image_ids[t]), int(clips.track_ids[r])))
+                if h is None:
+                    continue
+                box = clips.animals.boxes_xyxy[r][None].astype(np.float64)
+                rows.append((h["visible_fraction"], len(dets) > 0 and box_iou_xyxy(dets, box).max() >= 0.5))
+    table = np.array(rows, np.float64).reshape(-1, 2)
+    out = []
+    for lo, hi in BANDS[1:]:
+        r = table[(table[:, 0] >= lo) & (table[:, 0] < hi)]
+        out.append({"band": f"{lo:.1f}-{min(hi, 1.0):.1f}", "n": len(r), "found": int(r[:, 1].sum())})
     return out
 
 
@@ -279,6 +305,10 @@ def main(argv=None) -> int:
     for b in breakdown(clips, outputs, truth):
         lines.append(f"| {b['band']} | {b['n']} | {b['annotated']} | {b['reported']} | {b['FP']} | {b['missed']} | "
                      f"{b['iou_whole']:.3f} | {b['iou_whole>=0.5']:.3f} |")
+    lines += ["", "| visible fraction | annotated animal-frames | with a detection on them (IoU >= 0.5) |",
+              "|---|---|---|"]
+    lines += [f"| {b['band']} | {b['n']} | {b['found']} ({b['found'] / max(b['n'], 1):.0%}) |"
+              for b in detector_recall(clips, evidence, truth)]
     astray = astray_sources(clips, outputs, evidence, config.propagation.sot_min_score)
     lines += ["", f"{astray['astray']} annotated animal-frames with the carried box astray "
               "(IoU < 0.5 with the annotated box); on the animal (IoU >= 0.5) in those frames:", "",

@@ -43,3 +43,9 @@ def test_at_least_xyxy_widens_only_boxes_below_the_side_about_their_centres():
     from aptrack.core.boxes import at_least_xyxy
     got = at_least_xyxy([[10, 10, 11, 30], [0, 0, 8, 8]], 4.0)
     np.testing.assert_allclose(got, [[8.5, 10, 12.5, 30], [0, 0, 8, 8]])
+
+
+def test_mirrored_boxes_swap_their_edges_about_the_image_width_and_mirror_back():
+    boxes = np.array([[10, 20, 50, 100], [0, 0, 64, 8]], float)
+    np.testing.assert_allclose(B.mirrored_xyxy(boxes, 64), [[14, 20, 54, 100], [0, 0, 64, 8]])
+    np.testing.assert_allclose(B.mirrored_xyxy(B.mirrored_xyxy(boxes, 64), 64), boxes)

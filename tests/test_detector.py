@@ -66,3 +66,55 @@ def test_an_onnx_detector_with_a_fixed_batch_takes_frames_one_at_a_time(dog_clip
     assert not det.takes_batches  # the int8 ONNX file's batch is fixed at 1
     for (index, frame), got in zip(frames, det.detect_many(frames)):
         np.testing.assert_array_equal(got.boxes_xyxy, det(frame, index).boxes_xyxy)
+
+
+class LeftSideDetector:
+    """Sees only what lies in the left half of a frame: the bright blocks there, at their score."""
+
+    def __init__(self):
+        self.seen = []
+
+    def __call__(self, frame, frame_index):
+        from aptrack.core.instances import Instances
+
+        self.seen.append(frame.copy())
+        half = frame.shape[1] // 2
+        boxes, scores = [], []
+        for level, score in ((255, 0.9), (128, 0.5)):
+            ys, xs = np.nonzero(frame[:, :half, 0] == level)
+            if len(xs):
+                boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1])
+                scores.append(score)
+        if not boxes:
+            return Instances.empty(frame_index=frame_index)
+        return Instances(np.array(boxes, float), scores, frame_index=frame_index)
+
+
+def test_mirrored_detection_adds_the_boxes_only_the_mirror_shows_in_unmirrored_pixels():
+    from aptrack.detect.mirror import detect_mirrored_too
+
+    frame = np.zeros((40, 100, 3), np.uint8)
+    frame[5:15, 10:20] = 255  # left: seen in the plain frame
+    frame[20:30, 70:90] = 128  # right: seen only in the mirrored one
+    detector = LeftSideDetector()
+    found = detect_mirrored_too(detector, frame, 3, 0.6)
+    np.testing.assert_array_equal(detector.seen[1], frame[:, ::-1])
+    np.testing.assert_allclose(found.boxes_xyxy, [[10, 5, 20, 15], [70, 20, 90, 30]])
+    np.testing.assert_allclose(found.scores, [0.9, 0.5])
+    assert found.frame_index == 3
+
+
+def test_an_animal_both_views_find_is_kept_once_at_its_better_score():
+    from aptrack.core.instances import Instances
+    from aptrack.detect.mirror import detect_mirrored_too
+
+    def symmetric(frame, frame_index):  # the same centred box in both views; the mirrored view is surer
+        score = 0.8 if frame[0, 0, 0] else 0.4
+        return Instances(np.array([[40.0, 10.0, 60.0, 30.0]]), [score], frame_index=frame_index)
+
+    frame = np.zeros((40, 100, 3), np.uint8)
+    frame[0, -1] = 255  # only the mirror has this pixel at its top left
+    found = detect_mirrored_too(symmetric, frame, 0, 0.6)
+    assert len(found) == 1 and found.scores[0] == np.float32(0.8)
+    empty = detect_mirrored_too(lambda f, i: Instances.empty(frame_index=i), frame, 7, 0.6)
+    assert len(empty) == 0 and empty.boxes_xyxy.shape == (0, 4) and empty.frame_index == 7

@@ -591,3 +591,34 @@ def test_the_frame_loop_holds_known_animals_back_by_the_lag_and_yields_them_revi
     np.testing.assert_allclose(steps[4].tracked.boxes_xyxy[0], [90, 10, 130, 50], atol=1e-3)  # revised
     np.testing.assert_allclose(steps[3].carried.boxes_xyxy[0], [80, 10, 120, 50], atol=1e-3)
     assert box_iou_xyxy(steps[2].carried.boxes_xyxy[:1].astype(float), np.array([FOUND], float))[0, 0] == 0
+
+
+class RecordingDetector:
+    """Finds nothing; keeps every frame it was shown."""
+
+    def __init__(self):
+        self.frames = []
+
+    def __call__(self, frame, frame_index):
+        self.frames.append(frame.copy())
+        return Instances.empty(frame_index=frame_index)
+
+
+@pytest.mark.parametrize("flip, views", [(True, 2), (False, 1)])
+def test_known_animals_mode_runs_the_detector_on_the_mirrored_frame_too_when_asked(flip, views):
+    from aptrack.pipeline import Pipeline
+    from aptrack.track import PoseTracker
+
+    frame = np.zeros((40, 60, 3), np.uint8)
+    frame[:, :10] = 200  # tells the mirrored frame from the plain one
+    detector = RecordingDetector()
+    pipe = Pipeline(detector, PoseTracker(), propagation=PropagationConfig(sot_weights=None, detector_flip_test=flip))
+    pipe.track_known(frame, Instances([[20, 10, 40, 30]], [1], track_ids=[1]))
+    pipe(frame, 1)
+    assert len(detector.frames) == views
+    np.testing.assert_array_equal(detector.frames[0], frame)
+    if flip:
+        np.testing.assert_array_equal(detector.frames[1], frame[:, ::-1])
+    pipe.reset()  # the detector mode (no known animals) sees the plain frame only
+    pipe(frame, 2)
+    assert len(detector.frames) == views + 1

@@ -94,6 +94,16 @@ def grown_xyxy(box_xyxy, growth) -> np.ndarray:
     return np.concatenate([centre - size / 2, centre + size / 2])
 
 
+def mirrored_xyxy(boxes, width: float) -> np.ndarray:
+    """Boxes (N, 4) ``xyxy`` of an image mirrored left to right, in the pixels of the unmirrored one.
+
+    ``width`` is the image's width in pixels; ``x`` becomes ``width - x``, so
+    the left and right edges swap. Applying it twice gives the boxes back.
+    """
+    b = _f(boxes)
+    return np.stack([width - b[:, 2], b[:, 1], width - b[:, 0], b[:, 3]], axis=1)
+
+
 def widened_xyxy(boxes, buffer: float) -> np.ndarray:
     """Boxes (N, 4) grown by ``buffer`` times their width and height on each side."""
     b = _f(boxes)

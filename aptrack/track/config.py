@@ -283,6 +283,14 @@ class PropagationConfig:
     easier to follow back from where it is clear than forward from where it
     was hidden. Those frames get the backward box, a pose in it, and their
     scores again.
+
+    ``detector_flip_test`` (with ``use_detector``): the detector also runs on
+    the mirrored frame and the two sets of boxes are merged, overlaps above
+    ``flip_nms_iou`` (IoU) removed (:func:`aptrack.detect.mirror.detect_mirrored_too`);
+    the mirrored view finds some partly hidden animals the plain one misses,
+    and in this mode detections only ever join known animals. It doubles the
+    detector's time. Not for a detector that takes the tracker's predictions
+    (the background detector).
     """
 
     sot_weights: str | None = "vittrack"
@@ -311,6 +319,8 @@ class PropagationConfig:
     colour_evidence: float = 0.5
     hindsight_frames: int = 4
     anchor_min_score: float = 0.8
+    detector_flip_test: bool = True
+    flip_nms_iou: float = 0.6
 
     def __post_init__(self) -> None:
         if not 0 <= self.hindsight_frames <= MAX_HINDSIGHT_FRAMES:
@@ -322,7 +332,7 @@ class PropagationConfig:
             raise ConfigError(f"propagation.appearance_gate must be in [-1, 1], got {self.appearance_gate}")
         for name in ("sot_min_score", "detection_min_iou", "keypoint_score_threshold", "reinit_iou",
                      "visible_min_score", "reappear_min_score", "reacquire_min_similarity", "duplicate_pose_oks",
-                     "look_evidence", "colour_evidence", "anchor_min_score"):
+                     "look_evidence", "colour_evidence", "anchor_min_score", "flip_nms_iou"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"propagation.{name} must be in [0, 1], got {value}")
