@@ -182,6 +182,7 @@ def test_first_frame_animals_without_ids_are_numbered_after_the_given_ones():
     ({"anchor_min_score": 1.5}, "anchor_min_score must be in [0, 1]"),
     ({"hindsight_frames": -1}, "hindsight_frames must be in [0, 64]"),
     ({"reinit_scale": 0.5}, "reinit_scale must be >= 1"),
+    ({"flip_nms_iou": 1.5}, "flip_nms_iou must be in [0, 1]"),
 ])
 def test_propagation_settings_out_of_range_are_refused(changes, needle):
     with pytest.raises(ConfigError) as err:
