@@ -40,10 +40,8 @@ def main(argv=None) -> int:
     print(f"{a['source']} minus {b['source']} on {a['data']} ({a['clips']} clips), "
           f"{100 * level:.0f}% over {a['intervals']['draws']} paired draws:")
     for name in FIGURES:
-        sa, sb = a["intervals"]["samples"][name], b["intervals"]["samples"][name]
-        sa = [float("nan") if v is None else v for v in sa]
-        sb = [float("nan") if v is None else v for v in sb]
-        low, high = paired_interval(sa, sb, level)
+        # a draw's NaN was written as null; paired_interval's float64 arrays read null back as NaN
+        low, high = paired_interval(a["intervals"]["samples"][name], b["intervals"]["samples"][name], level)
         gap = a["keypoints"]["AP"] - b["keypoints"]["AP"] if name == "AP" else \
             a["tracking"]["overall"][name] - b["tracking"]["overall"][name]
         print(f"  {name:<5} {gap:+.3f}  ({low:+.3f} to {high:+.3f})")
