@@ -102,7 +102,7 @@ def make_frames(out: Path, synthetic: int, seed: int, real: bool) -> None:
     (out / "images").mkdir(parents=True, exist_ok=True)
     animals = load_keypoint_dataset(src / "keypoints.json", src / "images", load_layout("ap10k"))
     cfg = SynthConfig()
-    held_out = set(select_split(animals, "val", cfg.val_instances, cfg.split_seed).files.tolist())
+    held_out = {Path(f).name for f in select_split(animals, "val", cfg.val_instances, cfg.split_seed).files}
     synth = ClipSynthesizer(select_split(animals, "train", cfg.val_instances, cfg.split_seed), cfg)
     pseudo = PseudoLabeller(mirror() / "weights" / "yolov8n_int8.onnx")
     records = []
@@ -120,7 +120,7 @@ def make_frames(out: Path, synthetic: int, seed: int, real: bool) -> None:
             by_image.setdefault(int(a["image_id"]), []).append(a)
         for image_id, name in data["images"].items():
             path = src / "images" / name
-            if str(path) in held_out:
+            if path.name in held_out:  # by name: the mirror may be given as a relative path
                 continue
             img, s, dx, dy = letterbox(load_image(path))
             labels = [[COCO_IDS[species[int(a["category_id"])]], a["bbox"][0] * s + dx, a["bbox"][1] * s + dy,
