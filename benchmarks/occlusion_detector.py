@@ -48,8 +48,21 @@ PSEUDO_NMS_IOU = 0.6
 SYNTH_HARD_SHARE = 0.8
 
 
-def mirror() -> Path:
-    return Path(os.environ.get("APTRACK_MIRROR", "../shared/assets"))
+def animal_pose_dir() -> Path:
+    """``animalpose/`` of the offline mirror (``$APTRACK_MIRROR``)."""
+    from aptrack.core.hub import mirror_root
+
+    root = mirror_root()
+    if root is None or not (root / "animalpose" / "keypoints.json").is_file():
+        raise SystemExit("set APTRACK_MIRROR to a folder holding animalpose/keypoints.json")
+    return root / "animalpose"
+
+
+def bundled_detector() -> Path:
+    """The bundled int8 YOLOv8n ONNX file, found and sha256-checked by the weights registry."""
+    from aptrack.core.hub import resolve
+
+    return resolve("yolov8n-int8").path
 
 
 def letterbox(img: np.ndarray):
@@ -98,13 +111,13 @@ def make_frames(out: Path, synthetic: int, seed: int, real: bool) -> None:
     from aptrack.data.synth import ClipSynthesizer, SynthConfig
     from aptrack.io.images import load_image
 
-    src = mirror() / "animalpose"
+    src = animal_pose_dir()
     (out / "images").mkdir(parents=True, exist_ok=True)
     animals = load_keypoint_dataset(src / "keypoints.json", src / "images", load_layout("ap10k"))
     cfg = SynthConfig()
     held_out = {Path(f).name for f in select_split(animals, "val", cfg.val_instances, cfg.split_seed).files}
     synth = ClipSynthesizer(select_split(animals, "train", cfg.val_instances, cfg.split_seed), cfg)
-    pseudo = PseudoLabeller(mirror() / "weights" / "yolov8n_int8.onnx")
+    pseudo = PseudoLabeller(bundled_detector())
     records = []
 
     def save(img, labels, kind):
@@ -130,15 +143,13 @@ def make_frames(out: Path, synthetic: int, seed: int, real: bool) -> None:
     for j in range(synthetic):
         hard = rng.random() < SYNTH_HARD_SHARE
         r = np.random.default_rng([seed, 1000 + j])
-        lo, hi = cfg.hard_animals if hard else cfg.easy_animals
-        n = min(int(r.integers(lo, hi + 1)), len(synth.pool))
-        picks = r.choice(synth.pool, size=n, replace=False)
-        heights = r.uniform(*(cfg.hard_height if hard else cfg.easy_height), n) * cfg.height
-        start, end = synth._paths(n, heights, hard, r)
+        picks, heights = synth.pick_animals(hard, r)
+        n = len(picks)
+        start, end = synth.paths(n, heights, hard, r)
         u = r.uniform(0.2, 0.8) if hard else r.uniform()  # hard clips cross mid-way
         flips = r.random(n) < 0.5
         order = r.permutation(n)
-        patches = synth._patches(picks, flips)
+        patches = synth.patches(picks, flips)
         frame, anns = synth.render(synth.background(r), patches,
                                    [(start[i] + (end[i] - start[i]) * u, heights[i]) for i in range(n)], order)
         img, s, dx, dy = letterbox(frame)
@@ -164,7 +175,7 @@ def float_network(state: Path | None = None):
         model.load_state_dict(torch.load(state))
         return model
     init = {i.name: numpy_helper.to_array(i)
-            for i in onnx.load(str(mirror() / "weights" / "yolov8n_int8.onnx")).graph.initializer}
+            for i in onnx.load(str(bundled_detector())).graph.initializer}
     weights = {}
     for key, value in model.state_dict().items():
         base = key[:-len(".weight")]
@@ -264,7 +275,7 @@ def export(state: Path, out: Path) -> None:
     fp32 = out.with_name(out.stem + "_fp32.onnx")
     torch.onnx.export(model, torch.zeros(1, 3, SIZE, SIZE), str(fp32), input_names=["images"],
                       output_names=["output0"], opset_version=17, dynamo=False)
-    source = onnx.load(str(mirror() / "weights" / "yolov8n_int8.onnx"))
+    source = onnx.load(str(bundled_detector()))
     m = onnx.load(str(fp32))
     del m.metadata_props[:]
     for p in source.metadata_props:

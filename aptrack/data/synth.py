@@ -151,7 +151,16 @@ class ClipSynthesizer:
         g = np.linspace(60, 180, cfg.width, dtype=np.float32)
         return np.repeat(np.repeat(g[None, :, None], cfg.height, 0), 3, 2).astype(np.uint8)
 
-    def _paths(self, n: int, heights: np.ndarray, hard: bool, rng: np.random.Generator):
+    def pick_animals(self, hard: bool, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """The source rows of one clip's animals (n,) and their heights in pixels (n,) at its start."""
+        cfg = self.config
+        lo_n, hi_n = cfg.hard_animals if hard else cfg.easy_animals
+        n = min(int(rng.integers(lo_n, hi_n + 1)), len(self.pool))  # a small source: fewer per clip
+        picks = rng.choice(self.pool, size=n, replace=False)
+        hrange = cfg.hard_height if hard else cfg.easy_height
+        return picks, rng.uniform(*hrange, n) * cfg.height
+
+    def paths(self, n: int, heights: np.ndarray, hard: bool, rng: np.random.Generator):
         """Start and end centres (n, 2) each; hard clips cross near one point."""
         cfg = self.config
         W, H = cfg.width, cfg.height
@@ -168,7 +177,7 @@ class ClipSynthesizer:
             end = start + rng.uniform(-0.25, 0.25, (n, 2)) * np.array([W, H])
         return np.clip(start, lo, hi), np.clip(end, lo, hi)
 
-    def _patches(self, picks, flips) -> list:
+    def patches(self, picks, flips) -> list:
         """(patch, keypoints in patch pixels, visible, species) per source row, flipped where asked."""
         layout = self.layout
         patches = []
@@ -268,18 +277,15 @@ class ClipSynthesizer:
     def clip(self, video_id: int, hard: bool, rng: np.random.Generator):
         """Frames (list of (H, W, 3) uint8) and annotations (list per frame of dicts)."""
         cfg = self.config
-        lo_n, hi_n = cfg.hard_animals if hard else cfg.easy_animals
-        n = min(int(rng.integers(lo_n, hi_n + 1)), len(self.pool))  # a small source: fewer per clip
-        picks = rng.choice(self.pool, size=n, replace=False)
-        hrange = cfg.hard_height if hard else cfg.easy_height
-        heights = rng.uniform(*hrange, n) * cfg.height
-        start, end = self._paths(n, heights, hard, rng)
+        picks, heights = self.pick_animals(hard, rng)
+        n = len(picks)
+        start, end = self.paths(n, heights, hard, rng)
         grow = rng.uniform(*cfg.scale_change, n)
         wobble_amp = rng.uniform(0, 0.03, (n, 2)) * np.array([cfg.width, cfg.height])
         wobble_phase = rng.uniform(0, 2 * np.pi, (n, 2))
         flips = rng.random(n) < 0.5
         order = rng.permutation(n)  # drawing order: later animals occlude earlier ones
-        patches = self._patches(picks, flips)
+        patches = self.patches(picks, flips)
         background = self.background(rng)
         frames, annotations = [], []
         for t in range(cfg.frames):
@@ -309,7 +315,7 @@ class ClipSynthesizer:
         """
         cfg, occ = self.config, occlusion
         row = int(rng.choice(self.pool))
-        patches = self._patches([row, row], [False, True])
+        patches = self.patches([row, row], [False, True])
         height = rng.uniform(*occ.height) * cfg.height
         half = np.array([0.75, 0.5]) * height
         lo, hi = half, np.array([cfg.width, cfg.height]) - half
