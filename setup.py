@@ -14,7 +14,7 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-DATA = {"pipelines": ("*.yaml",), "configs": ("*/*.yaml",), "weights": ("registry.yaml", "*.pt", "*.md")}
+DATA = {"pipelines": ("*.yaml",), "configs": ("*/*.yaml",), "weights": ("registry.yaml", "*.pt", "*.onnx", "*.md")}
 
 
 class build_py_with_resources(build_py):

@@ -118,3 +118,25 @@ def test_an_animal_both_views_find_is_kept_once_at_its_better_score():
     assert len(found) == 1 and found.scores[0] == np.float32(0.8)
     empty = detect_mirrored_too(lambda f, i: Instances.empty(frame_index=i), frame, 7, 0.6)
     assert len(empty) == 0 and empty.boxes_xyxy.shape == (0, 4) and empty.frame_index == 7
+
+
+def test_the_known_pipeline_runs_the_committed_fine_tuned_detector_which_agrees_on_a_whole_dog(dog_clip, mirror):
+    from aptrack.core import hub
+    from aptrack.core.boxes import box_iou_xyxy
+    from aptrack.pipeline import load_pipeline
+
+    known = load_pipeline("known")
+    assert (known.detector.weights, known.base) == ("aptrack-yolov8n-occluded", "default")
+    default = load_pipeline("default").propagation  # and three settings re-tuned for its scores
+    assert (known.propagation.visible_min_score, known.propagation.reappear_min_score,
+            known.propagation.detection_min_iou) == (0.65, 0.8, 0.5)
+    assert known.propagation.hindsight_frames == default.hindsight_frames
+    found = hub.resolve(known.detector.weights)
+    assert found.source == "project" and found.sha256.startswith("883a741cb758")
+    frame = _frames(dog_clip, 1)[0]
+    ours = YoloAnimalDetector(found.path, DetectorConfig(), "cpu")(frame)
+    bundled = YoloAnimalDetector(YOLO_INT8, DetectorConfig(), "cpu")(frame)
+    best_ours = ours.boxes_xyxy[np.argmax(ours.scores)]
+    best_bundled = bundled.boxes_xyxy[np.argmax(bundled.scores)]
+    assert ours.scores.max() >= 0.5 and (ours.labels == ANIMAL_LABEL).all()
+    assert box_iou_xyxy(best_ours[None], best_bundled[None])[0, 0] >= 0.9

@@ -45,7 +45,8 @@ def installed_wheel(tmp_path_factory) -> Path:
     for member in ("aptrack/resources/pipelines/default.yaml", "aptrack/resources/configs/layouts/ap10k.yaml",
                    "aptrack/resources/configs/models/aptrack-pose-mnv2-256-ft4.yaml",
                    "aptrack/resources/weights/registry.yaml",
-                   "aptrack/resources/weights/aptrack_pose_mnv2_256_ft4_animalpose.pt"):
+                   "aptrack/resources/weights/aptrack_pose_mnv2_256_ft4_animalpose.pt",
+                   "aptrack/resources/weights/aptrack_yolov8n_occluded_fp32.onnx", "aptrack/resources/pipelines/known.yaml"):
         assert member in names
     target = out / "site"
     install = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
