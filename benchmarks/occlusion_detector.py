@@ -28,7 +28,7 @@ an animal is 30-80% in view and the bundled int8 YOLOv8n finds no box on it (see
     the state as float ONNX (``*_fp32.onnx``) with the bundled file's metadata (class names,
     stride, input size) and its own description, then uint8 weights by onnxruntime's dynamic
     quantisation, as the bundled file is built (its ``ConvInteger`` is about 4 times slower
-    with int8 weights on this CPU). The uint8 file loses most of what the fine-tune gained on
+    with int8 weights on this CPU). The uint8 file loses part of what the fine-tune gained on
     partly hidden animals; the float file is the one shipped (``aptrack-yolov8n-occluded``,
     ``weights/aptrack_yolov8n_occluded_fp32.md``).
 ``recall``
