@@ -70,6 +70,20 @@ def animal_pose_dir() -> Path:
     return root / "animalpose"
 
 
+def split_sides():
+    """Animal-Pose as aptrack splits it: the folder, the training side (a ``KeypointDataset``)
+    and the names of the held-out images (by name: the mirror may be given as a relative path)."""
+    from aptrack.core.layout import load_layout
+    from aptrack.data.datasets import load_keypoint_dataset, select_split
+    from aptrack.data.synth import SynthConfig
+
+    src = animal_pose_dir()
+    animals = load_keypoint_dataset(src / "keypoints.json", src / "images", load_layout("ap10k"))
+    cfg = SynthConfig()
+    held_out = {Path(f).name for f in select_split(animals, "val", cfg.val_instances, cfg.split_seed).files}
+    return src, select_split(animals, "train", cfg.val_instances, cfg.split_seed), held_out
+
+
 def bundled_detector() -> Path:
     """The bundled int8 YOLOv8n ONNX file, found and sha256-checked by the weights registry."""
     from aptrack.core.hub import resolve
@@ -118,17 +132,12 @@ class PseudoLabeller:
 def make_frames(out: Path, synthetic: int, seed: int, real: bool) -> None:
     import cv2
 
-    from aptrack.core.layout import load_layout
-    from aptrack.data.datasets import load_keypoint_dataset, select_split
     from aptrack.data.synth import ClipSynthesizer, SynthConfig
     from aptrack.io.images import load_image
 
-    src = animal_pose_dir()
+    src, training_side, held_out = split_sides()
     (out / "images").mkdir(parents=True, exist_ok=True)
-    animals = load_keypoint_dataset(src / "keypoints.json", src / "images", load_layout("ap10k"))
-    cfg = SynthConfig()
-    held_out = {Path(f).name for f in select_split(animals, "val", cfg.val_instances, cfg.split_seed).files}
-    synth = ClipSynthesizer(select_split(animals, "train", cfg.val_instances, cfg.split_seed), cfg)
+    synth = ClipSynthesizer(training_side, SynthConfig())
     pseudo = PseudoLabeller(bundled_detector())
     records = []
 
@@ -145,7 +154,7 @@ def make_frames(out: Path, synthetic: int, seed: int, real: bool) -> None:
             by_image.setdefault(int(a["image_id"]), []).append(a)
         for image_id, name in data["images"].items():
             path = src / "images" / name
-            if path.name in held_out:  # by name: the mirror may be given as a relative path
+            if path.name in held_out:
                 continue
             img, s, dx, dy = letterbox(load_image(path))
             labels = [[COCO_IDS[species[int(a["category_id"])]], a["bbox"][0] * s + dx, a["bbox"][1] * s + dy,
@@ -295,12 +304,8 @@ def export(state: Path, out: Path) -> None:
             continue
         m.metadata_props.add(key=p.key, value=DESCRIPTION if p.key == "description" else p.value)
     onnx.save(m, str(fp32))
-    quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QUInt8)  # as the bundled file: ORT's ConvInteger is fast for uint8 weights only
-    m = onnx.load(str(out))
-    if not m.metadata_props:
-        for p in source.metadata_props:
-            m.metadata_props.add(key=p.key, value=p.value)
-        onnx.save(m, str(out))
+    # as the bundled file: ORT's ConvInteger is fast for uint8 weights only; the metadata carries over
+    quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QUInt8)
     print("wrote", out, "and", fp32)
 
 
@@ -312,23 +317,17 @@ def real_recall(weights: list[Path], limit: int | None, min_iou: float = 0.5,
     matches, by score order, an unmatched annotated box at IoU ``min_iou`` or more.
     """
     from aptrack.core.boxes import box_iou_xyxy
-    from aptrack.core.layout import load_layout
-    from aptrack.data.datasets import load_keypoint_dataset, select_split
-    from aptrack.data.synth import SynthConfig
     from aptrack.detect.config import DetectorConfig
     from aptrack.detect.yolo import YoloAnimalDetector
     from aptrack.io.images import load_image
 
-    src = animal_pose_dir()
-    animals = load_keypoint_dataset(src / "keypoints.json", src / "images", load_layout("ap10k"))
-    cfg = SynthConfig()
-    held_out = sorted({Path(f).name for f in select_split(animals, "val", cfg.val_instances, cfg.split_seed).files})
+    src, _, held_out = split_sides()
     data = json.loads((src / "keypoints.json").read_text())
     image_id = {name: int(i) for i, name in data["images"].items()}
     truth: dict[int, list] = {}
     for a in data["annotations"]:
         truth.setdefault(int(a["image_id"]), []).append(a["bbox"])  # xyxy in this file
-    names = held_out[:limit]
+    names = sorted(held_out)[:limit]
     rows = []
     for w in weights:
         detector = YoloAnimalDetector(w, DetectorConfig())
