@@ -19,6 +19,9 @@ seconds), and this prints:
   annotated animals (a perfect seen/hidden decision), and "not reported when covered by at least
   X of an animal in front of it" (the true depth order, the carried boxes), the ceiling of a
   depth-aware report rule;
+* the same run re-reported with the hidden-behind rule (``propagation.hidden_cover_share``) at
+  shares 0.4-0.8, replayed on its outputs without the hidden truth (how the share of
+  ``--pipeline known`` was chosen; on a run made with the rule, it only adds to it);
 * per band of ``visible_fraction`` of the annotated animals, how many have a detection on them (IoU 0.5
   with the annotated box), whichever animal took it: what the detector can give at most;
 * the annotated animal-frames whose carried box went astray (IoU under 0.5 with the annotated
@@ -58,6 +61,7 @@ import yaml
 BANDS = ((0.0, 0.3), (0.3, 0.5), (0.5, 0.8), (0.8, 1.01))
 IOU_BANDS = ((0.0, 0.5), (0.5, 0.7), (0.7, 0.85), (0.85, 1.01))
 COVER_LIMITS = (0.5, 0.6, 0.7, 0.8)
+HIDDEN_SHARES = (0.4, 0.5, 0.6, 0.7, 0.8)
 
 
 def run_outputs(config, clips, work: Path) -> tuple[list, list]:
@@ -249,6 +253,24 @@ def with_report(clips, outputs, rule) -> list:
             for clip, outs in zip(clips.clips, outputs)]
 
 
+def hidden_behind_report(clips, outputs, evidence, share: float) -> list:
+    """``outputs`` re-reported with :func:`aptrack.track.propagate.hidden_behind` at ``share`` applied to each
+    frame's reported animals (after the first frame), with the detections the forward step matched to them:
+    the rule replayed on a run made without it (the hindsight step's revisions are not replayed)."""
+    from aptrack.track.propagate import hidden_behind
+
+    out = []
+    for clip, outs, frames in zip(clips.clips, outputs, evidence):
+        replayed = [outs[0]]
+        for (carried, tracked), ev in zip(outs[1:], frames[1:]):
+            rows = np.array([int(np.flatnonzero(ev.ids == tid)[0]) for tid in carried.track_ids.tolist()], np.int64)
+            reported = np.isin(carried.track_ids, tracked.track_ids)
+            hidden = hidden_behind(carried.boxes_xyxy, ev.detection_rows[rows] >= 0, reported, share)
+            replayed.append((carried, carried.take(np.flatnonzero(reported & ~hidden))))
+        out.append(replayed)
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, type=Path, help="an aptrack synth set")
@@ -300,6 +322,9 @@ def main(argv=None) -> int:
 
         row(f"as run, less those covered >= {limit} by one in front (true depth)",
             scores(clips, with_report(clips, outputs, uncovered)))
+    for share in HIDDEN_SHARES:
+        row(f"as run, less those hidden behind a detected animal (hidden_cover_share {share}, forward step's "
+            "detections)", scores(clips, hidden_behind_report(clips, outputs, evidence, share)))
     lines += ["", "| visible fraction | animal-frames | annotated | reported | FP | missed | "
               "IoU with the whole animal | share >= 0.5 |", "|---|---|---|---|---|---|---|---|"]
     for b in breakdown(clips, outputs, truth):

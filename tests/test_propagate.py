@@ -14,7 +14,7 @@ from aptrack.core.errors import ConfigError, DatasetError
 from aptrack.core.instances import Instances
 from aptrack.io.init_boxes import load_init_boxes
 from aptrack.track.config import PropagationConfig
-from aptrack.track.propagate import IdentityPropagator, fuse_boxes_xyxy, keypoint_box_xyxy, match_known
+from aptrack.track.propagate import IdentityPropagator, fuse_boxes_xyxy, hidden_behind, keypoint_box_xyxy, match_known
 
 VITTRACK = SHARED_ASSETS / "weights" / "vittrack.onnx"
 
@@ -183,6 +183,7 @@ def test_first_frame_animals_without_ids_are_numbered_after_the_given_ones():
     ({"hindsight_frames": -1}, "hindsight_frames must be in [0, 64]"),
     ({"reinit_scale": 0.5}, "reinit_scale must be >= 1"),
     ({"flip_nms_iou": 1.5}, "flip_nms_iou must be in [0, 1]"),
+    ({"hidden_cover_share": -0.1}, "hidden_cover_share must be in [0, 1]"),
 ])
 def test_propagation_settings_out_of_range_are_refused(changes, needle):
     with pytest.raises(ConfigError) as err:
@@ -427,6 +428,35 @@ def test_an_animal_whose_pose_repeats_a_better_seen_ones_is_ranked_down_but_stil
             assert out.scores[1] < 0.05 * seen_behind
         else:
             assert out.scores[1] == pytest.approx(seen_behind)
+
+
+def test_an_animal_without_a_detection_mostly_inside_a_reported_one_with_a_detection_is_hidden_behind_it():
+    boxes = np.array([[0, 0, 100, 100],    # 0: the front animal, with a detection
+                      [20, 20, 80, 80],    # 1: wholly inside 0, no detection -> hidden
+                      [60, 0, 160, 100],   # 2: 40% inside 0, no detection -> not hidden at 0.5
+                      [10, 10, 90, 90],    # 3: inside 0 but with a detection of its own -> not hidden
+                      [300, 0, 400, 100]], float)  # 4: far away
+    has_detection = np.array([True, False, False, True, False])
+    reported = np.ones(5, bool)
+    assert hidden_behind(boxes, has_detection, reported, 0.5).tolist() == [False, True, False, False, False]
+    assert hidden_behind(boxes, has_detection, reported, 0.4).tolist() == [False, True, True, False, False]
+    assert not hidden_behind(boxes, has_detection, reported, 1.0).any()  # off
+    # a front animal that is not reported itself hides no one; nor does one without a detection
+    assert not hidden_behind(boxes, has_detection, np.array([False, True, True, False, True]), 0.5).any()
+    assert not hidden_behind(boxes, np.zeros(5, bool), reported, 0.5).any()
+    assert hidden_behind(np.zeros((0, 4)), np.zeros(0, bool), np.zeros(0, bool), 0.5).shape == (0,)
+
+
+def test_an_animal_whose_sot_sits_on_the_detected_animal_in_front_of_it_is_not_reported():
+    front_box, behind_box = [10, 10, 60, 60], [20, 15, 55, 55]  # the one behind: all inside the front box
+    for share, reported in ((0.5, [1]), (1.0, [1, 2])):
+        sots = iter([ScriptedSot([(front_box, 0.9)]), ScriptedSot([(behind_box, 0.9)])])
+        prop = IdentityPropagator(lambda: next(sots), PropagationConfig(hidden_cover_share=share, colour_evidence=0.0,
+                                                                        hindsight_frames=0))
+        prop.start(FRAME, Instances([front_box, behind_box], [1, 1], track_ids=[1, 2]), box_pose)
+        out = prop.step(FRAME, 1, box_pose, Instances([front_box], [0.9]))  # one detection: the front animal
+        assert out.track_ids.tolist() == reported
+        assert prop.carried.track_ids.tolist() == [1, 2]  # the hidden one is still carried
 
 
 def test_a_detection_between_two_animals_goes_to_the_one_it_looks_like():

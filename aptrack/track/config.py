@@ -251,7 +251,13 @@ class PropagationConfig:
     by at least this OKS (its crop likely shows the animal in front of it) has
     its score, the rank keypoint AP gives its pose, multiplied by ``1 - OKS``;
     whether it is reported still follows ``visible_min_score`` on the score
-    before. 1 turns it off.
+    before. 1 turns it off. ``hidden_cover_share``: an animal with no
+    detection matched to it whose box lies at least this share (of its area)
+    inside the box of a reported animal that has one is taken as hidden behind
+    that animal and not reported (its SOT and colours then see the animal in
+    front); 1 turns it off (the default: the rule needs a detector that finds
+    partly hidden animals, as ``--pipeline known``'s does; with the bundled one,
+    animals it misses but that show would be dropped).
 
     Looks (with the pipeline's ``appearance`` section on; each animal's look is
     the embedding of its first-frame box): ``appearance_weight`` (0 for none)
@@ -313,6 +319,7 @@ class PropagationConfig:
     reacquire_margin: float = 0.2
     reacquire_max_distance: float = 2.0
     duplicate_pose_oks: float = 0.7
+    hidden_cover_share: float = 1.0
     appearance_weight: float = 0.3
     appearance_gate: float = -1.0
     look_evidence: float = 1.0
@@ -332,7 +339,7 @@ class PropagationConfig:
             raise ConfigError(f"propagation.appearance_gate must be in [-1, 1], got {self.appearance_gate}")
         for name in ("sot_min_score", "detection_min_iou", "keypoint_score_threshold", "reinit_iou",
                      "visible_min_score", "reappear_min_score", "reacquire_min_similarity", "duplicate_pose_oks",
-                     "look_evidence", "colour_evidence", "anchor_min_score", "flip_nms_iou"):
+                     "hidden_cover_share", "look_evidence", "colour_evidence", "anchor_min_score", "flip_nms_iou"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"propagation.{name} must be in [0, 1], got {value}")

@@ -43,9 +43,13 @@ identity is created or lost for good. Every frame runs these steps:
    ``visible_min_score``, one that was hidden needs ``reappear_min_score``
    to come back; keypoint scores do not
    tell a hidden animal, as a top-down model finds a pose on whatever covers
-   it. Hidden animals keep being predicted (with the motion and the SOT)
-   and come back under their own id. All carried animals, hidden ones
-   included, stay available with their scores as :attr:`IdentityPropagator.carried`;
+   it. An animal with no detection of its own whose box lies mostly
+   (``hidden_cover_share``) inside the box of a reported animal that has one
+   is taken as hidden behind it (:func:`hidden_behind`): its SOT and colours
+   see the animal in front. Hidden animals keep being predicted (with the
+   motion and the SOT) and come back under their own id. All carried
+   animals, hidden ones included, stay available with their scores as
+   :attr:`IdentityPropagator.carried`;
 9. hindsight (``hindsight_frames`` > 0, with the SOT): an animal found again
    (a matched detection, seen at least ``anchor_min_score``) after frames
    without is followed backwards from its found box, by a new SOT, over the
@@ -67,7 +71,8 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from aptrack.core.boxes import at_least_xyxy, box_area_xyxy, box_iou_xyxy, grown_xyxy, xyah_to_xyxy, xyxy_to_xyah
+from aptrack.core.boxes import (at_least_xyxy, box_area_xyxy, box_intersection_xyxy, box_iou_xyxy, grown_xyxy,
+                                xyah_to_xyxy, xyxy_to_xyah)
 from aptrack.core.errors import ConfigError
 from aptrack.core.instances import Instances
 from aptrack.core.oks import oks_matrix
@@ -134,6 +139,31 @@ def match_known(boxes_xyxy, detections_xyxy: np.ndarray, min_iou: float, similar
     matches, _, _ = linear_assignment(np.where(allowed, 1.0 - score, NEVER), NEVER / 2)
     out[matches[:, 0]] = matches[:, 1]
     return out
+
+
+def hidden_behind(boxes_xyxy, has_detection, reported, min_share: float) -> np.ndarray:
+    """Which animals (N,) bool are taken as hidden behind another: those without a detection of their own
+    whose box lies at least ``min_share`` of its area inside the box of a reported animal that has one.
+
+    Parameters
+    ----------
+    boxes_xyxy : (N, 4) pixels
+    has_detection : (N,) bool, a detection of the frame is matched to the animal
+    reported : (N,) bool
+    min_share : float in [0, 1]; 1 takes no animal as hidden (the rule is off)
+
+    The animal with the detection is the one in front: a detector finds the
+    animal it sees, and a single-object tracker or a colour histogram on the
+    box of the animal behind sees the front one too.
+    """
+    b = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
+    fronts = np.asarray(has_detection, bool) & np.asarray(reported, bool)
+    out = np.zeros(len(b), bool)
+    if min_share >= 1.0 or not fronts.any():
+        return out
+    inside = box_intersection_xyxy(b, b[fronts]) / np.maximum(box_area_xyxy(b), 1e-9)[:, None]  # (N, F)
+    inside[np.flatnonzero(fronts), np.arange(int(fronts.sum()))] = 0.0  # not behind itself
+    return ~np.asarray(has_detection, bool) & (inside.max(axis=1) >= min_share)
 
 
 PoseFn = Callable[[np.ndarray, Instances], Instances]
@@ -471,6 +501,7 @@ class IdentityPropagator:
         # covers it with a middling score, which must not bring it back (on the SOT alone, with no detector,
         # whose score seldom reaches it, every animal keeps visible_min_score)
         visible = self._reported_now(seen, self._reported)
+        visible &= ~hidden_behind(corrected, det_rows >= 0, visible, cfg.hidden_cover_share)
         self._reported = visible
         scores = self._discount_duplicates(animals, corrected, seen)
         out = animals.with_(boxes_xyxy=corrected, scores=scores.astype(np.float32))
@@ -617,6 +648,8 @@ class IdentityPropagator:
             scores = self._discount_duplicates(merged, merged.boxes_xyxy.astype(np.float64), seen)
             detection_rows = held.detection_rows.copy()
             detection_rows[rows] = det_rows
+            visible[rows] &= ~hidden_behind(merged.boxes_xyxy, detection_rows >= 0, visible,
+                                            cfg.hidden_cover_share)[rows]
         return _Held(held.index, held.frame, merged.with_(scores=scores.astype(np.float32)), seen, visible,
                      detection_rows, held.detections_xyxy, held.detection_scores, held.similarity)
 
