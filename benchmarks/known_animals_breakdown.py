@@ -100,10 +100,10 @@ def scores(clips, outputs) -> dict:
 
 def covered_by_front(boxes_xyxy, depth) -> np.ndarray:
     """(N,) the largest share of each box covered by the box of an animal drawn in front of it."""
-    from aptrack.core.boxes import box_area_xyxy, box_intersection_xyxy
+    from aptrack.core.boxes import box_share_inside_xyxy
 
     b = np.asarray(boxes_xyxy, np.float64)
-    share = box_intersection_xyxy(b, b) / np.maximum(box_area_xyxy(b), 1e-9)[:, None]
+    share = box_share_inside_xyxy(b, b)
     front = np.asarray(depth)[None, :] > np.asarray(depth)[:, None]
     return np.where(front, share, 0.0).max(axis=1, initial=0.0)
 

@@ -49,3 +49,10 @@ def test_mirrored_boxes_swap_their_edges_about_the_image_width_and_mirror_back()
     boxes = np.array([[10, 20, 50, 100], [0, 0, 64, 8]], float)
     np.testing.assert_allclose(B.mirrored_xyxy(boxes, 64), [[14, 20, 54, 100], [0, 0, 64, 8]])
     np.testing.assert_allclose(B.mirrored_xyxy(B.mirrored_xyxy(boxes, 64), 64), boxes)
+
+
+def test_share_inside_is_the_intersection_over_the_first_boxs_area():
+    a = np.array([[0, 0, 10, 10], [5, 5, 5, 5]], float)   # a 10 x 10 box, and one of zero area
+    b = np.array([[0, 0, 20, 20], [5, 0, 15, 10], [50, 50, 60, 60]], float)
+    np.testing.assert_allclose(B.box_share_inside_xyxy(a, b), [[1.0, 0.5, 0.0], [0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(B.box_share_inside_xyxy(b[:1], a[:1]), [[0.25]])  # not symmetric

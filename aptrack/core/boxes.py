@@ -185,6 +185,22 @@ def box_intersection_xyxy(a, b) -> np.ndarray:
     return np.clip(w, 0, None) * np.clip(h, 0, None)
 
 
+def box_share_inside_xyxy(a, b) -> np.ndarray:
+    """Pairwise share of each box of ``a`` that lies inside each box of ``b`` (intersection over ``a``'s area).
+
+    Parameters
+    ----------
+    a : (N, 4) array_like, ``xyxy``
+    b : (M, 4) array_like, ``xyxy``
+
+    Returns
+    -------
+    (N, M) float64 in ``[0, 1]``; 0 for a box of ``a`` with zero area.
+    """
+    a = _f(a).reshape(-1, 4)
+    return box_intersection_xyxy(a, b) / np.maximum(box_area_xyxy(a), 1e-9)[:, None]
+
+
 def xyxy_to_center_scale(boxes, aspect_ratio: float, padding: float = 1.25):
     """Box corners to the centre and size of a top-down crop.
 

@@ -71,7 +71,7 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from aptrack.core.boxes import (at_least_xyxy, box_area_xyxy, box_intersection_xyxy, box_iou_xyxy, grown_xyxy,
+from aptrack.core.boxes import (at_least_xyxy, box_area_xyxy, box_iou_xyxy, box_share_inside_xyxy, grown_xyxy,
                                 xyah_to_xyxy, xyxy_to_xyah)
 from aptrack.core.errors import ConfigError
 from aptrack.core.instances import Instances
@@ -161,7 +161,7 @@ def hidden_behind(boxes_xyxy, has_detection, reported, min_share: float) -> np.n
     out = np.zeros(len(b), bool)
     if min_share >= 1.0 or not fronts.any():
         return out
-    inside = box_intersection_xyxy(b, b[fronts]) / np.maximum(box_area_xyxy(b), 1e-9)[:, None]  # (N, F)
+    inside = box_share_inside_xyxy(b, b[fronts])  # (N, F)
     inside[np.flatnonzero(fronts), np.arange(int(fronts.sum()))] = 0.0  # not behind itself
     return ~np.asarray(has_detection, bool) & (inside.max(axis=1) >= min_share)
 

@@ -53,9 +53,9 @@ from aptrack.core.boxes import (
     box_area_scalar,
     box_area_xyxy,
     box_intersection_scalar,
-    box_intersection_xyxy,
     box_iou_loops,
     box_iou_xyxy,
+    box_share_inside_xyxy,
     widened_xyxy,
     xyah_to_xyxy_scalar,
     xyxy_to_xyah,
@@ -662,9 +662,8 @@ class PoseTracker:
             return _EMPTY, _EMPTY
         if len(matched_rows):
             boxes = dets.boxes_xyxy.astype(np.float64)
-            inside = box_intersection_xyxy(boxes[rows], boxes[matched_rows])  # (R, M) pixels^2
-            area = np.maximum(box_area_xyxy(boxes[rows]), 1e-9)
-            rows = rows[(inside / area[:, None]).max(axis=1) <= cfg.known_max_overlap]
+            inside = box_share_inside_xyxy(boxes[rows], boxes[matched_rows])  # (R, M)
+            rows = rows[inside.max(axis=1) <= cfg.known_max_overlap]
         sim = known_animal_similarity(self._pred, frame_index - self._int[:, _LAST_FRAME], dets.boxes_xyxy,
                                       appearance, cfg.known_distance_growth, cfg.known_appearance_weight)
         if appearance is not None:  # the appearance gate holds here too: a stranger's look is not the animal's
