@@ -14,7 +14,8 @@ from aptrack.core.errors import ConfigError, DatasetError
 from aptrack.core.instances import Instances
 from aptrack.io.init_boxes import load_init_boxes
 from aptrack.track.config import PropagationConfig
-from aptrack.track.propagate import IdentityPropagator, fuse_boxes_xyxy, hidden_behind, keypoint_box_xyxy, match_known
+from aptrack.track.propagate import (IdentityPropagator, colour_reacquisitions, fuse_boxes_xyxy, hidden_behind,
+                                     keypoint_box_xyxy, match_known)
 
 VITTRACK = SHARED_ASSETS / "weights" / "vittrack.onnx"
 
@@ -184,6 +185,9 @@ def test_first_frame_animals_without_ids_are_numbered_after_the_given_ones():
     ({"reinit_scale": 0.5}, "reinit_scale must be >= 1"),
     ({"flip_nms_iou": 1.5}, "flip_nms_iou must be in [0, 1]"),
     ({"hidden_cover_share": -0.1}, "hidden_cover_share must be in [0, 1]"),
+    ({"colour_reacquire_min_score": 1.5}, "colour_reacquire_min_score must be in [0, 1]"),
+    ({"colour_reacquire_min_similarity": -0.5}, "colour_reacquire_min_similarity must be in [0, 1]"),
+    ({"colour_reacquire_reach": -1}, "colour_reacquire_reach must be >= 0"),
 ])
 def test_propagation_settings_out_of_range_are_refused(changes, needle):
     with pytest.raises(ConfigError) as err:
@@ -653,3 +657,58 @@ def test_known_animals_mode_runs_the_detector_on_the_mirrored_frame_too_when_ask
     pipe.reset()  # the detector mode (no known animals) sees the plain frame only
     pipe(frame, 2)
     assert len(detector.frames) == views + 1
+
+
+def test_colour_reacquisition_gives_a_lost_animal_the_leftover_detection_with_its_colours_within_its_reach():
+    last = np.array([[0, 0, 30, 40], [200, 0, 230, 40]], float)  # diagonals 50
+    dets = np.array([[20, 0, 50, 40],      # 0: 20 px from animal 0's last box (0.4 diagonals)
+                     [60, 0, 90, 40],      # 1: 60 px from it (1.2 diagonals)
+                     [210, 0, 240, 40]],   # 2: 10 px from animal 1's
+                    float)
+    scores = np.array([0.9, 0.9, 0.9])
+    colour = np.array([[0.8, 0.9, 0.1],
+                       [0.1, 0.2, 0.7]])
+    args = dict(min_score=0.5, min_similarity=0.5, reach=0.5)
+    # one frame lost: reach 0.5 diagonals, so animal 0 takes detection 0 though 1 has more of its colours
+    assert colour_reacquisitions(last, [1, 1], dets, scores, colour, [True, True], **args).tolist() == [0, 2]
+    # nine frames lost: reach 1.5 diagonals, and detection 1 is the better-coloured one in reach
+    assert colour_reacquisitions(last, [9, 1], dets, scores, colour, [True, True], **args).tolist() == [1, 2]
+    # an animal with a detection already (not lone) takes nothing
+    assert colour_reacquisitions(last, [1, 1], dets, scores, colour, [False, True], **args).tolist() == [-1, 2]
+
+
+def test_colour_reacquisition_refuses_weak_detections_unlike_colours_and_a_detection_more_like_another_animal():
+    last = np.array([[0, 0, 30, 40], [40, 0, 70, 40]], float)
+    det = np.array([[10, 0, 40, 40]], float)  # within reach of both animals
+
+    def take(colour, score=0.9, lone=(True, True)):
+        return colour_reacquisitions(last, [1, 1], det, [score], np.array(colour, float).reshape(2, 1), lone,
+                                     min_score=0.5, min_similarity=0.5, reach=1.0)
+
+    assert take([0.8, 0.6]).tolist() == [0, -1]
+    assert take([0.8, 0.6], score=0.4).tolist() == [-1, -1]           # the detector is not sure enough
+    assert take([0.4, 0.3]).tolist() == [-1, -1]                      # neither has its colours
+    assert take([0.6, 0.8]).tolist() == [-1, 0]                       # it is more like the other animal
+    assert take([0.6, 0.8], lone=[True, False]).tolist() == [-1, -1]  # ... even when that one has its own
+    assert colour_reacquisitions(last, [1, 1], np.zeros((0, 4)), [], np.zeros((2, 0)), [True, True],
+                                 0.5, 0.5, 1.0).tolist() == [-1, -1]
+
+
+def test_an_animal_lost_behind_another_takes_a_leftover_detection_with_its_colours_and_restarts_there():
+    red, blue = [(30, 60, 200)] * 2, [(200, 80, 20)] * 2
+    a_box, b_box = [20, 20, 60, 70], [150, 20, 190, 70]
+    first = painted(painted(FRAME, a_box, red), b_box, blue)
+    out_box = [50, 20, 90, 70]                        # A comes out of cover here, 0.47 box diagonals right
+    later = painted(painted(FRAME, out_box, red), b_box, blue)
+    drifted = [20, 100, 60, 150]                      # A's SOT followed something else, far below
+    found = {}
+    for on in (False, True):
+        prop, _ = propagator_with([[(drifted, 0.3)], [(b_box, 0.9)]], colour_reacquire=on, hindsight_frames=0)
+        prop.start(first, Instances([a_box, b_box], [1, 1], track_ids=[1, 2]), box_pose)
+        # B's detection and one on A's new place (IoU 0.14 with A's last box, none with its SOT's)
+        dets = Instances([b_box, out_box], [0.9, 0.8])
+        prop.step(later, 1, box_pose, dets)
+        found[on] = prop.carried.boxes_xyxy[0].astype(float)
+        assert prop.evidence.reacquired.tolist() == [on, False]
+    assert box_iou_xyxy(found[True][None], np.array([out_box], float))[0, 0] > 0.8
+    assert box_iou_xyxy(found[False][None], np.array([out_box], float))[0, 0] < 0.3

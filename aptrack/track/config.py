@@ -247,6 +247,17 @@ class PropagationConfig:
     one that looks like its first-frame self (cosine of appearance embeddings,
     with the pipeline's ``appearance`` section on) by at least the similarity,
     better than any other animal by the margin, within the distance.
+    ``colour_reacquire`` (with ``use_detector``): step 3c, an animal left
+    without a detection (after 3 and 3b) takes a leftover detection scoring at
+    least ``colour_reacquire_min_score`` whose colours correlate with its
+    first-frame box's by at least ``colour_reacquire_min_similarity``, and by
+    at least as much as with any other animal's (the hue-saturation
+    histograms of ``colour_evidence``; one detection per animal, the
+    assignment of largest total correlation), within ``colour_reacquire_reach``
+    box diagonals of the box of the detection it last had, times the square
+    root of the frames since (a lost animal may have gone further the longer
+    it was lost). An animal coming out of long cover is seldom where its
+    carried box drifted to, and a histogram matches the part of it in view.
     ``duplicate_pose_oks``: an animal whose pose matches a better-seen animal's
     by at least this OKS (its crop likely shows the animal in front of it) has
     its score, the rank keypoint AP gives its pose, multiplied by ``1 - OKS``;
@@ -318,6 +329,10 @@ class PropagationConfig:
     reacquire_min_similarity: float = 0.7
     reacquire_margin: float = 0.2
     reacquire_max_distance: float = 2.0
+    colour_reacquire: bool = False
+    colour_reacquire_min_score: float = 0.5
+    colour_reacquire_min_similarity: float = 0.5
+    colour_reacquire_reach: float = 0.5
     duplicate_pose_oks: float = 0.7
     hidden_cover_share: float = 1.0
     appearance_weight: float = 0.3
@@ -339,12 +354,13 @@ class PropagationConfig:
             raise ConfigError(f"propagation.appearance_gate must be in [-1, 1], got {self.appearance_gate}")
         for name in ("sot_min_score", "detection_min_iou", "keypoint_score_threshold", "reinit_iou",
                      "visible_min_score", "reappear_min_score", "reacquire_min_similarity", "duplicate_pose_oks",
-                     "hidden_cover_share", "look_evidence", "colour_evidence", "anchor_min_score", "flip_nms_iou"):
+                     "hidden_cover_share", "look_evidence", "colour_evidence", "anchor_min_score", "flip_nms_iou",
+                     "colour_reacquire_min_score", "colour_reacquire_min_similarity"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"propagation.{name} must be in [0, 1], got {value}")
         for name in ("motion_weight", "sot_weight", "detection_weight", "pose_weight", "reacquire_margin",
-                     "reacquire_max_distance"):
+                     "reacquire_max_distance", "colour_reacquire_reach"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"propagation.{name} must be >= 0, got {getattr(self, name)}")
         if self.reappear_min_score < self.visible_min_score:

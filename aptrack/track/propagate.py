@@ -20,8 +20,15 @@ identity is created or lost for good. Every frame runs these steps:
    ``reacquire_min_similarity``, better than any other animal's by
    ``reacquire_margin``) and lies within ``reacquire_max_distance`` box
    diagonals of its predicted centre; such an animal's box and motion restart
-   from that detection (its SOT had followed something else). Detections
-   left over after this are ignored: no new tracks;
+   from that detection (its SOT had followed something else);
+   3c. with ``colour_reacquire``, re-acquire by colour: an animal still
+   without a detection takes a leftover one that scores at least
+   ``colour_reacquire_min_score`` and has its first-frame colours (histogram
+   correlation at least ``colour_reacquire_min_similarity``, and at least
+   as much as with any other animal's), within a reach
+   of the detection it last had that grows with the square root of the
+   frames since (:func:`colour_reacquisitions`); its box and motion restart
+   there too. Detections left over after this are ignored: no new tracks;
 4. fuse the boxes of steps 1-3 into one prior box per animal, each source
    weighted by its setting and its confidence;
 5. estimate the pose in the prior boxes (one batch for the frame);
@@ -141,6 +148,56 @@ def match_known(boxes_xyxy, detections_xyxy: np.ndarray, min_iou: float, similar
     return out
 
 
+def colour_reacquisitions(last_xyxy, frames_lost, detections_xyxy, detection_scores, colour, lone,
+                          min_score: float, min_similarity: float, reach: float) -> np.ndarray:
+    """Step 3c: the leftover detection each animal without one takes by its colours.
+
+    Parameters
+    ----------
+    last_xyxy : (N, 4) array_like
+        Box of each animal's last matched detection, ``xyxy`` pixels.
+    frames_lost : (N,) array_like of int
+        Frames since that detection (at least 1 for an animal without one now).
+    detections_xyxy : (M, 4) array_like
+        The detections no animal took in step 3 or 3b, ``xyxy`` pixels.
+    detection_scores : (M,) array_like
+    colour : (N, M) array_like
+        Correlation of each animal's first-frame colour histogram with each
+        detection's box's (:func:`aptrack.track.appearance.colour_histograms`).
+    lone : (N,) array_like of bool
+        The animals that may take one.
+    min_score, min_similarity : float
+        Least detection score and least colour correlation of a pair.
+    reach : float
+        A detection's centre lies within ``reach * sqrt(frames_lost)`` diagonals
+        of ``last_xyxy`` from that box's centre.
+
+    Returns
+    -------
+    (N,) int64
+        Row of ``detections_xyxy`` taken by each animal; -1 for none. One
+        detection per animal, the assignment of largest total correlation; a
+        detection goes only to the animal (of all N) it correlates with most.
+    """
+    last = np.asarray(last_xyxy, np.float64).reshape(-1, 4)
+    dets = np.asarray(detections_xyxy, np.float64).reshape(-1, 4)
+    colour = np.asarray(colour, np.float64).reshape(len(last), len(dets))
+    rows = np.full(len(last), -1, np.int64)
+    if not len(last) or not len(dets):
+        return rows
+    centres = 0.5 * (last[:, :2] + last[:, 2:])
+    diagonals = np.hypot(*(last[:, 2:] - last[:, :2]).T)
+    far = np.hypot(*(0.5 * (dets[:, :2] + dets[:, 2:])[None] - centres[:, None]).transpose(2, 0, 1))  # (N, M)
+    within = far <= reach * np.sqrt(np.maximum(np.asarray(frames_lost, np.float64), 1.0))[:, None] * diagonals[:, None]
+    # a detection goes only to an animal whose colours it has at least as much as any other animal's
+    allowed = (within & (colour >= min_similarity) & (colour >= colour.max(axis=0, keepdims=True))
+               & (np.asarray(detection_scores, np.float64)[None] >= min_score) & np.asarray(lone, bool)[:, None])
+    # cost 1 - correlation in [0, 2]; a pair not allowed costs more than any allowed one and is never taken
+    matches, _, _ = linear_assignment(np.where(allowed, 1.0 - colour, 3.0), 2.0)
+    rows[matches[:, 0]] = matches[:, 1]
+    return rows
+
+
 def hidden_behind(boxes_xyxy, has_detection, reported, min_share: float) -> np.ndarray:
     """Which animals (N,) bool are taken as hidden behind another: those without a detection of their own
     whose box lies at least ``min_share`` of its area inside the box of a reported animal that has one.
@@ -188,9 +245,9 @@ class StepEvidence:
     sot_scores : (N,) float64
         Its score (0 without an SOT); the box counts in step 4 from ``sot_min_score``.
     detection_rows : (N,) int64
-        Row of ``detections_xyxy`` matched in step 3 or re-acquired in step 3b; -1 for none.
+        Row of ``detections_xyxy`` matched in step 3 or re-acquired in step 3b or 3c; -1 for none.
     reacquired : (N,) bool
-        Matched by look in step 3b.
+        Re-acquired by look (step 3b) or by colour (step 3c).
     prior_xyxy : (N, 4) float64
         Step 4's fused box, in which step 5 estimates the pose.
     detections_xyxy : (M, 4) float64
@@ -275,6 +332,8 @@ class IdentityPropagator:
         self.evidence: StepEvidence | None = None
         self._held: collections.deque[_Held] = collections.deque(maxlen=max(self.lag, 1))
         self._found_at = np.zeros(0, np.int64)
+        self._matched_at = np.zeros(0, np.int64)  # frame of each animal's last matched detection (step 3c)
+        self._matched_xyxy = np.zeros((0, 4))  # ... and its box
         self.revisions: tuple[Revision, ...] = ()
 
     @property
@@ -334,13 +393,15 @@ class IdentityPropagator:
         self._growth = growth
         self._looks = None
         self._colours = None
-        if cfg.colour_evidence > 0:
+        if cfg.colour_evidence > 0 or cfg.colour_reacquire:
             self._grey = not has_colour(frame)  # a grey video's boxes are told by their grey levels instead
             self._colours = colour_histograms(frame, boxes, grey=self._grey)
         self._reported = np.ones(len(ids), bool)  # the given animals are seen on their first frame
         self.evidence = None
         self._held.clear()
         self._found_at = np.full(len(ids), animals.frame_index, np.int64)
+        self._matched_at = np.full(len(ids), animals.frame_index, np.int64)
+        self._matched_xyxy = boxes.copy()
         self.revisions = ()
         if self.embedder is not None and len(animals):
             self._looks = self.embedder(frame, animals).embeddings
@@ -378,6 +439,24 @@ class IdentityPropagator:
             others = np.delete(sim[:, f], i)
             if sim[i, f] - others.max(initial=-1.0) >= cfg.reacquire_margin:
                 det_rows[i], refound[i] = free[f], True
+        return refound
+
+    def _reacquire_by_colour(self, frame: np.ndarray, frame_index: int, detections: Instances,
+                             det_rows: np.ndarray) -> np.ndarray:
+        """Step 3c: give animals still without a detection (``det_rows`` -1, filled in place) a leftover
+        detection by colour (:func:`colour_reacquisitions`); returns which animals (N,) bool took one."""
+        cfg = self.config
+        lone = det_rows < 0
+        free = np.setdiff1d(np.arange(len(detections)), det_rows[~lone])
+        if not lone.any() or not len(free):
+            return np.zeros(len(det_rows), bool)
+        free_xyxy = detections.boxes_xyxy[free].astype(np.float64)
+        colour = self._colours @ colour_histograms(frame, free_xyxy, grey=self._grey).T
+        taken = colour_reacquisitions(self._matched_xyxy, frame_index - self._matched_at, free_xyxy,
+                                      detections.scores[free], colour, lone, cfg.colour_reacquire_min_score,
+                                      cfg.colour_reacquire_min_similarity, cfg.colour_reacquire_reach)
+        refound = taken >= 0
+        det_rows[refound] = free[taken[refound]]
         return refound
 
     def _discount_duplicates(self, animals: Instances, boxes_xyxy: np.ndarray, seen: np.ndarray) -> np.ndarray:
@@ -450,6 +529,11 @@ class IdentityPropagator:
                                        similarity if cfg.appearance_weight > 0 else None,
                                        cfg.appearance_weight, cfg.appearance_gate)
                 refound = self._reacquire(predicted, detections, det_rows, similarity)
+                if cfg.colour_reacquire:
+                    refound |= self._reacquire_by_colour(frame, frame_index, detections, det_rows)
+                matched = det_rows >= 0
+                self._matched_at[matched] = frame_index
+                self._matched_xyxy[matched] = detections.boxes_xyxy[det_rows[matched]]
             else:
                 refound = np.zeros(n, bool)
 
@@ -570,7 +654,7 @@ class IdentityPropagator:
             look = cfg.look_evidence * np.clip(similarity[rows[matched], det_rows[matched]], 0.0, 1.0)
             det[matched] = 1.0 - (1.0 - det[matched]) * (1.0 - look)
         seen = 1.0 - (1.0 - sot_scores) * (1.0 - det)
-        if self._colours is not None:
+        if self._colours is not None and cfg.colour_evidence > 0:
             # a hidden animal's box shows what covers it, seldom in the animal's colours
             colour = np.einsum("ij,ij->i", self._colours[rows], colour_histograms(frame, boxes_xyxy, grey=self._grey))
             seen = (1.0 - cfg.colour_evidence) * seen + cfg.colour_evidence * np.clip(colour, 0.0, 1.0)
