@@ -56,3 +56,12 @@ def test_share_inside_is_the_intersection_over_the_first_boxs_area():
     b = np.array([[0, 0, 20, 20], [5, 0, 15, 10], [50, 50, 60, 60]], float)
     np.testing.assert_allclose(B.box_share_inside_xyxy(a, b), [[1.0, 0.5, 0.0], [0.0, 0.0, 0.0]])
     np.testing.assert_allclose(B.box_share_inside_xyxy(b[:1], a[:1]), [[0.25]])  # not symmetric
+
+
+def test_centre_distances_and_diagonals_are_in_pixels():
+    a = np.array([[0, 0, 6, 8], [10, 10, 10, 10]], float)  # centre (3, 4), diagonal 10; a point box at (10, 10)
+    b = np.array([[0, 0, 6, 8], [3, 4, 3, 4], [6, 8, 12, 16]], float)  # centres (3, 4), (3, 4), (9, 12)
+    np.testing.assert_allclose(B.box_diagonal_xyxy(a), [10.0, 0.0])
+    np.testing.assert_allclose(B.box_centre_distance_xyxy(a, b), [[0.0, 0.0, 10.0], [np.hypot(7, 6), np.hypot(7, 6),
+                                                                                      np.hypot(1, 2)]])
+    assert B.box_centre_distance_xyxy(a, np.zeros((0, 4))).shape == (2, 0)

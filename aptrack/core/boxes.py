@@ -80,6 +80,29 @@ def box_area_xyxy(boxes) -> np.ndarray:
     return wh[:, 0] * wh[:, 1]
 
 
+def box_diagonal_xyxy(boxes) -> np.ndarray:
+    """Diagonal lengths (N,) float64 in pixels."""
+    b = _f(boxes)
+    return np.hypot(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
+
+
+def box_centre_distance_xyxy(a, b) -> np.ndarray:
+    """Pairwise distances between box centres.
+
+    Parameters
+    ----------
+    a : (N, 4) array_like, ``xyxy``
+    b : (M, 4) array_like, ``xyxy``
+
+    Returns
+    -------
+    (N, M) float64, pixels.
+    """
+    a, b = _f(a), _f(b)
+    d = 0.5 * (b[:, :2] + b[:, 2:])[None] - 0.5 * (a[:, :2] + a[:, 2:])[:, None]  # (N, M, 2)
+    return np.hypot(d[..., 0], d[..., 1])
+
+
 def at_least_xyxy(boxes_xyxy, side: float) -> np.ndarray:
     """Boxes (N, 4) widened about their centres to at least ``side`` pixels wide and high."""
     b = np.asarray(boxes_xyxy, np.float64)

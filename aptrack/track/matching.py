@@ -14,7 +14,8 @@ import lap
 import numba
 import numpy as np
 
-from aptrack.core.boxes import box_area_scalar, box_area_xyxy, box_iou_loops, box_iou_xyxy
+from aptrack.core.boxes import (box_area_scalar, box_area_xyxy, box_centre_distance_xyxy, box_diagonal_xyxy,
+                                box_iou_loops, box_iou_xyxy)
 from aptrack.core.oks import oks_matrix, oks_variances
 
 
@@ -274,10 +275,8 @@ def known_animal_similarity(expected_xyxy, frames_lost, boxes_xyxy, appearance=N
     exp = np.asarray(expected_xyxy, np.float64).reshape(-1, 4)
     det = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
     lost = np.asarray(frames_lost, np.float64).reshape(-1)
-    centre_t = (exp[:, :2] + exp[:, 2:]) / 2
-    centre_d = (det[:, :2] + det[:, 2:]) / 2
-    distance = np.linalg.norm(centre_t[:, None, :] - centre_d[None, :, :], axis=2)
-    diagonal = np.maximum(np.linalg.norm(exp[:, 2:] - exp[:, :2], axis=1), 1.0)
+    distance = box_centre_distance_xyxy(exp, det)
+    diagonal = np.maximum(box_diagonal_xyxy(exp), 1.0)
     proximity = np.exp(-distance / (diagonal * (1.0 + growth * np.maximum(lost, 0.0)))[:, None])
     out = proximity
     if appearance is not None:

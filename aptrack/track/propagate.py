@@ -78,8 +78,8 @@ from typing import Callable, NamedTuple
 
 import numpy as np
 
-from aptrack.core.boxes import (at_least_xyxy, box_area_xyxy, box_iou_xyxy, box_share_inside_xyxy, grown_xyxy,
-                                xyah_to_xyxy, xyxy_to_xyah)
+from aptrack.core.boxes import (at_least_xyxy, box_area_xyxy, box_centre_distance_xyxy, box_diagonal_xyxy,
+                                box_iou_xyxy, box_share_inside_xyxy, grown_xyxy, xyah_to_xyxy, xyxy_to_xyah)
 from aptrack.core.errors import ConfigError
 from aptrack.core.instances import Instances
 from aptrack.core.oks import oks_matrix
@@ -185,10 +185,9 @@ def colour_reacquisitions(last_xyxy, frames_lost, detections_xyxy, detection_sco
     rows = np.full(len(last), -1, np.int64)
     if not len(last) or not len(dets):
         return rows
-    centres = 0.5 * (last[:, :2] + last[:, 2:])
-    diagonals = np.hypot(*(last[:, 2:] - last[:, :2]).T)
-    far = np.hypot(*(0.5 * (dets[:, :2] + dets[:, 2:])[None] - centres[:, None]).transpose(2, 0, 1))  # (N, M)
-    within = far <= reach * np.sqrt(np.maximum(np.asarray(frames_lost, np.float64), 1.0))[:, None] * diagonals[:, None]
+    far = box_centre_distance_xyxy(last, dets)  # (N, M)
+    scale = reach * np.sqrt(np.maximum(np.asarray(frames_lost, np.float64), 1.0)) * box_diagonal_xyxy(last)
+    within = far <= scale[:, None]
     # a detection goes only to an animal whose colours it has at least as much as any other animal's
     allowed = (within & (colour >= min_similarity) & (colour >= colour.max(axis=0, keepdims=True))
                & (np.asarray(detection_scores, np.float64)[None] >= min_score) & np.asarray(lone, bool)[:, None])
@@ -428,10 +427,8 @@ class IdentityPropagator:
         if similarity is None or not len(lone) or not len(free):
             return refound
         sim = similarity[:, free]  # (N, F): every animal's look
-        centres = 0.5 * (predicted[:, :2] + predicted[:, 2:])
-        diag = np.hypot(*(predicted[:, 2:] - predicted[:, :2]).T)
-        det_xyxy = detections.boxes_xyxy[free].astype(np.float64)
-        far = np.hypot(*(0.5 * (det_xyxy[:, :2] + det_xyxy[:, 2:])[None] - centres[:, None]).transpose(2, 0, 1))
+        far = box_centre_distance_xyxy(predicted, detections.boxes_xyxy[free])
+        diag = box_diagonal_xyxy(predicted)
         cost = np.where(far[lone] <= cfg.reacquire_max_distance * diag[lone, None], 1.0 - sim[lone], 2.0)
         matches, _, _ = linear_assignment(cost, 1.0 - cfg.reacquire_min_similarity)
         for a, f in matches:
@@ -448,6 +445,7 @@ class IdentityPropagator:
         cfg = self.config
         lone = det_rows < 0
         free = np.setdiff1d(np.arange(len(detections)), det_rows[~lone])
+        free = free[detections.scores[free] >= cfg.colour_reacquire_min_score]  # no histogram for the rest
         if not lone.any() or not len(free):
             return np.zeros(len(det_rows), bool)
         free_xyxy = detections.boxes_xyxy[free].astype(np.float64)
