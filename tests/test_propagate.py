@@ -15,7 +15,7 @@ from aptrack.core.instances import Instances
 from aptrack.io.init_boxes import load_init_boxes
 from aptrack.track.config import PropagationConfig
 from aptrack.track.propagate import (IdentityPropagator, colour_reacquisitions, fuse_boxes_xyxy, hidden_behind,
-                                     keypoint_box_xyxy, match_known)
+                                     keypoint_box_xyxy, match_known, smoothed_reports)
 
 VITTRACK = SHARED_ASSETS / "weights" / "vittrack.onnx"
 
@@ -188,6 +188,8 @@ def test_first_frame_animals_without_ids_are_numbered_after_the_given_ones():
     ({"colour_reacquire_min_score": 1.5}, "colour_reacquire_min_score must be in [0, 1]"),
     ({"colour_reacquire_min_similarity": -0.5}, "colour_reacquire_min_similarity must be in [0, 1]"),
     ({"colour_reacquire_reach": -1}, "colour_reacquire_reach must be >= 0"),
+    ({"fade_min_score": 1.5}, "fade_min_score must be in [0, 1]"),
+    ({"min_run_frames": 0}, "min_run_frames must be >= 1, got 0"),
 ])
 def test_propagation_settings_out_of_range_are_refused(changes, needle):
     with pytest.raises(ConfigError) as err:
@@ -591,6 +593,55 @@ def test_hindsight_reaches_back_at_most_hindsight_frames_and_not_at_all_when_off
 def test_a_backward_box_the_sot_barely_sees_leaves_the_animal_hidden():
     prop, _ = run_found_again([([90, 10, 130, 50], 0.8), ([80, 10, 120, 50], 0.3)])  # sure one frame back, not two
     assert [(r.index, r.visible.tolist()) for r in prop.revisions] == [(4, [True]), (3, [False])]
+
+
+def test_smoothed_reports_drop_the_frame_before_an_animal_falls_hidden_when_it_scored_little():
+    visible = np.array([[1, 1, 1],
+                        [1, 1, 1],
+                        [0, 0, 1]], bool)  # animals 0 and 1 fall hidden in the last frame, 2 stays
+    scores = np.array([[0.9, 0.9, 0.9],
+                       [0.65, 0.75, 0.5],
+                       [0.2, 0.2, 0.9]])
+    out = smoothed_reports(visible, scores, fade_min_score=0.7, min_run_frames=1)
+    assert out.tolist() == [[True, True, True],
+                            [False, True, True],   # 0.65 < 0.7 goes; 0.75 stays; animal 2 is still seen
+                            [False, False, True]]
+    assert smoothed_reports(visible, scores, 0.0, 1).tolist() == visible.tolist()  # off
+    assert visible[1].all()  # the input is not changed
+
+
+def test_smoothed_reports_drop_a_short_run_between_hidden_frames_and_keep_longer_and_open_runs():
+    visible = np.array([[0, 0, 1, 0],
+                        [1, 0, 1, 1],
+                        [1, 1, 1, 1],
+                        [0, 1, 0, 1],
+                        [0, 0, 0, 0]], bool)
+    out = smoothed_reports(visible, np.ones(visible.shape), fade_min_score=0.0, min_run_frames=3)
+    assert out[:, 0].tolist() == [False] * 5                           # two frames between hidden ones: gone
+    assert out[:, 1].tolist() == [False, False, False, False, False]   # so is this one (frames 2-3)
+    assert out[:, 2].tolist() == [True, True, True, False, False]      # began before the window: kept
+    assert out[:, 3].tolist() == [False, True, True, True, False]      # three frames: kept
+    assert smoothed_reports(visible, np.ones(visible.shape), 0.0, 2)[:, 0].tolist() == visible[:, 0].tolist()
+
+
+@pytest.mark.parametrize("sot_scores, fade, min_run, reported", [
+    ([0.9, 0.9, 0.65, 0.3, 0.3], 0.0, 1, [[4], [4], [4], [4], [], []]),   # frame 3 by step 8's hysteresis
+    ([0.9, 0.9, 0.65, 0.3, 0.3], 0.7, 1, [[4], [4], [4], [], [], []]),    # ... taken back from frame 4
+    ([0.3, 0.9, 0.9, 0.3, 0.3], 0.0, 1, [[4], [], [4], [4], [], []]),
+    ([0.3, 0.9, 0.9, 0.3, 0.3], 0.0, 3, [[4], [], [], [], [], []]),       # two frames out of cover: dropped
+    ([0.3, 0.9, 0.9, 0.9, 0.3], 0.0, 3, [[4], [], [4], [4], [4], []]),    # three: kept
+])
+def test_the_frame_loop_yields_the_reports_of_step_10(sot_scores, fade, min_run, reported):
+    from aptrack.runner import iter_steps
+
+    box = [10, 10, 50, 50]
+    prop, _ = propagator_with([[(box, s) for s in sot_scores]], colour_evidence=0.0, hindsight_frames=4,
+                              fade_min_score=fade, min_run_frames=min_run)
+    detections = {t: Instances.empty() for t in range(1, 6)}
+    first = Instances([box], [1], track_ids=[4])
+    steps = list(iter_steps(KnownOnlyPipeline(prop, detections), ((t, FRAME) for t in range(6)), known=first))
+    assert [s.index for s in steps] == list(range(6))
+    assert [s.tracked.track_ids.tolist() for s in steps] == reported
 
 
 class KnownOnlyPipeline:

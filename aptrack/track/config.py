@@ -301,6 +301,17 @@ class PropagationConfig:
     was hidden. Those frames get the backward box, a pose in it, and their
     scores again.
 
+    Reports in hindsight (step 10; with hindsight's held frames): once an
+    animal is not reported, the frame before it stays reported only when its
+    output score is at least ``fade_min_score`` (0 for none): step 8's
+    hysteresis keeps an animal going into cover reported on a middling score,
+    and seen from the frame after, that frame is its first one hidden. Then a
+    run of reported frames shorter than ``min_run_frames`` (1 for none)
+    between frames where it is not reported is dropped: an animal does not
+    come out of cover for a frame or two, the animal in front of it seen twice
+    does. The frames on both sides of such a run must still be held, so only
+    runs of up to ``hindsight_frames - 2`` frames can go.
+
     ``detector_flip_test`` (with ``use_detector``): the detector also runs on
     the mirrored frame and the two sets of boxes are merged, overlaps above
     ``flip_nms_iou`` (IoU) removed (:func:`aptrack.detect.mirror.detect_mirrored_too`);
@@ -341,6 +352,8 @@ class PropagationConfig:
     colour_evidence: float = 0.5
     hindsight_frames: int = 4
     anchor_min_score: float = 0.8
+    fade_min_score: float = 0.7
+    min_run_frames: int = 3
     detector_flip_test: bool = True
     flip_nms_iou: float = 0.6
 
@@ -348,6 +361,8 @@ class PropagationConfig:
         if not 0 <= self.hindsight_frames <= MAX_HINDSIGHT_FRAMES:
             raise ConfigError(f"propagation.hindsight_frames must be in [0, {MAX_HINDSIGHT_FRAMES}], "
                               f"got {self.hindsight_frames}")
+        if self.min_run_frames < 1:
+            raise ConfigError(f"propagation.min_run_frames must be >= 1, got {self.min_run_frames}")
         if not 0.0 <= self.appearance_weight <= 1.0:
             raise ConfigError(f"propagation.appearance_weight must be in [0, 1], got {self.appearance_weight}")
         if not -1.0 <= self.appearance_gate <= 1.0:
@@ -355,7 +370,7 @@ class PropagationConfig:
         for name in ("sot_min_score", "detection_min_iou", "keypoint_score_threshold", "reinit_iou",
                      "visible_min_score", "reappear_min_score", "reacquire_min_similarity", "duplicate_pose_oks",
                      "hidden_cover_share", "look_evidence", "colour_evidence", "anchor_min_score", "flip_nms_iou",
-                     "colour_reacquire_min_score", "colour_reacquire_min_similarity"):
+                     "colour_reacquire_min_score", "colour_reacquire_min_similarity", "fade_min_score"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"propagation.{name} must be in [0, 1], got {value}")

@@ -66,14 +66,19 @@ identity is created or lost for good. Every frame runs these steps:
    back from where it is clear than forward from where it was hidden. The
    revised frames are :attr:`IdentityPropagator.revisions`; a caller that
    waits ``hindsight_frames`` frames before using a frame gets it final
-   (:class:`aptrack.runner.FrameLoop` does).
+   (:class:`aptrack.runner.FrameLoop` does);
+10. reports in hindsight (with step 9's held frames): once an animal is not
+    reported, the frame before stays reported only from ``fade_min_score``,
+    and a run of reported frames shorter than ``min_run_frames`` between
+    frames where it is not is dropped (:func:`smoothed_reports`): step 8's
+    hysteresis, seen from the frames after.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -222,6 +227,55 @@ def hidden_behind(boxes_xyxy, has_detection, reported, min_share: float) -> np.n
     return ~np.asarray(has_detection, bool) & (inside.max(axis=1) >= min_share)
 
 
+def smoothed_reports(visible, scores, fade_min_score: float, min_run_frames: int) -> np.ndarray:
+    """Step 10: which animals (L, N) bool stay reported over the last ``L`` frames, once the last one is in.
+
+    Parameters
+    ----------
+    visible : (L, N) array_like of bool
+        Whether each of N animals is reported in each of the last L frames,
+        oldest first; the last row is the frame just stepped.
+    scores : (L, N) array_like
+        Their output scores (step 8's, the duplicate discount applied), in [0, 1].
+    fade_min_score : float
+        For an animal not reported in the last frame: the frame before it
+        stays reported only when it scores at least this (0: always). Step 8's
+        hysteresis keeps a fading animal reported on a middling score; seen
+        from the frame after, that frame is the first one of its going hidden.
+    min_run_frames : int
+        ... then a run of fewer frames than this, reported between frames where
+        the animal is not (both inside the window), is not reported either (1:
+        every run is kept): an animal does not come out of cover for a frame
+        or two; it is the animal in front seen twice.
+
+    Returns
+    -------
+    (L, N) bool
+        ``visible`` with those frames taken out; the last row as given.
+    """
+    out = np.array(visible, bool, copy=True).reshape(len(visible), -1)
+    scores = np.asarray(scores, np.float64).reshape(out.shape)
+    if len(out) < 2:
+        return out
+    gone = ~out[-1]
+    out[-2] &= ~(gone & (scores[-2] < fade_min_score))
+    if min_run_frames <= 1:
+        return out
+    for i in np.flatnonzero(gone):
+        column = out[:, i]
+        t = 1
+        while t < len(column) - 1:
+            if column[t] and not column[t - 1]:
+                end = t
+                while column[end]:
+                    end += 1  # the last row is False, so a run always ends inside the window
+                if end - t < min_run_frames:
+                    column[t:end] = False
+                t = end
+            t += 1
+    return out
+
+
 PoseFn = Callable[[np.ndarray, Instances], Instances]
 
 
@@ -251,6 +305,8 @@ class StepEvidence:
         Step 4's fused box, in which step 5 estimates the pose.
     detections_xyxy : (M, 4) float64
         The frame's detections ((0, 4) without any).
+    detection_scores : (M,) float64
+        Their scores.
     """
 
     ids: np.ndarray
@@ -261,6 +317,7 @@ class StepEvidence:
     reacquired: np.ndarray
     prior_xyxy: np.ndarray
     detections_xyxy: np.ndarray
+    detection_scores: np.ndarray
 
 
 class Revision(NamedTuple):
@@ -589,7 +646,7 @@ class IdentityPropagator:
         out = animals.with_(boxes_xyxy=corrected, scores=scores.astype(np.float32))
         self._last = out
         self.evidence = StepEvidence(self.ids.copy(), predicted, sot_boxes, sot_scores, det_rows, refound, prior,
-                                     det_xyxy)
+                                     det_xyxy, det_conf)
 
         # 9. hindsight: an animal found again revises, backwards from here, the frames since it was lost
         self.revisions = ()
@@ -598,6 +655,8 @@ class IdentityPropagator:
             self.revisions = self._look_back(frame, frame_index, corrected, found, visible, pose, timed)
             self._held.append(_Held(frame_index, frame, out, seen, visible, det_rows, det_xyxy, det_conf, similarity))
             self._found_at[found] = frame_index
+            # 10. the reports of the held frames, seen from this one
+            self.revisions = self._smooth_reports(self.revisions)
         return out.take(np.flatnonzero(visible))
 
     def _prior_box(self, predicted: np.ndarray, predicted_weight: float, sot: tuple | None,
@@ -688,6 +747,26 @@ class IdentityPropagator:
             later_visible = h.visible
         self._held = collections.deque(held, maxlen=self._held.maxlen)
         return tuple(revisions)
+
+    def _smooth_reports(self, revisions: tuple[Revision, ...]) -> tuple[Revision, ...]:
+        """Step 10 on the held frames (:func:`smoothed_reports`); returns step 9's ``revisions`` and the
+        frames it changed, newest first."""
+        cfg = self.config
+        if (cfg.fade_min_score <= 0.0 and cfg.min_run_frames <= 1) or len(self._held) < 2:
+            return revisions
+        held = list(self._held)
+        visible = np.array([h.visible for h in held])
+        smoothed = smoothed_reports(visible, np.array([h.carried.scores for h in held]), cfg.fade_min_score,
+                                    cfg.min_run_frames)
+        changed = np.flatnonzero((smoothed != visible).any(axis=1))
+        if not len(changed):
+            return revisions
+        for k in changed:
+            held[k] = replace(held[k], visible=smoothed[k])
+        self._held = collections.deque(held, maxlen=self._held.maxlen)
+        by_index = {r.index: r for r in revisions}
+        by_index.update({held[k].index: Revision(held[k].index, held[k].carried, held[k].visible) for k in changed})
+        return tuple(by_index[i] for i in sorted(by_index, reverse=True))
 
     def _revised(self, held: _Held, rows: np.ndarray, backward: list[tuple[np.ndarray, float]],
                  later_visible: np.ndarray, pose: PoseFn | None, timed) -> _Held:
