@@ -131,8 +131,10 @@ def test_the_known_pipeline_runs_the_committed_fine_tuned_detector_which_agrees_
     assert (known.detector.weights, known.base) == ("aptrack-yolov8n-occluded", "default")
     default = load_pipeline("default").propagation  # two settings re-tuned for its boxes, two rules that need them
     assert known.propagation == dataclasses.replace(default, detection_min_iou=0.5, detection_weight=3.0,
-                                                    hidden_cover_share=0.5, colour_reacquire=True) != default
+                                                    hidden_cover_share=0.5, colour_reacquire=True,
+                                                    comeback_max_iou=0.7) != default
     assert default.hidden_cover_share == 1.0 and not default.colour_reacquire  # off in the default pipeline
+    assert default.comeback_max_iou == 1.0
     found = hub.resolve(known.detector.weights)
     assert found.source == "project" and found.sha256.startswith("883a741cb758")
     frame = _frames(dog_clip, 1)[0]

@@ -14,8 +14,8 @@ from aptrack.core.errors import ConfigError, DatasetError
 from aptrack.core.instances import Instances
 from aptrack.io.init_boxes import load_init_boxes
 from aptrack.track.config import PropagationConfig
-from aptrack.track.propagate import (IdentityPropagator, colour_reacquisitions, fuse_boxes_xyxy, hidden_behind,
-                                     keypoint_box_xyxy, match_known, smoothed_reports)
+from aptrack.track.propagate import (IdentityPropagator, colour_reacquisitions, crowded_comebacks, fuse_boxes_xyxy,
+                                     hidden_behind, keypoint_box_xyxy, match_known, smoothed_reports)
 
 VITTRACK = SHARED_ASSETS / "weights" / "vittrack.onnx"
 
@@ -189,6 +189,7 @@ def test_first_frame_animals_without_ids_are_numbered_after_the_given_ones():
     ({"colour_reacquire_min_similarity": -0.5}, "colour_reacquire_min_similarity must be in [0, 1]"),
     ({"colour_reacquire_reach": -1}, "colour_reacquire_reach must be >= 0"),
     ({"fade_min_score": 1.5}, "fade_min_score must be in [0, 1]"),
+    ({"comeback_max_iou": -0.1}, "comeback_max_iou must be in [0, 1]"),
     ({"min_run_frames": 0}, "min_run_frames must be >= 1, got 0"),
 ])
 def test_propagation_settings_out_of_range_are_refused(changes, needle):
@@ -593,6 +594,36 @@ def test_hindsight_reaches_back_at_most_hindsight_frames_and_not_at_all_when_off
 def test_a_backward_box_the_sot_barely_sees_leaves_the_animal_hidden():
     prop, _ = run_found_again([([90, 10, 130, 50], 0.8), ([80, 10, 120, 50], 0.3)])  # sure one frame back, not two
     assert [(r.index, r.visible.tolist()) for r in prop.revisions] == [(4, [True]), (3, [False])]
+
+
+def test_an_animal_coming_back_onto_the_box_of_one_that_stayed_in_view_stays_hidden():
+    boxes = np.array([[0, 0, 10, 10],     # 0: reported before and now
+                      [0, 0, 10, 9],      # 1: back now, IoU 0.9 with 0
+                      [5, 0, 15, 10],     # 2: back now, IoU 1/3 with 0
+                      [40, 0, 50, 10],    # 3: back now, far away
+                      [0, 0, 10, 10],     # 4: reported before, not now
+                      [1, 0, 11, 10]],    # 5: reported before and now (IoU 0.82 with 0)
+                     float)
+    before = np.array([1, 0, 0, 0, 1, 1], bool)
+    now = np.array([1, 1, 1, 1, 0, 1], bool)
+    assert crowded_comebacks(boxes, before, now, 0.7).tolist() == [False, True, False, False, False, False]
+    assert crowded_comebacks(boxes, before, now, 0.3).tolist() == [False, True, True, False, False, False]
+    assert not crowded_comebacks(boxes, before, now, 1.0).any()                      # off
+    assert not crowded_comebacks(boxes, np.zeros(6, bool), now, 0.7).any()           # nobody stayed in view
+    assert crowded_comebacks(np.zeros((0, 4)), [], [], 0.7).shape == (0,)
+
+
+@pytest.mark.parametrize("max_iou, back", [(1.0, True), (0.7, False)])
+def test_a_hidden_animal_taking_a_second_box_of_the_one_in_front_does_not_come_back_there(max_iou, back):
+    a_box, b_box = [20, 20, 60, 70], [60, 20, 100, 70]  # B beside A, then behind it
+    twin = [22, 20, 62, 70]  # a second detection of A, where B's SOT followed A
+    prop, _ = propagator_with([[(a_box, 0.9)] * 2, [(b_box, 0.05), (twin, 0.9)]], colour_evidence=0.0,
+                              hindsight_frames=0, comeback_max_iou=max_iou)
+    prop.start(FRAME, Instances([a_box, b_box], [1, 1], track_ids=[1, 2]), box_pose)
+    assert prop.step(FRAME, 1, box_pose, Instances([a_box], [0.9])).track_ids.tolist() == [1]  # B lost
+    out = prop.step(FRAME, 2, box_pose, Instances([a_box, twin], [0.9, 0.85]))
+    assert prop.evidence.detection_rows.tolist() == [0, 1]  # B took the twin
+    assert out.track_ids.tolist() == ([1, 2] if back else [1])
 
 
 def test_smoothed_reports_drop_the_frame_before_an_animal_falls_hidden_when_it_scored_little():

@@ -268,7 +268,11 @@ class PropagationConfig:
     that animal and not reported (its SOT and colours then see the animal in
     front); 1 turns it off (the default: the rule needs a detector that finds
     partly hidden animals, as ``--pipeline known``'s does; with the bundled one,
-    animals it misses but that show would be dropped).
+    animals it misses but that show would be dropped). ``comeback_max_iou``: an
+    animal not reported in the frame before whose box overlaps, by at least this
+    IoU, the box of an animal reported then and now is not reported either (two
+    animals are not in one place: the one coming back is the animal behind, its
+    box drifted onto the front one); 1 turns it off (the default).
 
     Looks (with the pipeline's ``appearance`` section on; each animal's look is
     the embedding of its first-frame box): ``appearance_weight`` (0 for none)
@@ -346,6 +350,7 @@ class PropagationConfig:
     colour_reacquire_reach: float = 0.5
     duplicate_pose_oks: float = 0.7
     hidden_cover_share: float = 1.0
+    comeback_max_iou: float = 1.0
     appearance_weight: float = 0.3
     appearance_gate: float = -1.0
     look_evidence: float = 1.0
@@ -369,8 +374,8 @@ class PropagationConfig:
             raise ConfigError(f"propagation.appearance_gate must be in [-1, 1], got {self.appearance_gate}")
         for name in ("sot_min_score", "detection_min_iou", "keypoint_score_threshold", "reinit_iou",
                      "visible_min_score", "reappear_min_score", "reacquire_min_similarity", "duplicate_pose_oks",
-                     "hidden_cover_share", "look_evidence", "colour_evidence", "anchor_min_score", "flip_nms_iou",
-                     "colour_reacquire_min_score", "colour_reacquire_min_similarity", "fade_min_score"):
+                     "hidden_cover_share", "comeback_max_iou", "look_evidence", "colour_evidence", "anchor_min_score",
+                     "flip_nms_iou", "colour_reacquire_min_score", "colour_reacquire_min_similarity", "fade_min_score"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"propagation.{name} must be in [0, 1], got {value}")

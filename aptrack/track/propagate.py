@@ -53,7 +53,9 @@ identity is created or lost for good. Every frame runs these steps:
    it. An animal with no detection of its own whose box lies mostly
    (``hidden_cover_share``) inside the box of a reported animal that has one
    is taken as hidden behind it (:func:`hidden_behind`): its SOT and colours
-   see the animal in front. Hidden animals keep being predicted (with the
+   see the animal in front. An animal coming back (not reported in the frame
+   before) onto the box of one reported then and now (IoU at least
+   ``comeback_max_iou``) stays hidden too (:func:`crowded_comebacks`). Hidden animals keep being predicted (with the
    motion and the SOT) and come back under their own id. All carried
    animals, hidden ones included, stay available with their scores as
    :attr:`IdentityPropagator.carried`;
@@ -225,6 +227,32 @@ def hidden_behind(boxes_xyxy, has_detection, reported, min_share: float) -> np.n
     inside = box_share_inside_xyxy(b, b[fronts])  # (N, F)
     inside[np.flatnonzero(fronts), np.arange(int(fronts.sum()))] = 0.0  # not behind itself
     return ~np.asarray(has_detection, bool) & (inside.max(axis=1) >= min_share)
+
+
+def crowded_comebacks(boxes_xyxy, was_reported, reported, max_iou: float) -> np.ndarray:
+    """Which animals (N,) bool coming back stay hidden: those reported now but not in the frame before
+    whose box overlaps, by IoU at least ``max_iou``, the box of an animal reported both then and now.
+
+    Parameters
+    ----------
+    boxes_xyxy : (N, 4) pixels
+    was_reported, reported : (N,) bool, in the frame before and now
+    max_iou : float in [0, 1]; 1 takes no animal back (the rule is off)
+
+    Two animals are not in one place: the one that stayed in view keeps it, and
+    the one coming back there is the animal behind it, its carried box drifted
+    onto the front one, taking a second box of it.
+    """
+    b = np.asarray(boxes_xyxy, np.float64).reshape(-1, 4)
+    before, now = np.asarray(was_reported, bool), np.asarray(reported, bool)
+    out = np.zeros(len(b), bool)
+    steady = before & now
+    back = now & ~before
+    if max_iou >= 1.0 or not steady.any() or not back.any():
+        return out
+    iou = box_iou_xyxy(b[back], b[steady])  # an animal is never both
+    out[np.flatnonzero(back)] = iou.max(axis=1) >= max_iou
+    return out
 
 
 def smoothed_reports(visible, scores, fade_min_score: float, min_run_frames: int) -> np.ndarray:
@@ -641,6 +669,7 @@ class IdentityPropagator:
         # whose score seldom reaches it, every animal keeps visible_min_score)
         visible = self._reported_now(seen, self._reported)
         visible &= ~hidden_behind(corrected, det_rows >= 0, visible, cfg.hidden_cover_share)
+        visible &= ~crowded_comebacks(corrected, self._reported, visible, cfg.comeback_max_iou)
         self._reported = visible
         scores = self._discount_duplicates(animals, corrected, seen)
         out = animals.with_(boxes_xyxy=corrected, scores=scores.astype(np.float32))
