@@ -55,8 +55,9 @@ identity is created or lost for good. Every frame runs these steps:
    is taken as hidden behind it (:func:`hidden_behind`): its SOT and colours
    see the animal in front. An animal coming back (not reported in the frame
    before) onto the box of one reported then and now (IoU at least
-   ``comeback_max_iou``) stays hidden too (:func:`crowded_comebacks`). Hidden animals keep being predicted (with the
-   motion and the SOT) and come back under their own id. All carried
+   ``comeback_max_iou``) stays hidden too (:func:`crowded_comebacks`).
+   Hidden animals keep being predicted (with the motion and the SOT) and
+   come back under their own id. All carried
    animals, hidden ones included, stay available with their scores as
    :attr:`IdentityPropagator.carried`;
 9. hindsight (``hindsight_frames`` > 0, with the SOT): an animal found again
